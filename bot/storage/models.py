@@ -1,0 +1,223 @@
+"""SQLAlchemy 2 typed models: the one `Base` whose metadata Alembic migrates.
+
+Types are portable on purpose (JSON, non-native enums backed by VARCHAR + CHECK, timezone-aware
+UTC datetimes) so that SQLite and PostgreSQL behave the same.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    CheckConstraint,
+    DateTime,
+    Enum,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+# Named constraints keep Alembic batch migrations on SQLite (which rebuild tables) reliable.
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# The value of `active_slot` while a row holds the one slot; NULL otherwise. A UNIQUE column admits many
+# NULLs but only one 1, so the database itself allows at most one active model / one live run.
+ACTIVE_SLOT = 1
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timezone-aware UTC datetime on every backend (SQLite drops the offset, so it is restored here).
+
+    Naive datetimes passed in are taken to be UTC already.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+class ModelStatus(enum.StrEnum):
+    CANDIDATE = "candidate"
+    ACTIVE = "active"
+    REJECTED = "rejected"
+    RETIRED = "retired"
+
+
+class RunTrigger(enum.StrEnum):
+    SCHEDULE = "schedule"
+    ADMIN = "admin"
+    CLI = "cli"
+
+
+class RunStatus(enum.StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    REJECTED = "rejected"
+
+
+LIVE_RUN_STATUSES = (RunStatus.QUEUED, RunStatus.RUNNING)
+FINISHED_RUN_STATUSES = (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.REJECTED)
+
+
+def _portable_enum(enum_class: type[enum.Enum], name: str) -> Enum:
+    # VARCHAR + CHECK on every backend; stores the lowercase value, not the member name.
+    return Enum(
+        enum_class,
+        name=name,
+        native_enum=False,
+        create_constraint=True,
+        length=16,
+        values_callable=lambda members: [member.value for member in members],
+        validate_strings=True,
+    )
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class ModelVersion(Base):
+    __tablename__ = "model_versions"
+    __table_args__ = (
+        CheckConstraint(
+            "(status = 'active' AND active_slot IS NOT NULL AND active_slot = 1) OR (status <> 'active' AND active_slot IS NULL)",
+            name="active_slot_matches_status",
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    path: Mapped[str] = mapped_column(String(1024))
+    base_checkpoint: Mapped[str] = mapped_column(String(1024))
+    metrics: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    status: Mapped[ModelStatus] = mapped_column(_portable_enum(ModelStatus, "model_status"))
+    status_reason: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    activated_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    active_slot: Mapped[int | None] = mapped_column(Integer, unique=True)
+
+    def __repr__(self) -> str:
+        return f"ModelVersion(id={self.id}, status={self.status}, path={self.path!r})"
+
+
+class Verdict(Base):
+    __tablename__ = "verdicts"
+    __table_args__ = (
+        UniqueConstraint("chat_id", "message_id"),
+        Index(None, "chat_id", "reply_message_id"),
+        Index(None, "chat_id", "user_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    chat_id: Mapped[int] = mapped_column(BigInteger)
+    message_id: Mapped[int] = mapped_column(BigInteger)
+    user_id: Mapped[int | None] = mapped_column(BigInteger)
+    text: Mapped[str | None] = mapped_column(Text)  # NULL once retention purged it
+    text_length: Mapped[int] = mapped_column(Integer)
+    label: Mapped[int] = mapped_column(Integer)
+    label_name: Mapped[str] = mapped_column(String(64))
+    confidence: Mapped[float] = mapped_column(Float)
+    probabilities: Mapped[dict[str, float]] = mapped_column(JSON)
+    model_version_id: Mapped[int | None] = mapped_column(ForeignKey("model_versions.id", ondelete="SET NULL"))
+    reply_message_id: Mapped[int | None] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
+    text_purged_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    feedback: Mapped[list[Feedback]] = relationship(
+        back_populates="verdict", cascade="all, delete-orphan", passive_deletes=True, lazy="raise"
+    )
+
+    def __repr__(self) -> str:
+        return (
+            f"Verdict(id={self.id}, chat_id={self.chat_id}, message_id={self.message_id}, label={self.label})"
+        )
+
+
+class TrainingRun(Base):
+    __tablename__ = "training_runs"
+    __table_args__ = (
+        CheckConstraint(
+            "(status IN ('queued', 'running') AND active_slot IS NOT NULL AND active_slot = 1)"
+            " OR (status NOT IN ('queued', 'running') AND active_slot IS NULL)",
+            name="active_slot_matches_status",
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    trigger: Mapped[RunTrigger] = mapped_column(_portable_enum(RunTrigger, "run_trigger"))
+    requested_by: Mapped[int | None] = mapped_column(BigInteger)
+    status: Mapped[RunStatus] = mapped_column(_portable_enum(RunStatus, "run_status"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    example_count: Mapped[int | None] = mapped_column(Integer)
+    correction_count: Mapped[int | None] = mapped_column(Integer)
+    model_version_id: Mapped[int | None] = mapped_column(ForeignKey("model_versions.id", ondelete="SET NULL"))
+    error: Mapped[str | None] = mapped_column(Text)
+    log_path: Mapped[str | None] = mapped_column(String(1024))
+    progress: Mapped[str | None] = mapped_column(String(255))
+    active_slot: Mapped[int | None] = mapped_column(Integer, unique=True)
+
+    def __repr__(self) -> str:
+        return f"TrainingRun(id={self.id}, trigger={self.trigger}, status={self.status})"
+
+
+class Feedback(Base):
+    __tablename__ = "feedback"
+    __table_args__ = (
+        UniqueConstraint("verdict_id", "user_id"),
+        Index(None, "user_id", "updated_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    verdict_id: Mapped[int] = mapped_column(ForeignKey("verdicts.id", ondelete="CASCADE"))
+    user_id: Mapped[int] = mapped_column(BigInteger)
+    label: Mapped[int] = mapped_column(Integer)  # the corrected label id
+    is_admin: Mapped[bool] = mapped_column(default=False)  # at the time of the correction
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    voided_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    voided_by: Mapped[int | None] = mapped_column(BigInteger)
+    used_by_run_id: Mapped[int | None] = mapped_column(
+        ForeignKey("training_runs.id", ondelete="SET NULL"), index=True
+    )
+
+    verdict: Mapped[Verdict] = relationship(back_populates="feedback", lazy="raise")
+
+    def __repr__(self) -> str:
+        return f"Feedback(id={self.id}, verdict_id={self.verdict_id}, user_id={self.user_id}, label={self.label})"

@@ -1,0 +1,228 @@
+"""Alembic migrations: up and down, models and migrations agree, and upgrading keeps every row."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import MetaData, func, insert, inspect, select
+
+from bot.storage import (
+    RunTrigger,
+    create_engine,
+    downgrade_database,
+    export_corrections,
+    get_active_model_version,
+    get_stats,
+    make_session_factory,
+    start_training_run,
+    upgrade_database,
+)
+from bot.storage.models import Base, Feedback, TrainingRun, Verdict
+
+CORE_TABLES = {"model_versions", "training_runs", "verdicts", "feedback"}
+CREATED = datetime(2025, 3, 1, 12, 30, tzinfo=UTC)
+
+
+async def table_names(engine) -> set[str]:
+    async with engine.connect() as connection:
+        return set(await connection.run_sync(lambda sync: inspect(sync).get_table_names()))
+
+
+async def current_revision(engine) -> str | None:
+    async with engine.connect() as connection:
+        return await connection.run_sync(lambda sync: MigrationContext.configure(sync).get_current_revision())
+
+
+async def test_upgrade_to_head_and_downgrade_to_base(database_url):
+    engine = create_engine(database_url)
+    try:
+        await asyncio.to_thread(upgrade_database, database_url)
+        assert CORE_TABLES <= await table_names(engine)
+        assert await current_revision(engine) == "0002"
+
+        await asyncio.to_thread(downgrade_database, database_url, "base")
+        assert await table_names(engine) & CORE_TABLES == set()
+        assert await current_revision(engine) is None
+
+        await asyncio.to_thread(upgrade_database, database_url)  # and up again from nothing
+        assert CORE_TABLES <= await table_names(engine)
+    finally:
+        await engine.dispose()
+
+
+async def test_models_and_migrations_agree(migrated_url):
+    engine = create_engine(migrated_url)
+    try:
+        async with engine.connect() as connection:
+            differences = await connection.run_sync(
+                lambda sync: compare_metadata(
+                    MigrationContext.configure(sync, opts={"compare_type": True}), Base.metadata
+                )
+            )
+    finally:
+        await engine.dispose()
+    assert differences == []
+
+
+async def test_upgrading_a_filled_database_keeps_every_row(database_url):
+    await asyncio.to_thread(upgrade_database, database_url, "0001")
+    engine = create_engine(database_url)
+    try:
+        await fill_revision_0001(engine)
+        await asyncio.to_thread(upgrade_database, database_url)
+        assert await current_revision(engine) == "0002"
+        await assert_rows_intact(engine)
+
+        # Downgrading rebuilds tables on SQLite (batch mode); children of rebuilt tables must survive.
+        await asyncio.to_thread(downgrade_database, database_url, "0001")
+        async with engine.connect() as connection:
+            for table, expected in {
+                "verdicts": 3,
+                "feedback": 3,
+                "training_runs": 1,
+                "model_versions": 2,
+            }.items():
+                reflected = MetaData()
+                await connection.run_sync(reflected.reflect, only=[table])
+                count = await connection.scalar(select(func.count()).select_from(reflected.tables[table]))
+                assert count == expected, table
+        await asyncio.to_thread(upgrade_database, database_url)
+        await assert_rows_intact(engine)
+
+        async with make_session_factory(engine)() as session, session.begin():
+            new_run, created = await start_training_run(session, trigger=RunTrigger.CLI, requested_by=None)
+        assert created and new_run.id == 2  # new rows continue after the migrated ones
+    finally:
+        await engine.dispose()
+
+
+async def fill_revision_0001(engine) -> None:
+    """Rows written the way revision 0001 knew them (reflected tables, no ORM: the models are newer).
+
+    Ids come from the database (1, 2, 3 in a fresh one), so its sequences stay in step with the rows."""
+    metadata = MetaData()
+    async with engine.begin() as connection:
+        await connection.run_sync(lambda sync: metadata.reflect(sync))
+        tables = metadata.tables
+        await connection.execute(
+            insert(tables["model_versions"]),
+            [
+                {
+                    "path": "models/v1",
+                    "base_checkpoint": "base",
+                    "metrics": {"accuracy": 0.85},
+                    "status": "retired",
+                    "created_at": CREATED,
+                    "activated_at": CREATED,
+                    "active_slot": None,
+                },
+                {
+                    "path": "models/v2",
+                    "base_checkpoint": "models/v1",
+                    "metrics": {"accuracy": 0.87},
+                    "status": "active",
+                    "created_at": CREATED,
+                    "activated_at": CREATED,
+                    "active_slot": 1,
+                },
+            ],
+        )
+        await connection.execute(
+            insert(tables["training_runs"]),
+            [
+                {
+                    "trigger": "schedule",
+                    "status": "succeeded",
+                    "created_at": CREATED,
+                    "finished_at": CREATED,
+                    "example_count": 4000,
+                    "correction_count": 2,
+                    "model_version_id": 2,
+                    "active_slot": None,
+                }
+            ],
+        )
+        await connection.execute(
+            insert(tables["verdicts"]),
+            [
+                {
+                    "chat_id": -100,
+                    "message_id": verdict_id,
+                    "user_id": 7,
+                    "text": text,
+                    "text_length": len(text),
+                    "label": label,
+                    "label_name": ["부정", "긍정"][label],
+                    "confidence": 0.9,
+                    "probabilities": {"부정": 0.1, "긍정": 0.9},
+                    "model_version_id": 2,
+                    "reply_message_id": 100 + verdict_id,
+                    "created_at": CREATED,
+                }
+                for verdict_id, text, label in [(1, "재밌다", 1), (2, "지루하다", 1), (3, "별로", 0)]
+            ],
+        )
+        await connection.execute(
+            insert(tables["feedback"]),
+            [
+                {
+                    "verdict_id": 2,
+                    "user_id": 8,
+                    "label": 0,
+                    "is_admin": False,
+                    "created_at": CREATED,
+                    "updated_at": CREATED,
+                    "used_by_run_id": 1,
+                },
+                {
+                    "verdict_id": 2,
+                    "user_id": 9,
+                    "label": 0,
+                    "is_admin": False,
+                    "created_at": CREATED,
+                    "updated_at": CREATED,
+                    "used_by_run_id": None,
+                },
+                {
+                    "verdict_id": 3,
+                    "user_id": 1000,
+                    "label": 1,
+                    "is_admin": True,
+                    "created_at": CREATED,
+                    "updated_at": CREATED,
+                    "used_by_run_id": None,
+                },
+            ],
+        )
+
+
+async def assert_rows_intact(engine) -> None:
+    session_factory = make_session_factory(engine)
+    async with session_factory() as session:
+        verdicts = (await session.scalars(select(Verdict).order_by(Verdict.id))).all()
+        feedback = (await session.scalars(select(Feedback).order_by(Feedback.id))).all()
+        run = await session.get(TrainingRun, 1)
+        active = await get_active_model_version(session)
+        stats = await get_stats(session)
+        corrections = await export_corrections(session, require_agreement=True)
+
+    assert [(v.id, v.text, v.label, v.reply_message_id) for v in verdicts] == [
+        (1, "재밌다", 1, 101),
+        (2, "지루하다", 1, 102),
+        (3, "별로", 0, 103),
+    ]
+    assert all(v.created_at == CREATED and v.text_purged_at is None for v in verdicts)
+    assert [(f.id, f.verdict_id, f.label, f.used_by_run_id, f.voided_at) for f in feedback] == [
+        (1, 2, 0, 1, None),
+        (2, 2, 0, None, None),
+        (3, 3, 1, None, None),
+    ]
+    assert (run.example_count, run.model_version_id, run.progress) == (4000, 2, None)
+    assert active.id == 2 and active.metrics == {"accuracy": 0.87}
+    assert (
+        stats.verdicts == 3 and stats.corrections == 3 and stats.verdicts_by_label == {"긍정": 2, "부정": 1}
+    )
+    assert {(c.verdict_id, c.label) for c in corrections} == {(2, 0), (3, 1)}
