@@ -22,6 +22,8 @@ class Settings(BaseSettings):
     webhook_secret: SecretStr | None = None
     webhook_listen: str = "0.0.0.0"
     webhook_port: int = 8443
+    telegram_timeout_seconds: float = Field(10.0, gt=0)  # each Bot API request (connect/read/write/pool)
+    telegram_send_attempts: int = Field(4, ge=1)  # tries per request on 429, 5xx and timeouts
 
     # Storage
     database_url: str = "sqlite+aiosqlite:///data/moderator.db"
@@ -33,6 +35,7 @@ class Settings(BaseSettings):
     base_model: str = "kykim/bert-kor-base"
     korpora_root: Path | None = None  # None: Korpora's default (~/Korpora)
     base_data: Path | None = None  # CSV/TSV used instead of NSMC for retraining
+    base_eval_data: Path | None = None  # fixed evaluation CSV/TSV for retraining (default: held out of base_data)
     quantize: bool = False  # dynamic int8 on CPU
 
     # Serving
@@ -51,6 +54,9 @@ class Settings(BaseSettings):
     correction_holdout_fraction: float = Field(0.2, ge=0.0, lt=1.0)
     promotion_tolerance: float = 0.5  # accuracy points the candidate may lose on the base evaluation set
     runs_dir: Path = Path("runs")
+    retrain_batch_size: int = Field(16, ge=1)
+    retrain_learning_rate: float | None = None  # None: the trainer's default for the base
+    retrain_max_length: int | None = None  # None: the model's maximum
 
     # Feedback guard
     feedback_rate_limit_per_hour: int = Field(30, ge=1)

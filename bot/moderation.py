@@ -1,0 +1,423 @@
+"""The bot's use cases, free of Telegram: each takes plain data and returns a `Reply` (Korean text + buttons).
+
+The Telegram handlers (`bot.telegram.handlers`) and the terminal mode (`bot.telegram.chat`) both call this.
+Every use case opens its own short transaction; a verdict is committed before its reply is sent, so it
+survives a failed send.
+
+Buttons carry their action in the callback data: `ok:<verdict id>` (맞아요: only thanks, nothing is
+stored, so statistics count real corrections only), `wrong:<verdict id>` (틀렸어요) and
+`label:<verdict id>:<label id>` (the chosen label when a model has more than two classes).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, ParamSpec, Protocol
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from bot import storage
+from bot.serving import MicroBatcher, NoActiveModelError, ServingModel, load_classifier
+from bot.settings import Settings
+from bot.storage import InvalidDataError, RunTrigger, StorageError
+from bot.telegram import texts
+from classifier.errors import EmptyTextError
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+    from classifier import Verdict
+
+logger = logging.getLogger(__name__)
+
+WRONG_WORDS = frozenset({"wrong", "틀렸어요", "틀림", "오답", "x"})
+
+
+class RunReporter(Protocol):
+    """Where a training run reports to (one message edited with progress, then the result)."""
+
+    async def progress(self, run_id: int, text: str) -> None: ...
+
+    async def finished(self, run_id: int, text: str) -> None: ...
+
+
+class Retrainer(Protocol):
+    """The retraining service, as the bot needs it: queue a run, returns (run id, newly created)."""
+
+    async def request_run(
+        self, *, trigger: RunTrigger, requested_by: int | None, reporter: RunReporter | None
+    ) -> tuple[int, bool]: ...
+
+
+@dataclass(frozen=True)
+class Button:
+    text: str
+    data: str  # callback data, at most 64 bytes
+
+
+@dataclass(frozen=True)
+class Reply:
+    text: str
+    buttons: tuple[Button, ...] = ()
+    verdict_id: int | None = None  # the verdict this reply announces; its message id is stored after sending
+    run_id: int | None = None  # the training run this reply announces
+
+
+@dataclass(frozen=True)
+class Actor:
+    user_id: int | None
+    is_admin: bool
+
+
+@dataclass(frozen=True)
+class IncomingText:
+    chat_id: int
+    message_id: int
+    user_id: int | None
+    text: str
+
+
+P = ParamSpec("P")
+
+
+def _friendly_errors(method: Callable[P, Awaitable[Reply]]) -> Callable[P, Awaitable[Reply]]:
+    """Storage trouble or a missing model becomes a Korean apology instead of an exception."""
+
+    @functools.wraps(method)
+    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> Reply:
+        try:
+            return await method(*args, **kwargs)
+        except InvalidDataError as exc:
+            return Reply(texts.INVALID_DATA.format(detail=exc))
+        except NoActiveModelError:
+            return Reply(texts.NO_MODEL)
+        except (StorageError, SQLAlchemyError, OSError):
+            logger.exception("storage failed in %s", method.__name__)
+            return Reply(texts.STORAGE_ERROR)
+
+    return wrapper
+
+
+class Moderation:
+    def __init__(
+        self,
+        *,
+        session_factory: async_sessionmaker[AsyncSession],
+        serving: ServingModel,
+        batcher: MicroBatcher,
+        settings: Settings,
+        retrainer: Retrainer | None = None,
+    ) -> None:
+        self.session_factory = session_factory
+        self.serving = serving
+        self.batcher = batcher
+        self.settings = settings
+        self.retrainer = retrainer
+
+    def _transaction(self) -> Any:
+        return self.session_factory.begin()
+
+    # -- classification -------------------------------------------------------------------------
+
+    @_friendly_errors
+    async def classify(self, message: IncomingText, *, show_probabilities: bool = False) -> Reply:
+        """Classify a message, store the verdict, and return the reply announcing it."""
+        # PostgreSQL text cannot hold NUL; it carries no meaning in a review.
+        text = message.text.replace("\x00", "")
+        if len(text) > self.settings.max_text_length:
+            return Reply(texts.TEXT_TOO_LONG.format(length=len(text), limit=self.settings.max_text_length))
+        try:
+            verdict, version_id = await self.batcher.classify(text)
+        except EmptyTextError:
+            return Reply(texts.EMPTY_TEXT)
+        async with self._transaction() as session:
+            row = await storage.add_verdict(
+                session,
+                chat_id=message.chat_id,
+                message_id=message.message_id,
+                user_id=message.user_id,
+                text=text,
+                label=verdict.label,
+                label_name=verdict.label_name,
+                confidence=verdict.confidence,
+                probabilities=verdict.probabilities,
+                model_version_id=version_id,
+                max_text_length=self.settings.max_text_length,
+            )
+        return Reply(
+            _verdict_text(verdict, show_probabilities=show_probabilities),
+            buttons=(
+                Button(texts.BUTTON_RIGHT, f"ok:{row.id}"),
+                Button(texts.BUTTON_WRONG, f"wrong:{row.id}"),
+            ),
+            verdict_id=row.id,
+        )
+
+    async def remember_reply(self, *, verdict_id: int, reply_message_id: int) -> None:
+        """Store the id of the message that announced a verdict (so replies to it find the verdict)."""
+        try:
+            async with self._transaction() as session:
+                await storage.set_reply_message_id(
+                    session, verdict_id=verdict_id, reply_message_id=reply_message_id
+                )
+        except (StorageError, SQLAlchemyError, OSError):
+            # The verdict itself is stored; only replies to the bot's message cannot find it.
+            logger.exception("could not store reply message id for verdict %s", verdict_id)
+
+    # -- feedback -------------------------------------------------------------------------------
+
+    @_friendly_errors
+    async def feedback(
+        self, *, actor: Actor, chat_id: int, target_message_id: int | None, argument: str
+    ) -> Reply:
+        """`/feedback wrong` or `/feedback <label>`, about the replied-to verdict or the user's latest one."""
+        argument = argument.strip()
+        if not argument:
+            return Reply(texts.FEEDBACK_USAGE)
+        async with self._transaction() as session:
+            if target_message_id is not None:
+                verdict = await storage.find_verdict_by_message(
+                    session, chat_id=chat_id, message_id=target_message_id
+                )
+            elif actor.user_id is not None:
+                verdict = await storage.latest_verdict_for_user(
+                    session, chat_id=chat_id, user_id=actor.user_id
+                )
+            else:
+                verdict = None
+        if verdict is None:
+            return Reply(texts.FEEDBACK_NO_VERDICT)
+        labels = self._labels()
+        if argument.lower() in WRONG_WORDS:
+            return await self._wrong(
+                actor=actor, verdict_id=verdict.id, predicted=verdict.label, labels=labels
+            )
+        label = _parse_label(argument, labels)
+        if label is None:
+            return Reply(
+                texts.FEEDBACK_UNKNOWN_LABEL.format(given=argument, labels=", ".join(labels.values()))
+            )
+        if label == verdict.label:
+            return Reply(texts.FEEDBACK_SAME_AS_VERDICT.format(label=labels[label]))
+        return await self._record(actor=actor, verdict_id=verdict.id, label=label, labels=labels)
+
+    @_friendly_errors
+    async def button(self, *, actor: Actor, chat_id: int, data: str) -> Reply:
+        """A press of one of the verdict's inline buttons."""
+        action, _, rest = data.partition(":")
+        parts = rest.split(":")
+        if action not in {"ok", "wrong", "label"} or not all(part.lstrip("-").isdigit() for part in parts):
+            return Reply(texts.FEEDBACK_NO_VERDICT)
+        verdict_id = int(parts[0])
+        async with self._transaction() as session:
+            verdict = await storage.get_verdict(session, verdict_id=verdict_id)
+        # Callback data comes from the client: only act on verdicts of the chat the button is in.
+        if verdict is None or verdict.chat_id != chat_id:
+            return Reply(texts.FEEDBACK_NOT_YOURS)
+        if action == "ok":
+            return Reply(texts.FEEDBACK_THANKS)
+        labels = self._labels()
+        if action == "wrong":
+            return await self._wrong(
+                actor=actor, verdict_id=verdict.id, predicted=verdict.label, labels=labels
+            )
+        if len(parts) != 2 or int(parts[1]) not in labels:
+            return Reply(
+                texts.FEEDBACK_UNKNOWN_LABEL.format(given=parts[-1], labels=", ".join(labels.values()))
+            )
+        return await self._record(actor=actor, verdict_id=verdict.id, label=int(parts[1]), labels=labels)
+
+    async def _wrong(self, *, actor: Actor, verdict_id: int, predicted: int, labels: dict[int, str]) -> Reply:
+        others = [label for label in labels if label != predicted]
+        if len(others) == 1:
+            return await self._record(actor=actor, verdict_id=verdict_id, label=others[0], labels=labels)
+        return Reply(
+            texts.FEEDBACK_CHOOSE,
+            buttons=tuple(Button(labels[label], f"label:{verdict_id}:{label}") for label in others),
+        )
+
+    async def _record(self, *, actor: Actor, verdict_id: int, label: int, labels: dict[int, str]) -> Reply:
+        if actor.user_id is None:
+            return Reply(texts.FEEDBACK_NO_VERDICT)
+        limit = self.settings.feedback_rate_limit_per_hour
+        async with self._transaction() as session:
+            if not actor.is_admin:
+                recent = await storage.count_feedback_by_user_since(
+                    session, user_id=actor.user_id, since=datetime.now(UTC) - timedelta(hours=1)
+                )
+                if recent >= limit:
+                    logger.info("feedback rate limit reached by user %s", actor.user_id)
+                    return Reply(texts.FEEDBACK_RATE_LIMITED.format(limit=limit))
+            _, changed = await storage.record_feedback(
+                session,
+                verdict_id=verdict_id,
+                user_id=actor.user_id,
+                label=label,
+                num_labels=len(labels),
+                is_admin=actor.is_admin,
+            )
+        template = texts.FEEDBACK_RECORDED if changed else texts.FEEDBACK_ALREADY
+        return Reply(template.format(label=labels[label]))
+
+    def _labels(self) -> dict[int, str]:
+        return dict(sorted(self.serving.active.classifier.id2label.items()))
+
+    # -- information ----------------------------------------------------------------------------
+
+    @_friendly_errors
+    async def stats(self) -> Reply:
+        async with self._transaction() as session:
+            numbers = await storage.get_stats(session)
+            active = await storage.get_active_model_version(session)
+        by_label = "".join(
+            texts.STATS_BY_LABEL_LINE.format(label=label, count=count)
+            for label, count in sorted(numbers.verdicts_by_label.items())
+        )
+        return Reply(
+            texts.STATS.format(
+                verdicts=numbers.verdicts,
+                corrections=numbers.corrections,
+                corrected_verdicts=numbers.corrected_verdicts,
+                corrected_share=100.0 * numbers.corrected_share,
+                by_label=by_label,
+                model=_describe_model(active),
+            )
+        )
+
+    @_friendly_errors
+    async def model_info(self) -> Reply:
+        async with self._transaction() as session:
+            active = await storage.get_active_model_version(session)
+        return Reply(texts.MODEL_INFO_HEADER + _describe_model(active))
+
+    # -- administration -------------------------------------------------------------------------
+
+    def _refuse(self, actor: Actor, command: str) -> Reply:
+        logger.warning("non-admin user %s tried /%s", actor.user_id, command)
+        return Reply(texts.ADMIN_ONLY)
+
+    @_friendly_errors
+    async def runs(self, *, actor: Actor) -> Reply:
+        if not actor.is_admin:
+            return self._refuse(actor, "runs")
+        async with self._transaction() as session:
+            runs = await storage.list_training_runs(session, limit=10)
+        if not runs:
+            return Reply(texts.RUNS_NONE)
+        lines = [texts.RUNS_HEADER]
+        for run in runs:
+            details = f" — {run.error or run.progress}" if (run.error or run.progress) else ""
+            lines.append(
+                texts.RUN_LINE.format(
+                    id=run.id,
+                    status=_value(run.status),
+                    trigger=_value(run.trigger),
+                    created=_when(run.created_at),
+                    details=details[:200],
+                )
+            )
+        return Reply("\n".join(lines))
+
+    @_friendly_errors
+    async def retrain(self, *, actor: Actor, trigger: RunTrigger, reporter: RunReporter | None) -> Reply:
+        if not actor.is_admin:
+            return self._refuse(actor, "retrain")
+        if self.retrainer is not None:
+            run_id, created = await self.retrainer.request_run(
+                trigger=trigger, requested_by=actor.user_id, reporter=reporter
+            )
+        else:
+            async with self._transaction() as session:
+                run, created = await storage.start_training_run(
+                    session, trigger=trigger, requested_by=actor.user_id
+                )
+                run_id = run.id
+        template = texts.RETRAIN_QUEUED if created else texts.RETRAIN_ALREADY
+        return Reply(template.format(run_id=run_id), run_id=run_id)
+
+    @_friendly_errors
+    async def rollback(self, *, actor: Actor) -> Reply:
+        if not actor.is_admin:
+            return self._refuse(actor, "rollback")
+        async with self._transaction() as session:
+            active = await storage.get_active_model_version(session)
+            previous = await storage.previous_model_version(session)
+        if previous is None:
+            return Reply(texts.ROLLBACK_NONE)
+        try:
+            classifier = await load_classifier(previous.path, quantize=self.settings.quantize)
+        except Exception as exc:
+            logger.exception("rollback to model version %s failed", previous.id)
+            return Reply(texts.ROLLBACK_FAILED.format(id=previous.id, detail=str(exc)[:300]))
+        async with self._transaction() as session:
+            await storage.activate_model_version(session, version_id=previous.id)
+        self.serving.swap(classifier, previous.id)
+        logger.info("admin %s rolled back to model version %s", actor.user_id, previous.id)
+        return Reply(texts.ROLLBACK_DONE.format(old=active.id if active else "-", new=previous.id))
+
+    @_friendly_errors
+    async def void(self, *, actor: Actor, argument: str) -> Reply:
+        if not actor.is_admin:
+            return self._refuse(actor, "void")
+        argument = argument.strip()
+        if not argument.lstrip("-").isdigit():
+            return Reply(texts.VOID_USAGE)
+        async with self._transaction() as session:
+            count = await storage.void_feedback_of_user(
+                session, user_id=int(argument), voided_by=actor.user_id
+            )
+        logger.info("admin %s voided %d corrections of user %s", actor.user_id, count, argument)
+        return Reply(texts.VOID_DONE.format(user_id=int(argument), count=count))
+
+
+def _verdict_text(verdict: Verdict, *, show_probabilities: bool) -> str:
+    text = texts.VERDICT.format(label=verdict.label_name, confidence=100.0 * verdict.confidence)
+    if show_probabilities:
+        lines = [texts.PROBABILITIES_HEADER]
+        lines += [
+            texts.PROBABILITY_LINE.format(label=label, probability=100.0 * probability)
+            for label, probability in verdict.probabilities.items()
+        ]
+        text += "\n" + "\n".join(lines)
+    if verdict.truncated:
+        text += texts.VERDICT_TRUNCATED_NOTE
+    return text
+
+
+def _parse_label(argument: str, labels: dict[int, str]) -> int | None:
+    wanted = argument.strip().casefold()
+    for label_id, name in labels.items():
+        if name.casefold() == wanted:
+            return label_id
+    if wanted.isdigit() and int(wanted) in labels:
+        return int(wanted)
+    return None
+
+
+def _describe_model(version: Any) -> str:
+    if version is None:
+        return texts.MODEL_NONE
+    metrics = version.metrics or {}
+    return texts.MODEL_INFO.format(
+        id=version.id,
+        status=_value(version.status),
+        accuracy=_percent(metrics.get("accuracy")),
+        macro_f1=_percent(metrics.get("macro_f1")),
+        created=_when(version.created_at),
+    )
+
+
+def _percent(value: object) -> str:
+    return f"{100.0 * value:.1f}%" if isinstance(value, int | float) else texts.METRIC_UNKNOWN
+
+
+def _when(moment: datetime | None) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M") if moment else "-"
+
+
+def _value(enum_or_text: object) -> str:
+    return str(getattr(enum_or_text, "value", enum_or_text))

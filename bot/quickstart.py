@@ -1,0 +1,119 @@
+"""`make run`: the main job on a fresh machine.
+
+Migrates the database, trains and imports a first model when none is active, predicts a few sample reviews in
+the tutorial's style, then starts the bot (or the terminal chat when there is no Telegram token).
+Every step goes through the `moderator` commands, so this file only decides what to run.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+from bot.cli import main as moderator
+from bot.settings import get_settings
+
+logger = logging.getLogger("quickstart")
+
+SHARED_DIR = Path(__file__).resolve().parents[1].parent / "shared"
+SHARED_ENCODER = SHARED_DIR / "models" / "multilingual-e5-small-ko"
+SHARED_KORPORA = SHARED_DIR / "korpora"
+FIRST_MODEL_DIR = Path("models") / "first"
+SAMPLE_REVIEWS = (
+    "배우들 연기가 정말 좋았고 마지막 장면은 잊을 수가 없네요",
+    "돈이 아깝다. 두 시간 내내 지루했음",
+    "그냥 볼만했어요",
+)
+
+
+def _hub_reachable(name: str) -> bool:
+    from transformers import AutoConfig
+
+    try:
+        AutoConfig.from_pretrained(name)
+    except OSError:
+        return False
+    return True
+
+
+def choose_base(configured: str) -> str:
+    """The configured checkpoint where it loads; offline, the shared pretrained encoder, else a scratch BERT."""
+    if Path(configured).exists() or _hub_reachable(configured):
+        return configured
+    if SHARED_ENCODER.exists():
+        print(f"{configured} is not reachable (no model hub here); fine-tuning {SHARED_ENCODER} instead.")
+        return str(SHARED_ENCODER)
+    print(f"{configured} is not reachable and {SHARED_ENCODER} is absent; training a small BERT from scratch.")
+    return "scratch"
+
+
+def train_first_model(settings) -> int:
+    base = choose_base(settings.base_model)
+    korpora_root = settings.korpora_root or (SHARED_KORPORA if SHARED_KORPORA.exists() else None)
+    output = FIRST_MODEL_DIR
+    if not (output / "config.json").exists():
+        args = ["train", "--base", base, "--output", str(output), "--train-size", "2000", "--eval-size", "500"]
+        args += ["--epochs", "1", "--max-length", "128"]
+        if korpora_root is not None:
+            args += ["--korpora-root", str(korpora_root)]
+        print("Training a first model:", "moderator", " ".join(args))
+        if code := moderator(args):
+            return code
+    return moderator(["model", "import", str(output)])
+
+
+def has_active_model(settings) -> bool:
+    import asyncio
+
+    from bot import storage
+
+    async def active() -> bool:
+        await asyncio.to_thread(storage.upgrade_database, settings.database_url)
+        engine = storage.create_engine(settings.database_url)
+        try:
+            async with storage.make_session_factory(engine).begin() as session:
+                return await storage.get_active_model_version(session) is not None
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(active())
+
+
+def active_model_path(settings) -> str:
+    import asyncio
+
+    from bot import storage
+
+    async def path() -> str:
+        engine = storage.create_engine(settings.database_url)
+        try:
+            async with storage.make_session_factory(engine).begin() as session:
+                return (await storage.get_active_model_version(session)).path
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(path())
+
+
+def main() -> int:
+    settings = get_settings()
+    if not has_active_model(settings):
+        if code := train_first_model(settings):
+            return code
+    print("\nSample predictions with the active model:")
+    if code := moderator(["predict", "--model", active_model_path(settings), *SAMPLE_REVIEWS]):
+        return code
+    token = settings.telegram_bot_token
+    if token is not None and token.get_secret_value().strip():
+        return moderator(["run"])
+    print("\nTELEGRAM_BOT_TOKEN is not set (see .env.example), so the bot is not connected to Telegram.")
+    if sys.stdin.isatty():
+        print("Starting the terminal chat instead (the same handlers; Ctrl-D quits).\n")
+        return moderator(["chat"])
+    print("Talk to the moderator in the terminal with: .venv/bin/moderator chat")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,178 @@
+"""Serving: the active classifier (hot-swappable) and a micro-batcher in front of it.
+
+Inference is CPU-bound, so it always runs in a worker thread; the event loop only queues texts
+and hands out results.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from classifier.errors import EmptyTextError
+
+if TYPE_CHECKING:
+    from classifier import Classifier, Verdict
+
+logger = logging.getLogger(__name__)
+
+
+class NoActiveModelError(RuntimeError):
+    """Serving was asked to classify before any model was loaded."""
+
+
+@dataclass(frozen=True)
+class ActiveModel:
+    classifier: Classifier
+    version_id: int | None
+
+
+class ServingModel:
+    """Holds the active classifier and the id of the model version it was loaded from.
+
+    `swap` replaces both in one assignment, so a batch that already took the old pair finishes on it.
+    """
+
+    def __init__(self, classifier: Classifier | None = None, version_id: int | None = None) -> None:
+        self._active: ActiveModel | None = None if classifier is None else ActiveModel(classifier, version_id)
+
+    @property
+    def active(self) -> ActiveModel:
+        active = self._active
+        if active is None:
+            raise NoActiveModelError("no model is loaded")
+        return active
+
+    @property
+    def is_loaded(self) -> bool:
+        return self._active is not None
+
+    def swap(self, classifier: Classifier, version_id: int | None) -> None:
+        self._active = ActiveModel(classifier, version_id)
+        logger.info("serving model version %s from %s", version_id, classifier.path)
+
+    async def load_version(self, *, path: str | Path, version_id: int | None, quantize: bool = False) -> None:
+        """Load a model version directory off the event loop, then swap it in."""
+        self.swap(await load_classifier(path, quantize=quantize), version_id)
+
+
+async def load_classifier(path: str | Path, *, quantize: bool = False) -> Classifier:
+    from classifier import Classifier
+
+    return await asyncio.to_thread(Classifier.load, Path(path), quantize=quantize)
+
+
+@dataclass
+class _Pending:
+    text: str
+    future: asyncio.Future[tuple[Verdict, int | None]]
+
+
+class MicroBatcher:
+    """Collects concurrent `classify` calls for up to `window_ms` and predicts them as one batch.
+
+    One worker thread runs the batches one after another: while a batch is being predicted, new
+    texts queue up and form the next batch, so throughput grows with load. `window_ms=0` turns
+    batching off: every text is predicted alone (the baseline for the benchmark).
+    """
+
+    def __init__(self, serving: ServingModel, *, window_ms: float, max_batch: int) -> None:
+        if max_batch < 1:
+            raise ValueError("max_batch must be at least 1")
+        self._serving = serving
+        self._window_s = max(window_ms, 0.0) / 1000.0
+        self._max_batch = max_batch
+        self._queue: asyncio.Queue[_Pending] | None = None
+        self._worker: asyncio.Task[None] | None = None
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inference")
+
+    @property
+    def batching(self) -> bool:
+        return self._window_s > 0 and self._max_batch > 1
+
+    async def classify(self, text: str) -> tuple[Verdict, int | None]:
+        """The verdict for `text` and the id of the model version that produced it."""
+        if not text or not text.strip():
+            raise EmptyTextError(0)
+        if not self.batching:
+            active = self._serving.active
+            (verdict,) = await self._run_in_worker(active.classifier, [text])
+            return verdict, active.version_id
+        if self._worker is None or self._worker.done():
+            self._queue = asyncio.Queue()
+            self._worker = asyncio.create_task(self._batch_loop(), name="micro-batcher")
+        assert self._queue is not None
+        future: asyncio.Future[tuple[Verdict, int | None]] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait(_Pending(text, future))
+        return await future
+
+    async def aclose(self) -> None:
+        """Stop the batch loop; texts still waiting get a RuntimeError instead of hanging."""
+        if self._worker is not None:
+            self._worker.cancel()
+            try:
+                await self._worker
+            except asyncio.CancelledError:
+                pass
+            self._worker = None
+        if self._queue is not None:
+            while not self._queue.empty():
+                pending = self._queue.get_nowait()
+                if not pending.future.done():
+                    pending.future.set_exception(RuntimeError("the classifier is shutting down"))
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+    async def _run_in_worker(self, classifier: Classifier, texts: list[str]) -> list[Verdict]:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(
+            self._executor, lambda: classifier.predict(texts, batch_size=self._max_batch)
+        )
+
+    async def _batch_loop(self) -> None:
+        assert self._queue is not None
+        loop = asyncio.get_running_loop()
+        while True:
+            batch = [await self._queue.get()]
+            deadline = loop.time() + self._window_s
+            while len(batch) < self._max_batch:
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    break
+                try:
+                    batch.append(await asyncio.wait_for(self._queue.get(), remaining))
+                except TimeoutError:
+                    break
+            # Whatever else arrived meanwhile rides along, up to the batch limit.
+            while len(batch) < self._max_batch and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            await self._predict_batch(batch)
+
+    async def _predict_batch(self, batch: list[_Pending]) -> None:
+        batch = [pending for pending in batch if not pending.future.done()]  # skip cancelled callers
+        if not batch:
+            return
+        try:
+            active = self._serving.active  # taken once: the whole batch runs on one model version
+        except NoActiveModelError as exc:
+            for pending in batch:
+                pending.future.set_exception(exc)
+            return
+        try:
+            verdicts = await self._run_in_worker(active.classifier, [pending.text for pending in batch])
+        except Exception as exc:
+            if len(batch) == 1:
+                if not batch[0].future.done():
+                    batch[0].future.set_exception(exc)
+                return
+            # One bad text must not fail its neighbours: retry them one by one.
+            logger.warning("batch of %d failed; retrying texts one by one", len(batch), exc_info=True)
+            for pending in batch:
+                await self._predict_batch([pending])
+            return
+        for pending, verdict in zip(batch, verdicts, strict=True):
+            if not pending.future.done():
+                pending.future.set_result((verdict, active.version_id))

@@ -1,0 +1,306 @@
+"""`moderator run | chat | model ...`: the bot, the terminal chat, and model version management."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import shutil
+import sys
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+from urllib.parse import urlparse
+
+if TYPE_CHECKING:
+    from bot.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+EXIT_NOT_READY = 2
+FIRST_MODEL_HINT = (
+    "moderator train --base ../shared/models/multilingual-e5-small-ko --output models/first"
+    " && moderator model import models/first"
+)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    run = subparsers.add_parser(
+        "run", help="start the Telegram bot (long polling, or a webhook when WEBHOOK_URL is set)"
+    )
+    run.set_defaults(func=run_command)
+
+    chat = subparsers.add_parser("chat", help="talk to the moderator in the terminal (no Telegram needed)")
+    chat.set_defaults(func=chat_command)
+
+    model = subparsers.add_parser("model", help="manage model versions")
+    model_commands = model.add_subparsers(dest="model_command", required=True, metavar="ACTION")
+    model_import = model_commands.add_parser(
+        "import", help="validate, copy under MODEL_DIR and register a model directory"
+    )
+    model_import.add_argument(
+        "directory", type=Path, help="a model version directory (save_pretrained files)"
+    )
+    model_import.add_argument(
+        "--activate", action="store_true", help="activate it even when another is active"
+    )
+    model_import.set_defaults(func=model_import_command)
+    model_list = model_commands.add_parser("list", help="list model versions")
+    model_list.add_argument("--limit", type=int, default=20)
+    model_list.set_defaults(func=model_list_command)
+    model_activate = model_commands.add_parser("activate", help="make a model version the active one")
+    model_activate.add_argument("version_id", type=int)
+    model_activate.set_defaults(func=model_activate_command)
+
+
+@dataclass(frozen=True)
+class ActiveVersion:
+    version_id: int
+    path: Path
+
+
+def _settings() -> Settings:
+    from bot.settings import get_settings
+
+    return get_settings()
+
+
+def _no_model_message() -> str:
+    return (
+        "No trained model is active yet, so there is nothing to answer with.\n"
+        f"Train a first model and import it:\n  {FIRST_MODEL_HINT}"
+    )
+
+
+async def _prepare_database(settings: Settings) -> ActiveVersion | None:
+    """Migrations, recovery of runs left by a crashed process, and the active model version."""
+    from bot import storage
+
+    await asyncio.to_thread(storage.upgrade_database, settings.database_url)
+    engine = storage.create_engine(settings.database_url)
+    try:
+        async with storage.make_session_factory(engine).begin() as session:
+            failed = await storage.fail_stale_runs(
+                session, reason="the bot restarted while the run was in progress"
+            )
+            if failed:
+                logger.warning("marked %d interrupted training run(s) as failed", failed)
+            active = await storage.get_active_model_version(session)
+    finally:
+        await engine.dispose()
+    return None if active is None else ActiveVersion(active.id, Path(active.path))
+
+
+def _build_moderation(
+    settings: Settings, classifier: object, version_id: int
+):  # -> (Moderation, AsyncEngine)
+    from bot import storage
+    from bot.moderation import Moderation
+    from bot.serving import MicroBatcher, ServingModel
+
+    engine = storage.create_engine(settings.database_url)
+    serving = ServingModel(classifier, version_id)  # type: ignore[arg-type]
+    moderation = Moderation(
+        session_factory=storage.make_session_factory(engine),
+        serving=serving,
+        batcher=MicroBatcher(serving, window_ms=settings.batch_window_ms, max_batch=settings.max_batch_size),
+        settings=settings,
+    )
+    return moderation, engine
+
+
+def _load_classifier(settings: Settings, active: ActiveVersion):
+    from classifier import Classifier
+
+    return Classifier.load(active.path, quantize=settings.quantize)
+
+
+def run_command(args: argparse.Namespace) -> int:
+    settings = _settings()
+    if settings.telegram_bot_token is None or not settings.telegram_bot_token.get_secret_value().strip():
+        print(
+            "TELEGRAM_BOT_TOKEN is not set (environment or .env), so the bot cannot connect to Telegram.\n"
+            "Get a token from @BotFather, or try the moderator in the terminal: moderator chat",
+            file=sys.stderr,
+        )
+        return EXIT_NOT_READY
+    from telegram import Update
+
+    from bot.telegram.app import build_application
+    from bot.telegram.redaction import install_token_redaction
+
+    install_token_redaction(settings.telegram_bot_token.get_secret_value())
+    active = asyncio.run(_prepare_database(settings))
+    if active is None:
+        print(_no_model_message(), file=sys.stderr)
+        return EXIT_NOT_READY
+    classifier = _load_classifier(settings, active)
+    moderation, engine = _build_moderation(settings, classifier, active.version_id)
+    application = build_application(settings, moderation=moderation, engine=engine)
+    from bot.retraining import attach_retraining
+
+    attach_retraining(application, settings=settings, moderation=moderation)  # /retrain, schedule, hot swap
+    # run_polling/run_webhook stop cleanly on SIGINT/SIGTERM: in-flight updates finish, then post_shutdown.
+    if settings.webhook_url:
+        logger.info(
+            "starting the bot with a webhook on %s:%d", settings.webhook_listen, settings.webhook_port
+        )
+        application.run_webhook(
+            listen=settings.webhook_listen,
+            port=settings.webhook_port,
+            url_path=urlparse(settings.webhook_url).path.lstrip("/"),
+            webhook_url=settings.webhook_url,
+            secret_token=settings.webhook_secret.get_secret_value() if settings.webhook_secret else None,
+            allowed_updates=Update.ALL_TYPES,
+        )
+    else:
+        logger.info("starting the bot with long polling")
+        application.run_polling(allowed_updates=Update.ALL_TYPES)
+    return 0
+
+
+def chat_command(args: argparse.Namespace) -> int:
+    settings = _settings()
+    active = asyncio.run(_prepare_database(settings))
+    if active is None:
+        print(_no_model_message(), file=sys.stderr)
+        return EXIT_NOT_READY
+    classifier = _load_classifier(settings, active)
+    return asyncio.run(_chat(settings, classifier, active.version_id))
+
+
+async def _chat(settings: Settings, classifier: object, version_id: int) -> int:
+    from bot.telegram.chat import TerminalChat
+
+    moderation, engine = _build_moderation(settings, classifier, version_id)
+    try:
+        await TerminalChat(moderation, output=sys.stdout).run(sys.stdin)
+    finally:
+        await moderation.batcher.aclose()
+        await engine.dispose()
+    return 0
+
+
+def model_import_command(args: argparse.Namespace) -> int:
+    from classifier import Classifier, ModelDirError
+
+    settings = _settings()
+    source: Path = args.directory.resolve()
+    try:
+        classifier = Classifier.load(source)
+    except (ModelDirError, OSError, ValueError) as exc:
+        print(f"Cannot import {source}: {exc}", file=sys.stderr)
+        return 1
+    model_dir = settings.model_dir.resolve()
+    if source.is_relative_to(model_dir):
+        target = source  # already where model versions live
+    else:
+        stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+        target = model_dir / f"{source.name}-{stamp}"
+        suffix = 1
+        while target.exists():
+            suffix += 1
+            target = model_dir / f"{source.name}-{stamp}-{suffix}"
+        model_dir.mkdir(parents=True, exist_ok=True)
+        shutil.copytree(source, target)
+    metrics = classifier.metrics or {}
+    version_id, activated = asyncio.run(_register(settings, target, metrics, activate=args.activate))
+    print(f"imported {source} as model version #{version_id} at {target}")
+    print(
+        "it is now the active model"
+        if activated
+        else f"activate it with: moderator model activate {version_id}"
+    )
+    return 0
+
+
+async def _register(settings: Settings, path: Path, metrics: dict, *, activate: bool) -> tuple[int, bool]:
+    from bot import storage
+
+    await asyncio.to_thread(storage.upgrade_database, settings.database_url)
+    engine = storage.create_engine(settings.database_url)
+    try:
+        async with storage.make_session_factory(engine).begin() as session:
+            version = await storage.register_model_version(
+                session,
+                path=str(path),
+                base_checkpoint=str(metrics.get("base_checkpoint") or "") or None,
+                metrics=metrics,
+            )
+            activate = activate or await storage.get_active_model_version(session) is None
+            if activate:
+                await storage.activate_model_version(session, version_id=version.id)
+            return version.id, activate
+    finally:
+        await engine.dispose()
+
+
+def model_list_command(args: argparse.Namespace) -> int:
+    rows = asyncio.run(_list(_settings(), limit=args.limit))
+    if not rows:
+        print("no model versions yet; import one with: moderator model import DIR")
+        return 0
+    header = ("id", "status", "accuracy", "macro_f1", "created", "path")
+    widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        print("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+    return 0
+
+
+async def _list(settings: Settings, *, limit: int) -> list[tuple[object, ...]]:
+    from bot import storage
+
+    await asyncio.to_thread(storage.upgrade_database, settings.database_url)
+    engine = storage.create_engine(settings.database_url)
+    try:
+        async with storage.make_session_factory(engine).begin() as session:
+            versions = await storage.list_model_versions(session, limit=limit)
+    finally:
+        await engine.dispose()
+
+    def metric(version: object, key: str) -> str:
+        value = (getattr(version, "metrics", None) or {}).get(key)
+        return f"{100 * value:.2f}%" if isinstance(value, int | float) else "-"
+
+    return [
+        (
+            version.id,
+            getattr(version.status, "value", version.status),
+            metric(version, "accuracy"),
+            metric(version, "macro_f1"),
+            version.created_at.strftime("%Y-%m-%d %H:%M") if version.created_at else "-",
+            version.path,
+        )
+        for version in versions
+    ]
+
+
+def model_activate_command(args: argparse.Namespace) -> int:
+    from bot import storage
+
+    settings = _settings()
+
+    async def activate() -> str | None:
+        await asyncio.to_thread(storage.upgrade_database, settings.database_url)
+        engine = storage.create_engine(settings.database_url)
+        try:
+            async with storage.make_session_factory(engine).begin() as session:
+                version = await storage.get_model_version(session, version_id=args.version_id)
+                if version is None:
+                    return None
+                await storage.activate_model_version(session, version_id=version.id)
+                return version.path
+        finally:
+            await engine.dispose()
+
+    try:
+        path = asyncio.run(activate())
+    except storage.StorageError as exc:
+        print(f"Cannot activate model version #{args.version_id}: {exc}", file=sys.stderr)
+        return 1
+    if path is None:
+        print(f"There is no model version #{args.version_id}; see: moderator model list", file=sys.stderr)
+        return 1
+    print(f"model version #{args.version_id} ({path}) is now active; a running bot serves it after a restart")
+    return 0

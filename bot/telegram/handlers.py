@@ -1,0 +1,292 @@
+"""Thin adapters: Telegram update -> `Moderation` use case -> Telegram reply."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+
+from telegram import (
+    Bot,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    Message,
+    Update,
+)
+from telegram.constants import ChatType
+from telegram.error import BadRequest, TelegramError
+from telegram.ext import (
+    Application,
+    CallbackQueryHandler,
+    CommandHandler,
+    ContextTypes,
+    MessageHandler,
+    filters,
+)
+
+from bot.moderation import Actor, IncomingText, Moderation, Reply
+from bot.storage import RunTrigger
+from bot.telegram import texts
+
+logger = logging.getLogger(__name__)
+
+NEW_MESSAGES = filters.UpdateType.MESSAGE  # edited messages and channel posts are ignored
+CALLBACK_ANSWER_LIMIT = 200  # characters Telegram shows in a callback toast
+PROGRESS_EDIT_INTERVAL_S = 3.0  # Telegram throttles frequent edits of one message
+
+
+def register(application: Application) -> None:
+    commands = {
+        ("start", "help"): help_command,
+        ("predict",): predict_command,
+        ("feedback",): feedback_command,
+        ("stats",): stats_command,
+        ("model",): model_command,
+        ("retrain",): retrain_command,
+        ("runs",): runs_command,
+        ("rollback",): rollback_command,
+        ("void",): void_command,
+    }
+    for names, callback in commands.items():
+        application.add_handler(CommandHandler(list(names), callback, filters=NEW_MESSAGES))
+    application.add_handler(CallbackQueryHandler(button_pressed))
+    application.add_handler(
+        MessageHandler(NEW_MESSAGES & (filters.TEXT | filters.CAPTION) & ~filters.COMMAND, text_message)
+    )
+    application.add_handler(
+        MessageHandler(
+            NEW_MESSAGES & filters.ChatType.PRIVATE & ~filters.StatusUpdate.ALL, other_private_message
+        )
+    )
+    application.add_error_handler(on_error)
+
+
+def _moderation(context: ContextTypes.DEFAULT_TYPE) -> Moderation:
+    return context.application.bot_data["moderation"]
+
+
+def _actor(update: Update, moderation: Moderation) -> Actor:
+    user = update.effective_user
+    user_id = user.id if user else None
+    return Actor(user_id=user_id, is_admin=moderation.settings.is_admin(user_id))
+
+
+def _keyboard(reply: Reply) -> InlineKeyboardMarkup | None:
+    if not reply.buttons:
+        return None
+    return InlineKeyboardMarkup([[InlineKeyboardButton(b.text, callback_data=b.data) for b in reply.buttons]])
+
+
+async def _answer(message: Message, moderation: Moderation, reply: Reply) -> Message:
+    """Reply to `message`; then remember which message announced the verdict."""
+    sent = await message.reply_text(reply.text, reply_markup=_keyboard(reply))
+    if reply.verdict_id is not None:
+        await moderation.remember_reply(verdict_id=reply.verdict_id, reply_message_id=sent.message_id)
+    return sent
+
+
+def _command_argument(message: Message) -> str:
+    """Everything after `/command` (kept verbatim, unlike context.args)."""
+    parts = (message.text or message.caption or "").split(maxsplit=1)
+    return parts[1] if len(parts) == 2 else ""
+
+
+def _addressed_text(message: Message, bot: Bot) -> str | None:
+    """The text meant for the bot, or None when a group message is not addressed to it."""
+    text = message.text or message.caption or ""
+    if message.chat.type == ChatType.PRIVATE:
+        return text
+    replied = message.reply_to_message
+    if replied is not None and replied.from_user is not None and replied.from_user.id == bot.id:
+        return text
+    if bot.username:
+        mention = re.compile(rf"@{re.escape(bot.username)}\b", re.IGNORECASE)
+        if mention.search(text):
+            return mention.sub("", text).strip()
+    return None
+
+
+async def text_message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    message = update.message
+    if message is None:
+        return
+    text = _addressed_text(message, context.bot)
+    if text is None:
+        return
+    moderation = _moderation(context)
+    user_id = message.from_user.id if message.from_user else None
+    reply = await moderation.classify(
+        IncomingText(chat_id=message.chat.id, message_id=message.message_id, user_id=user_id, text=text)
+    )
+    await _answer(message, moderation, reply)
+
+
+async def other_private_message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    message = update.message
+    if message is None:
+        return
+    if message.text and message.text.startswith("/"):
+        await message.reply_text(texts.CHAT_UNKNOWN_COMMAND)
+    else:
+        await message.reply_text(texts.NON_TEXT)
+
+
+async def help_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    if update.message:
+        await update.message.reply_text(texts.HELP)
+
+
+async def predict_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    message = update.message
+    if message is None:
+        return
+    moderation = _moderation(context)
+    argument = _command_argument(message)
+    replied = message.reply_to_message
+    if argument:
+        target, text = message, argument
+    elif replied is not None and (replied.text or replied.caption):
+        target, text = replied, replied.text or replied.caption or ""
+    else:
+        await message.reply_text(texts.PREDICT_USAGE)
+        return
+    user_id = target.from_user.id if target.from_user else None
+    reply = await moderation.classify(
+        IncomingText(chat_id=message.chat.id, message_id=target.message_id, user_id=user_id, text=text),
+        show_probabilities=True,
+    )
+    await _answer(message, moderation, reply)
+
+
+async def feedback_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    message = update.message
+    if message is None:
+        return
+    moderation = _moderation(context)
+    replied = message.reply_to_message
+    reply = await moderation.feedback(
+        actor=_actor(update, moderation),
+        chat_id=message.chat.id,
+        target_message_id=replied.message_id if replied else None,
+        argument=_command_argument(message),
+    )
+    await _answer(message, moderation, reply)
+
+
+async def button_pressed(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    query = update.callback_query
+    if query is None:
+        return
+    moderation = _moderation(context)
+    if query.message is None or not query.data:
+        await query.answer(texts.FEEDBACK_NO_VERDICT)
+        return
+    reply = await moderation.button(
+        actor=_actor(update, moderation), chat_id=query.message.chat.id, data=query.data
+    )
+    await query.answer(reply.text[:CALLBACK_ANSWER_LIMIT])
+    if reply.buttons:  # more than two labels: ask which one is right
+        await context.bot.send_message(query.message.chat.id, reply.text, reply_markup=_keyboard(reply))
+
+
+async def stats_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    if update.message:
+        await update.message.reply_text((await _moderation(context).stats()).text)
+
+
+async def model_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    if update.message:
+        await update.message.reply_text((await _moderation(context).model_info()).text)
+
+
+async def runs_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    if update.message:
+        moderation = _moderation(context)
+        await update.message.reply_text((await moderation.runs(actor=_actor(update, moderation))).text)
+
+
+async def rollback_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    if update.message:
+        moderation = _moderation(context)
+        await update.message.reply_text((await moderation.rollback(actor=_actor(update, moderation))).text)
+
+
+async def void_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    message = update.message
+    if message:
+        moderation = _moderation(context)
+        reply = await moderation.void(actor=_actor(update, moderation), argument=_command_argument(message))
+        await message.reply_text(reply.text)
+
+
+async def retrain_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    message = update.message
+    if message is None:
+        return
+    moderation = _moderation(context)
+    reporter = TelegramRunReporter(context.bot, chat_id=message.chat.id)
+    reply = await moderation.retrain(
+        actor=_actor(update, moderation), trigger=RunTrigger.ADMIN, reporter=reporter
+    )
+    sent = await message.reply_text(reply.text)
+    if reply.run_id is not None:
+        reporter.attach(sent.message_id)
+
+
+class TelegramRunReporter:
+    """Reports a training run in a chat: progress edits one message, the result is a new message.
+
+    Telegram trouble is logged and swallowed: a run must not fail because a message could not be edited.
+    """
+
+    def __init__(self, bot: Bot, *, chat_id: int) -> None:
+        self._bot = bot
+        self._chat_id = chat_id
+        self._message_id: int | None = None
+        self._last_edit = 0.0
+
+    def attach(self, message_id: int) -> None:
+        if self._message_id is None:
+            self._message_id = message_id
+
+    async def progress(self, run_id: int, text: str) -> None:
+        now = time.monotonic()
+        if now - self._last_edit < PROGRESS_EDIT_INTERVAL_S:
+            return
+        self._last_edit = now
+        body = texts.RETRAIN_PROGRESS.format(run_id=run_id, text=text)
+        try:
+            if self._message_id is None:
+                self._message_id = (await self._bot.send_message(self._chat_id, body)).message_id
+            else:
+                await self._bot.edit_message_text(body, chat_id=self._chat_id, message_id=self._message_id)
+        except BadRequest as exc:
+            if "not modified" not in str(exc).lower():
+                logger.warning("could not show progress of run %s: %s", run_id, exc)
+        except TelegramError as exc:
+            logger.warning("could not show progress of run %s: %s", run_id, exc)
+
+    async def finished(self, run_id: int, text: str) -> None:
+        try:
+            await self._bot.send_message(
+                self._chat_id,
+                texts.RETRAIN_PROGRESS.format(run_id=run_id, text=text),
+                reply_to_message_id=self._message_id,
+            )
+        except TelegramError as exc:
+            logger.warning("could not report the end of run %s: %s", run_id, exc)
+
+
+async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Log (the token is redacted by the logging filter) and keep running; apologise where possible."""
+    update_id = update.update_id if isinstance(update, Update) else None
+    logger.error("update %s failed: %s", update_id, type(context.error).__name__, exc_info=context.error)
+    if (
+        isinstance(update, Update)
+        and update.effective_chat
+        and update.effective_chat.type == ChatType.PRIVATE
+    ):
+        try:
+            await context.bot.send_message(update.effective_chat.id, texts.INTERNAL_ERROR)
+        except TelegramError:
+            pass  # the apology itself failed to send; the error is already logged

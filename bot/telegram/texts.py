@@ -1,0 +1,79 @@
+"""Every user-facing string of the bot (Korean), in one place."""
+
+from __future__ import annotations
+
+BUTTON_RIGHT = "맞아요"
+BUTTON_WRONG = "틀렸어요"
+
+HELP = (
+    "안녕하세요! 한국어 리뷰를 보내 주시면 긍정/부정을 판정해 드려요.\n\n"
+    "• 리뷰를 그냥 보내면 판정과 확률을 답장해요. 그룹에서는 저를 멘션하거나 제 메시지에 답장해 주세요.\n"
+    "• /predict 텍스트 — 모든 분류의 확률을 보여줘요 (메시지에 답장하며 /predict 해도 돼요).\n"
+    "• 판정이 틀렸다면 '틀렸어요' 버튼을 누르거나 판정에 답장하며 /feedback wrong 을 보내 주세요. "
+    "분류가 셋 이상이면 /feedback <분류 이름> 으로 정답을 알려 주세요.\n"
+    "• /stats — 통계, /model — 사용 중인 모델\n"
+    "관리자: /retrain, /runs, /rollback, /void 사용자ID\n\n"
+    "여러분의 정정은 모아 두었다가 다음 재학습에 쓰여요."
+)
+
+VERDICT = "{label} 리뷰 ({confidence:.1f}%)"
+VERDICT_TRUNCATED_NOTE = "\n(긴 글이라 앞부분만 보고 판정했어요)"
+PROBABILITIES_HEADER = "분류별 확률:"
+PROBABILITY_LINE = "• {label}: {probability:.1f}%"
+
+EMPTY_TEXT = "분류할 글자가 없어요. 리뷰 내용을 텍스트로 보내 주세요."
+TEXT_TOO_LONG = "리뷰가 너무 길어요 ({length}자). {limit}자 이하로 보내 주세요."
+NON_TEXT = "텍스트 리뷰만 판정할 수 있어요. 사진에는 설명(캡션)을 붙여 주세요."
+PREDICT_USAGE = "사용법: /predict 리뷰 내용 — 또는 판정할 메시지에 답장하며 /predict 를 보내 주세요."
+NO_MODEL = "아직 사용할 수 있는 모델이 없어요. 관리자가 모델을 준비하는 중이에요."
+STORAGE_ERROR = "죄송해요, 기록을 저장하는 중에 문제가 생겼어요. 잠시 후 다시 시도해 주세요."
+INVALID_DATA = "죄송해요, 이 메시지는 저장할 수 없어요: {detail}"
+INTERNAL_ERROR = "죄송해요, 처리 중에 문제가 생겼어요. 잠시 후 다시 시도해 주세요."
+
+FEEDBACK_NO_VERDICT = "정정할 판정을 찾지 못했어요. 제 판정 메시지에 답장하며 /feedback wrong 을 보내 주세요."
+FEEDBACK_RECORDED = "고마워요! 이 리뷰를 '{label}'(으)로 기록했어요. 다음 재학습에 반영돼요."
+FEEDBACK_ALREADY = "이미 '{label}'(으)로 기록되어 있어요."
+FEEDBACK_SAME_AS_VERDICT = "'{label}'은(는) 제 판정과 같아요. 정답이 다른 분류라면 그 이름을 알려 주세요."
+FEEDBACK_CHOOSE = "어떤 분류가 맞나요?"
+FEEDBACK_UNKNOWN_LABEL = "'{given}'은(는) 모르는 분류예요. 가능한 분류: {labels}"
+FEEDBACK_USAGE = "사용법: /feedback wrong (판정이 틀렸을 때) 또는 /feedback <분류 이름>"
+FEEDBACK_RATE_LIMITED = (
+    "정정을 너무 많이 보내셨어요. 한 시간에 {limit}개까지 받을 수 있어요. 잠시 후 다시 시도해 주세요."
+)
+FEEDBACK_THANKS = "확인해 주셔서 고마워요!"
+FEEDBACK_NOT_YOURS = "이 버튼은 이 채팅의 판정에만 쓸 수 있어요."
+
+STATS = (
+    "📊 통계\n"
+    "• 판정: {verdicts}건\n"
+    "• 정정: {corrections}건 (정정된 판정 {corrected_verdicts}건, {corrected_share:.1f}%)\n"
+    "{by_label}"
+    "• 모델: {model}"
+)
+STATS_BY_LABEL_LINE = "• {label}: {count}건\n"
+
+MODEL_NONE = "활성 모델이 없어요."
+MODEL_INFO = "#{id} ({status}), 정확도 {accuracy}, macro-F1 {macro_f1}, 만든 때 {created}"
+MODEL_INFO_HEADER = "사용 중인 모델: "
+METRIC_UNKNOWN = "알 수 없음"
+
+ADMIN_ONLY = "관리자만 쓸 수 있는 명령이에요."
+
+RETRAIN_QUEUED = "재학습 #{run_id}을(를) 대기열에 넣었어요. 진행 상황을 이 메시지로 알려 드릴게요."
+RETRAIN_ALREADY = "이미 진행 중인 재학습 #{run_id}이(가) 있어요."
+RETRAIN_PROGRESS = "재학습 #{run_id}: {text}"
+
+RUNS_NONE = "아직 재학습 기록이 없어요."
+RUNS_HEADER = "최근 재학습:"
+RUN_LINE = "#{id} {status} ({trigger}) {created}{details}"
+
+ROLLBACK_NONE = "되돌릴 이전 모델이 없어요."
+ROLLBACK_FAILED = "이전 모델 #{id}을(를) 불러오지 못했어요: {detail}"
+ROLLBACK_DONE = "모델을 #{old}에서 #{new}(으)로 되돌렸어요."
+
+VOID_USAGE = "사용법: /void 사용자ID"
+VOID_DONE = "사용자 {user_id}의 정정 {count}건을 무효로 했어요."
+
+CHAT_WELCOME = "터미널 모드예요. 리뷰를 입력하거나 /help 를 입력하세요. 끝내려면 Ctrl-D."
+CHAT_BUTTONS_HINT = "(틀렸다면 /feedback wrong)"
+CHAT_UNKNOWN_COMMAND = "모르는 명령이에요. /help 를 입력해 보세요."

@@ -1,0 +1,166 @@
+"""Fixtures for the bot tests: a real classifier, a real SQLite file, the Bot API stand-in, the real Application."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fake_telegram import FakeBotApi
+
+from bot import storage
+from bot.moderation import Moderation, Retrainer
+from bot.serving import MicroBatcher, ServingModel
+from bot.settings import Settings
+
+TOKEN = "123456789:AAH-test-token-do-not-log-0123456789ab"
+ADMIN_ID = 4242
+LABELS = {0: "부정", 1: "긍정"}
+TEST_MAX_LENGTH = 64  # short sequences keep the suite light on 2 cores
+
+
+@pytest.fixture(scope="session")
+def bot_model_dir(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A loadable 2-label model version directory: the trainer's `scratch_model_dir` when it exists,
+    otherwise the pretrained e5 encoder with an untrained 부정/긍정 head (serving tests need no accuracy)."""
+    try:
+        return Path(request.getfixturevalue("scratch_model_dir"))
+    except pytest.FixtureLookupError:
+        pass
+    e5_model_dir = Path(request.getfixturevalue("e5_model_dir"))
+    if e5_model_dir.is_file():  # tests/conftest.py's fixture currently returns .../config.json
+        e5_model_dir = e5_model_dir.parent
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    target = tmp_path_factory.mktemp("e5-untrained-head")
+    model = AutoModelForSequenceClassification.from_pretrained(
+        e5_model_dir,
+        num_labels=2,
+        id2label=LABELS,
+        label2id={name: i for i, name in LABELS.items()},
+        local_files_only=True,
+    )
+    model.save_pretrained(target)
+    AutoTokenizer.from_pretrained(e5_model_dir, local_files_only=True).save_pretrained(target)
+    return target
+
+
+@pytest.fixture(scope="session")
+def bot_classifier(bot_model_dir: Path):
+    from classifier import Classifier
+
+    try:
+        return Classifier.load(bot_model_dir, max_length=TEST_MAX_LENGTH)
+    except ValueError:  # a model whose own limit is already shorter
+        return Classifier.load(bot_model_dir)
+
+
+@pytest.fixture
+def database_url(tmp_path: Path) -> str:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'moderator.db'}"
+    storage.upgrade_database(url)
+    return url
+
+
+def make_settings(
+    *, database_url: str, base_url: str = "http://127.0.0.1:9/bot", **overrides: Any
+) -> Settings:
+    values: dict[str, Any] = {
+        "telegram_bot_token": TOKEN,
+        "telegram_base_url": base_url,
+        "telegram_base_file_url": base_url.replace("/bot", "/file/bot"),
+        "database_url": database_url,
+        "admin_ids": frozenset({ADMIN_ID}),
+        "telegram_timeout_seconds": 2.0,
+        "telegram_send_attempts": 4,
+        "batch_window_ms": 5.0,
+        "max_batch_size": 32,
+        "retrain_cron": None,
+    }
+    values.update(overrides)
+    return Settings(_env_file=None, **values)
+
+
+@dataclass
+class RunningBot:
+    api: FakeBotApi
+    application: Any
+    moderation: Moderation
+    session_factory: Any
+    settings: Settings
+    version_id: int
+
+    def session(self) -> Any:
+        return self.session_factory.begin()
+
+
+@pytest.fixture
+async def api() -> AsyncIterator[FakeBotApi]:
+    fake = FakeBotApi(token=TOKEN)
+    await fake.start()
+    yield fake
+    await fake.stop()
+
+
+@pytest.fixture
+async def start_bot(
+    api: FakeBotApi,
+    database_url: str,
+    bot_classifier: Any,
+    bot_model_dir: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> AsyncIterator[Callable[..., Awaitable[RunningBot]]]:
+    """Starts the real Application (long polling against the stand-in); stops it at the end of the test and
+    checks that the token never reached the logs."""
+    from telegram import Update
+
+    from bot.telegram.app import build_application
+
+    caplog.set_level(logging.DEBUG)
+    logging.getLogger("httpx").setLevel(logging.INFO)  # its request lines carry the token: prove redaction
+    started: list[Any] = []
+
+    async def start(*, retrainer: Retrainer | None = None, **overrides: Any) -> RunningBot:
+        settings = make_settings(database_url=database_url, base_url=api.base_url, **overrides)
+        engine = storage.create_engine(database_url)
+        session_factory = storage.make_session_factory(engine)
+        async with session_factory.begin() as session:
+            version = await storage.register_model_version(
+                session,
+                path=str(bot_model_dir),
+                base_checkpoint="test",
+                metrics={"accuracy": 0.5, "macro_f1": 0.5},
+            )
+            await storage.activate_model_version(session, version_id=version.id)
+        serving = ServingModel(bot_classifier, version.id)
+        moderation = Moderation(
+            session_factory=session_factory,
+            serving=serving,
+            batcher=MicroBatcher(
+                serving, window_ms=settings.batch_window_ms, max_batch=settings.max_batch_size
+            ),
+            settings=settings,
+            retrainer=retrainer,
+        )
+        application = build_application(settings, moderation=moderation, engine=engine)
+        await application.initialize()
+        await application.post_init(application)
+        await application.updater.start_polling(
+            poll_interval=0.0, timeout=1, allowed_updates=Update.ALL_TYPES
+        )
+        await application.start()
+        started.append(application)
+        return RunningBot(api, application, moderation, session_factory, settings, version.id)
+
+    yield start
+    for application in started:
+        await application.updater.stop()
+        await application.stop()
+        await application.post_shutdown(application)
+        await application.shutdown()
+    assert TOKEN not in caplog.text
+    for record in caplog.records:
+        assert TOKEN not in record.getMessage()

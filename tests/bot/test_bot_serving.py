@@ -1,0 +1,95 @@
+"""ServingModel and MicroBatcher with the real classifier."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import pytest
+
+from bot.serving import MicroBatcher, NoActiveModelError, ServingModel
+from classifier.errors import EmptyTextError
+
+REVIEWS = [f"리뷰 {i}: {'재밌어요' if i % 2 else '지루해요'}" for i in range(24)]
+
+
+class CountingClassifier:
+    """The real classifier, counting predict calls; `gate` (when set) holds predictions until released."""
+
+    def __init__(self, inner, gate: threading.Event | None = None) -> None:
+        self.inner = inner
+        self.id2label = inner.id2label
+        self.path = inner.path
+        self.batches: list[int] = []
+        self.gate = gate
+        self.started = threading.Event()
+
+    def predict(self, texts, *, batch_size=32):
+        self.batches.append(len(texts))
+        self.started.set()
+        if self.gate is not None:
+            assert self.gate.wait(30)
+        return self.inner.predict(texts, batch_size=batch_size)
+
+
+async def test_concurrent_texts_are_predicted_in_few_batches_with_the_same_results(bot_classifier):
+    counting = CountingClassifier(bot_classifier)
+    batcher = MicroBatcher(ServingModel(counting, 7), window_ms=20, max_batch=64)
+    try:
+        results = await asyncio.gather(*(batcher.classify(text) for text in REVIEWS))
+    finally:
+        await batcher.aclose()
+    assert sum(counting.batches) == len(REVIEWS) and len(counting.batches) < len(REVIEWS) // 2
+    alone = bot_classifier.predict(REVIEWS)
+    for (verdict, version), expected in zip(results, alone, strict=True):
+        assert version == 7
+        assert verdict.label == expected.label
+        assert verdict.confidence == pytest.approx(expected.confidence, abs=1e-4)
+
+
+async def test_batching_off_predicts_each_text_alone(bot_classifier):
+    counting = CountingClassifier(bot_classifier)
+    batcher = MicroBatcher(ServingModel(counting, 1), window_ms=0, max_batch=64)
+    await asyncio.gather(*(batcher.classify(text) for text in REVIEWS[:6]))
+    await batcher.aclose()
+    assert counting.batches == [1] * 6
+
+
+async def test_max_batch_bounds_every_batch(bot_classifier):
+    counting = CountingClassifier(bot_classifier)
+    batcher = MicroBatcher(ServingModel(counting, 1), window_ms=50, max_batch=4)
+    await asyncio.gather(*(batcher.classify(text) for text in REVIEWS[:10]))
+    await batcher.aclose()
+    assert max(counting.batches) <= 4 and sum(counting.batches) == 10
+
+
+async def test_swap_lets_in_flight_batches_finish_on_the_old_model(bot_classifier):
+    gate = threading.Event()
+    old = CountingClassifier(bot_classifier, gate=gate)
+    new = CountingClassifier(bot_classifier)
+    serving = ServingModel(old, 1)
+    batcher = MicroBatcher(serving, window_ms=1, max_batch=8)
+    in_flight = asyncio.gather(*(batcher.classify(text) for text in REVIEWS[:3]))
+    assert await asyncio.to_thread(old.started.wait, 10)
+    serving.swap(new, 2)
+    gate.set()
+    old_results = await in_flight
+    new_result = await batcher.classify("새 모델이 답해요")
+    await batcher.aclose()
+    assert [version for _, version in old_results] == [1, 1, 1]
+    assert new_result[1] == 2 and new.batches == [1]
+
+
+async def test_a_bad_text_fails_alone_and_empty_or_unloaded_is_refused(bot_classifier):
+    batcher = MicroBatcher(ServingModel(bot_classifier, 1), window_ms=20, max_batch=8)
+    good, bad = await asyncio.gather(
+        batcher.classify("좋은 영화"), batcher.classify("\u200b\u200b"), return_exceptions=True
+    )
+    assert isinstance(bad, EmptyTextError) and good[1] == 1
+    with pytest.raises(EmptyTextError):
+        await batcher.classify("   ")
+    await batcher.aclose()
+    empty = MicroBatcher(ServingModel(), window_ms=5, max_batch=8)
+    with pytest.raises(NoActiveModelError):
+        await empty.classify("모델이 없어요")
+    await empty.aclose()
