@@ -1,0 +1,263 @@
+"""`Classifier`: a fine-tuned sequence-classification model version directory, ready to predict."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import unicodedata
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+
+from classifier.errors import EmptyTextError, ModelDirError
+
+logger = logging.getLogger(__name__)
+
+WEIGHT_FILES = (
+    "model.safetensors",
+    "model.safetensors.index.json",
+    "pytorch_model.bin",
+    "pytorch_model.bin.index.json",
+)
+TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "sentencepiece.bpe.model", "spiece.model", "vocab.json")
+# Tokenizers report a huge sentinel when no model_max_length is configured.
+_UNSET_MAX_LENGTH = 1_000_000
+
+
+@dataclass(frozen=True)
+class Verdict:
+    label: int
+    label_name: str
+    confidence: float
+    probabilities: dict[str, float]  # label name -> probability, in label-id order
+    truncated: bool  # the text was longer than the model's max length and was cut
+
+    def to_json_dict(self, text: str) -> dict[str, Any]:
+        return {
+            "text": text,
+            "label": self.label,
+            "label_name": self.label_name,
+            "confidence": self.confidence,
+            "probabilities": dict(self.probabilities),
+        }
+
+
+def has_visible_text(text: str) -> bool:
+    """False for text made only of whitespace, control and format (zero-width) characters."""
+    return any(not char.isspace() and unicodedata.category(char) not in ("Cc", "Cf") for char in text)
+
+
+def _check_model_dir(path: Path) -> None:
+    """Name the missing or corrupt file before transformers fails with a less direct message."""
+    if not path.exists():
+        raise ModelDirError(path, "directory does not exist")
+    if not path.is_dir():
+        raise ModelDirError(path, "is not a directory")
+    config_file = path / "config.json"
+    if not config_file.is_file():
+        raise ModelDirError(path, "config.json is missing")
+    try:
+        json.loads(config_file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ModelDirError(path, f"config.json is unreadable ({error})") from error
+    weight_files = [name for name in WEIGHT_FILES if (path / name).is_file()]
+    if not weight_files:
+        raise ModelDirError(path, f"no weights file (expected one of {', '.join(WEIGHT_FILES)})")
+    if weight_files[0] == "model.safetensors":
+        _check_safetensors(path, path / "model.safetensors")
+    if not any((path / name).is_file() for name in TOKENIZER_FILES):
+        raise ModelDirError(path, f"no tokenizer files (expected one of {', '.join(TOKENIZER_FILES)})")
+
+
+def _check_safetensors(directory: Path, weights: Path) -> None:
+    from safetensors import SafetensorError, safe_open
+
+    # Opening validates the header and that the file covers every tensor it lists (catches truncation).
+    try:
+        with safe_open(str(weights), framework="pt"):
+            pass
+    except (SafetensorError, OSError) as error:
+        raise ModelDirError(directory, f"{weights.name} is corrupt or unreadable ({error})") from error
+
+
+def _read_metrics(path: Path) -> dict | None:
+    metrics_file = path / "metrics.json"
+    if not metrics_file.is_file():
+        return None
+    try:
+        return json.loads(metrics_file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ModelDirError(path, f"metrics.json is unreadable ({error})") from error
+
+
+def _quantize_linear_layers(model: torch.nn.Module) -> torch.nn.Module:
+    # torch.ao is deprecated in favour of torchao, but quantize_dynamic is still the fastest CPU path here.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", UserWarning)
+        from torch.ao.quantization import quantize_dynamic
+
+        return quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+
+
+class Classifier:
+    """A loaded model version. Use `Classifier.load(path)`; `predict` is safe to call from several threads."""
+
+    def __init__(
+        self,
+        *,
+        path: Path,
+        model: torch.nn.Module,
+        tokenizer: Any,
+        device: torch.device,
+        max_length: int,
+        quantized: bool,
+        metrics: dict | None,
+    ) -> None:
+        self.path = path
+        self.model = model
+        self.tokenizer = tokenizer
+        self.device = device
+        self.max_length = max_length
+        self.quantized = quantized
+        self.metrics = metrics
+        self.id2label: dict[int, str] = {int(key): str(value) for key, value in model.config.id2label.items()}
+        self.label2id: dict[str, int] = {name: label for label, name in self.id2label.items()}
+        self._label_ids = sorted(self.id2label)
+        # A fast tokenizer mutates its truncation/padding state on every call ("Already borrowed").
+        self._tokenizer_lock = threading.Lock()
+
+    @classmethod
+    def load(
+        cls,
+        path: str | Path,
+        *,
+        device: str | torch.device | None = None,
+        quantize: bool = False,
+        max_length: int | None = None,
+    ) -> Classifier:
+        path = Path(path)
+        _check_model_dir(path)
+        metrics = _read_metrics(path)
+        target = torch.device(device) if device is not None else _default_device()
+        try:
+            config = AutoConfig.from_pretrained(path, local_files_only=True)
+        except Exception as error:
+            raise ModelDirError(path, f"config.json is invalid ({error})") from error
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+        except Exception as error:
+            raise ModelDirError(path, f"tokenizer files are missing or corrupt ({error})") from error
+        try:
+            model = AutoModelForSequenceClassification.from_pretrained(
+                path, config=config, local_files_only=True
+            )
+        except Exception as error:
+            raise ModelDirError(path, f"weights could not be loaded ({error})") from error
+        model.eval()
+
+        if quantize and target.type != "cpu":
+            warnings.warn(f"quantize=True is CPU-only; ignoring it on {target}", RuntimeWarning, stacklevel=2)
+            quantize = False
+        if quantize:
+            model = _quantize_linear_layers(model)
+        model.to(target)
+
+        model_limit = _model_max_length(config, tokenizer)
+        if max_length is None:
+            max_length = model_limit
+        elif not 2 <= max_length <= model_limit:
+            raise ValueError(
+                f"max_length must be between 2 and the model's limit {model_limit}, got {max_length}"
+            )
+        logger.info("loaded %s on %s (quantized=%s, max_length=%d)", path, target, quantize, max_length)
+        return cls(
+            path=path,
+            model=model,
+            tokenizer=tokenizer,
+            device=target,
+            max_length=max_length,
+            quantized=quantize,
+            metrics=metrics,
+        )
+
+    def predict(self, texts: Sequence[str], *, batch_size: int = 32) -> list[Verdict]:
+        """Classify texts; the verdicts come back in input order."""
+        if isinstance(texts, str):
+            raise TypeError("predict takes a sequence of texts, not a single str; wrap it in a list")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        for index, text in enumerate(texts):
+            if not isinstance(text, str):
+                raise TypeError(f"text at index {index} is {type(text).__name__}, not str")
+            if not has_visible_text(text):
+                raise EmptyTextError(index)
+        if not texts:
+            return []
+
+        input_ids, truncated = self._encode(list(texts))
+        # Sorting by length keeps padding (wasted compute) small; results go back to input order.
+        order = sorted(range(len(input_ids)), key=lambda index: len(input_ids[index]))
+        verdicts: list[Verdict | None] = [None] * len(input_ids)
+        for start in range(0, len(order), batch_size):
+            batch_indices = order[start : start + batch_size]
+            probabilities = self._probabilities([input_ids[index] for index in batch_indices])
+            for index, row in zip(batch_indices, probabilities, strict=True):
+                verdicts[index] = self._verdict(row, truncated=truncated[index])
+        return verdicts  # type: ignore[return-value]
+
+    def _encode(self, texts: list[str]) -> tuple[list[list[int]], list[bool]]:
+        """Token ids cut at max_length, and whether each text had to be cut."""
+        with self._tokenizer_lock:
+            encoding = self.tokenizer(
+                texts, truncation=True, max_length=self.max_length, return_overflowing_tokens=True
+            )
+        # Overflow rows beyond the first mean the text was longer than max_length.
+        first_rows: dict[int, int] = {}
+        row_counts = [0] * len(texts)
+        for row, sample in enumerate(encoding["overflow_to_sample_mapping"]):
+            first_rows.setdefault(sample, row)
+            row_counts[sample] += 1
+        input_ids = [encoding["input_ids"][first_rows[sample]] for sample in range(len(texts))]
+        return input_ids, [count > 1 for count in row_counts]
+
+    def _probabilities(self, batch_input_ids: list[list[int]]) -> list[list[float]]:
+        with self._tokenizer_lock:
+            padded = self.tokenizer.pad(
+                {"input_ids": batch_input_ids}, padding="longest", return_tensors="pt"
+            )
+        inputs = {name: tensor.to(self.device) for name, tensor in padded.items()}
+        with torch.inference_mode():
+            logits = self.model(**inputs).logits
+        return torch.softmax(logits.float(), dim=-1).cpu().tolist()
+
+    def _verdict(self, row: list[float], *, truncated: bool) -> Verdict:
+        label = max(range(len(row)), key=row.__getitem__)
+        return Verdict(
+            label=label,
+            label_name=self.id2label[label],
+            confidence=row[label],
+            probabilities={self.id2label[label_id]: row[label_id] for label_id in self._label_ids},
+            truncated=truncated,
+        )
+
+    def __repr__(self) -> str:
+        return f"Classifier(path={str(self.path)!r}, device={self.device}, quantized={self.quantized})"
+
+
+def _default_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def _model_max_length(config: Any, tokenizer: Any) -> int:
+    limit = int(getattr(config, "max_position_embeddings", 512))
+    tokenizer_limit = getattr(tokenizer, "model_max_length", None)
+    if isinstance(tokenizer_limit, int) and 0 < tokenizer_limit < _UNSET_MAX_LENGTH:
+        limit = min(limit, tokenizer_limit)
+    return limit
