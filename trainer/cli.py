@@ -1,0 +1,128 @@
+"""`moderator train` / `python -m trainer`: the same options, one parser definition."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+from trainer.config import DEFAULT_BASE, TrainConfig, TrainingError
+
+logger = logging.getLogger(__name__)
+
+HELP = "fine-tune a Hugging Face encoder (or a scratch BERT) into a model version directory"
+
+
+def add_train_arguments(parser: argparse.ArgumentParser) -> None:
+    defaults = TrainConfig(output=Path("unused"))
+    parser.add_argument("--output", type=Path, required=True, help="model version directory to create (must not exist)")
+    parser.add_argument(
+        "--base",
+        default=DEFAULT_BASE,
+        help=f"hub name, local checkpoint folder, or 'scratch' (default {DEFAULT_BASE}; offline use a local "
+        "folder such as ../shared/models/multilingual-e5-small-ko)",
+    )
+    data = parser.add_argument_group("data")
+    data.add_argument(
+        "--korpora-root",
+        type=Path,
+        default=os.environ.get("KORPORA_ROOT") or None,
+        help="Korpora root_dir holding nsmc/ (default: $KORPORA_ROOT, else Korpora's ~/Korpora)",
+    )
+    data.add_argument("--data", type=Path, help="CSV/TSV with text and label columns instead of NSMC")
+    data.add_argument("--text-col", default=defaults.text_col, help="text column of --data (default %(default)s)")
+    data.add_argument("--label-col", default=defaults.label_col, help="label column of --data (default %(default)s)")
+    data.add_argument("--eval-data", type=Path, help="evaluation CSV/TSV (same columns); default: hold out from --data")
+    data.add_argument("--train-size", type=_size, default=defaults.train_size, help="training rows to sample; 'all' for every row (default %(default)s)")
+    data.add_argument("--eval-size", type=_size, default=defaults.eval_size, help="evaluation rows to sample; 'all' for every row (default %(default)s)")
+    data.add_argument("--min-chars", type=int, default=defaults.min_chars, help="drop shorter documents (default %(default)s)")
+    data.add_argument("--extra", type=Path, help="extra labelled examples, CSV/TSV with text,label (label = id or name)")
+    data.add_argument("--extra-weight", type=int, default=defaults.extra_weight, help="oversampling factor for --extra (default %(default)s)")
+    recipe = parser.add_argument_group("recipe")
+    recipe.add_argument("--epochs", type=float, default=defaults.epochs, help="default %(default)s")
+    recipe.add_argument("--batch-size", type=int, default=defaults.batch_size, help="default %(default)s")
+    recipe.add_argument("--learning-rate", type=float, default=None, help="default 5e-5, or 1e-3 with --base scratch")
+    recipe.add_argument("--weight-decay", type=float, default=defaults.weight_decay, help="default %(default)s")
+    recipe.add_argument("--warmup-ratio", type=float, default=defaults.warmup_ratio, help="default %(default)s")
+    recipe.add_argument("--max-length", type=int, default=None, help="truncate at this many tokens (default: the model's maximum)")
+    recipe.add_argument("--early-stopping-patience", type=int, default=defaults.early_stopping_patience, help="evaluations without improvement before stopping; 0 disables (default %(default)s)")
+    recipe.add_argument("--best-metric", choices=["loss", "accuracy"], default=defaults.best_metric, help="keep the checkpoint with the best validation loss or accuracy (default %(default)s)")
+    recipe.add_argument("--seed", type=int, default=defaults.seed, help="default %(default)s")
+    scratch = parser.add_argument_group("scratch model (--base scratch)")
+    scratch.add_argument("--scratch-hidden", type=int, default=defaults.scratch_hidden, help="default %(default)s")
+    scratch.add_argument("--scratch-layers", type=int, default=defaults.scratch_layers, help="default %(default)s")
+    scratch.add_argument("--scratch-heads", type=int, default=defaults.scratch_heads, help="default %(default)s")
+    scratch.add_argument("--scratch-vocab-size", type=int, default=defaults.scratch_vocab_size, help="default %(default)s")
+    parser.add_argument("--progress-json", action="store_true", help="print one JSON line per progress/eval/done event on stdout")
+
+
+def _size(value: str) -> int | None:
+    if value.lower() == "all":
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of rows or 'all', got {value!r}") from None
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    return TrainConfig(
+        output=args.output,
+        base=args.base,
+        korpora_root=args.korpora_root,
+        data=args.data,
+        text_col=args.text_col,
+        label_col=args.label_col,
+        eval_data=args.eval_data,
+        train_size=args.train_size,
+        eval_size=args.eval_size,
+        min_chars=args.min_chars,
+        extra=args.extra,
+        extra_weight=args.extra_weight,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        weight_decay=args.weight_decay,
+        warmup_ratio=args.warmup_ratio,
+        max_length=args.max_length,
+        early_stopping_patience=args.early_stopping_patience,
+        best_metric=args.best_metric,
+        seed=args.seed,
+        progress_json=args.progress_json,
+        scratch_hidden=args.scratch_hidden,
+        scratch_layers=args.scratch_layers,
+        scratch_heads=args.scratch_heads,
+        scratch_vocab_size=args.scratch_vocab_size,
+    )
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from trainer.training import train
+
+    try:
+        metrics = train(config_from_args(args))
+    except TrainingError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    logger.info("accuracy %.4f, macro F1 %.4f -> %s", metrics["accuracy"], metrics["macro_f1"], args.output)
+    return 0
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("train", help=HELP, description=HELP)
+    add_train_arguments(parser)
+    parser.set_defaults(func=run_train)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m trainer", description=HELP)
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    add_train_arguments(parser)
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    return run_train(args)

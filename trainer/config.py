@@ -1,0 +1,71 @@
+"""What a training run needs (`TrainConfig`) and the one error it raises (`TrainingError`); no heavy imports."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+DEFAULT_BASE = "kykim/bert-kor-base"
+SCRATCH_BASE = "scratch"
+# A pretrained encoder wants small steps; a randomly initialised tiny BERT learns nothing useful at 5e-5.
+PRETRAINED_LEARNING_RATE = 5e-5
+SCRATCH_LEARNING_RATE = 1e-3
+SCRATCH_DEFAULT_MAX_LENGTH = 128
+
+
+class TrainingError(Exception):
+    """A training run cannot go on; the message says why and what to do (the CLI prints it and exits 2)."""
+
+
+@dataclass
+class TrainConfig:
+    output: Path
+    base: str = DEFAULT_BASE  # hub name, local checkpoint folder, or "scratch"
+
+    # Data: NSMC through Korpora unless `data` names a CSV/TSV file.
+    korpora_root: Path | None = None
+    data: Path | None = None
+    text_col: str = "text"
+    label_col: str = "label"
+    eval_data: Path | None = None
+    train_size: int | None = 1000  # None: every row
+    eval_size: int | None = 500
+    min_chars: int = 6  # drop documents shorter than this, as the tutorial does
+    extra: Path | None = None  # extra labelled examples (text,label; label = id or name)
+    extra_weight: int = 1  # each extra example appears this many times in training
+
+    # Recipe
+    epochs: float = 3
+    batch_size: int = 16
+    learning_rate: float | None = None  # None: 5e-5 for a pretrained base, 1e-3 for scratch
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.1
+    max_length: int | None = None  # None: the model's maximum (128 for scratch)
+    early_stopping_patience: int = 2  # 0 disables early stopping
+    best_metric: Literal["loss", "accuracy"] = "loss"
+    seed: int = 42
+    progress_json: bool = False
+
+    # Scratch model (base="scratch"): a tiny BERT and a WordPiece vocabulary trained on the training texts.
+    scratch_hidden: int = 128
+    scratch_layers: int = 2
+    scratch_heads: int = 2
+    scratch_vocab_size: int = 8000
+
+    def __post_init__(self) -> None:
+        self.output = Path(self.output)
+        for name in ("korpora_root", "data", "eval_data", "extra"):
+            value = getattr(self, name)
+            if value is not None:
+                setattr(self, name, Path(value))
+
+    @property
+    def is_scratch(self) -> bool:
+        return self.base == SCRATCH_BASE
+
+    @property
+    def effective_learning_rate(self) -> float:
+        if self.learning_rate is not None:
+            return self.learning_rate
+        return SCRATCH_LEARNING_RATE if self.is_scratch else PRETRAINED_LEARNING_RATE

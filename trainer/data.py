@@ -1,0 +1,264 @@
+"""Training data: NSMC through Korpora, or any CSV/TSV; sampling, filtering and extra examples.
+
+Everything here returns plain Python lists so that the training step does not care where rows came from.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from trainer.config import TrainConfig, TrainingError
+
+logger = logging.getLogger(__name__)
+
+NSMC_ID2LABEL = {0: "부정", 1: "긍정"}
+
+
+@dataclass
+class LabelledTexts:
+    texts: list[str]
+    labels: list[int]
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+
+@dataclass
+class TrainingData:
+    train: LabelledTexts
+    eval: LabelledTexts
+    id2label: dict[int, str]
+    extra_size: int = 0  # distinct extra examples, before oversampling
+    extra_weight: int = 1
+    sizes: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def label2id(self) -> dict[str, int]:
+        return {name: label_id for label_id, name in self.id2label.items()}
+
+
+# --- NSMC through Korpora ------------------------------------------------------------------------------
+
+
+def load_nsmc(korpora_root: Path | None):
+    """The NSMC corpus object (Korpora's `NSMCKorpus`, `.train`/`.test` with `.texts`/`.labels`).
+
+    Korpora 0.2.0's `Korpora.load` always asks the download server for the file size, even when the files are
+    on disk, so it fails offline. When both files exist we build the corpus from them with Korpora's own class
+    and readers and skip that check; otherwise Korpora downloads them as usual.
+    """
+    from Korpora import Korpora
+    from Korpora.korpora import Korpus, LabeledSentenceKorpusData
+    from Korpora.korpus_nsmc import NSMC_FETCH_INFORMATION, NSMCKorpus, description, license
+    from Korpora.utils import default_korpora_path, load_text
+
+    root = Path(korpora_root if korpora_root is not None else default_korpora_path).expanduser().resolve()
+    local_paths = {info["destination"]: root / info["destination"] for info in NSMC_FETCH_INFORMATION}
+    if not all(path.is_file() for path in local_paths.values()):
+        logger.info("NSMC not found under %s; downloading it through Korpora", root)
+        try:
+            return Korpora.load("nsmc", root_dir=str(root))
+        except OSError as error:  # urllib's URLError is an OSError
+            raise TrainingError(
+                f"NSMC is not under {root} and could not be downloaded ({error}). "
+                "Pass --korpora-root pointing at a folder holding nsmc/ratings_train.txt and "
+                "nsmc/ratings_test.txt (e.g. ../shared/korpora), or --data with a CSV/TSV file."
+            ) from error
+
+    logger.info("Loading NSMC from %s", root)
+    corpus = NSMCKorpus.__new__(NSMCKorpus)
+    with contextlib.redirect_stdout(io.StringIO()) as banner:  # Korpus prints its licence banner on stdout
+        Korpus.__init__(corpus, description, license)
+    logger.debug("%s", banner.getvalue())
+    for destination, path in local_paths.items():
+        try:
+            texts, labels = corpus.cleaning(load_text(str(path), num_heads=1))
+        except ValueError as error:
+            raise TrainingError(f"{path} is not a valid NSMC file: {error}") from error
+        if "train" in destination:
+            corpus.train = LabeledSentenceKorpusData("NSMC.train", texts, labels)
+        else:
+            corpus.test = LabeledSentenceKorpusData("NSMC.test", texts, labels)
+    return corpus
+
+
+# --- CSV/TSV -----------------------------------------------------------------------------------------
+
+
+def _separator(path: Path) -> str:
+    suffixes = [suffix.lower() for suffix in path.suffixes if suffix.lower() not in {".gz", ".bz2", ".zip", ".xz"}]
+    return "\t" if suffixes and suffixes[-1] in {".tsv", ".tab", ".txt"} else ","
+
+
+def read_table(path: Path, *, text_col: str, label_col: str) -> pd.DataFrame:
+    """Rows of `path` (CSV, or TSV by suffix) as a frame with columns `text` and `label` (raw values)."""
+    if not path.is_file():
+        raise TrainingError(f"Data file not found: {path}")
+    try:
+        frame = pd.read_csv(path, sep=_separator(path), dtype=str, keep_default_na=False, quoting=0)
+    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as error:
+        raise TrainingError(f"Cannot read {path}: {error}") from error
+    missing = [column for column in (text_col, label_col) if column not in frame.columns]
+    if missing:
+        found = ", ".join(map(str, frame.columns)) or "(none)"
+        raise TrainingError(f"{path}: column(s) {', '.join(missing)} not found; columns found: {found}")
+    frame = frame[[text_col, label_col]].rename(columns={text_col: "text", label_col: "label"})
+    frame["text"] = frame["text"].astype(str)
+    frame["label"] = frame["label"].astype(str).str.strip()
+    blank_labels = frame["label"] == ""
+    if blank_labels.any():
+        logger.warning("%s: dropping %d row(s) without a label", path, int(blank_labels.sum()))
+        frame = frame[~blank_labels]
+    return frame.reset_index(drop=True)
+
+
+def _as_int(value: str) -> int | None:
+    try:
+        return int(value)
+    except ValueError:
+        return None
+
+
+def label_names(raw_labels: pd.Series) -> dict[int, str]:
+    """`id2label` for a column of raw labels: integer labels keep their ids, names are numbered in sorted order."""
+    distinct = sorted(set(raw_labels))
+    as_ints = [_as_int(value) for value in distinct]
+    if all(value is not None and value >= 0 for value in as_ints):
+        return {label_id: str(label_id) for label_id in range(max(as_ints) + 1)}
+    return dict(enumerate(distinct))
+
+
+def encode_labels(raw_labels: pd.Series, id2label: dict[int, str], *, source: Path | str) -> list[int]:
+    """Label ids for raw labels that are either names in `id2label` or ids; anything else is a clear error."""
+    name_to_id = {name: label_id for label_id, name in id2label.items()}
+    encoded: list[int] = []
+    unknown: set[str] = set()
+    for value in raw_labels:
+        if value in name_to_id:
+            encoded.append(name_to_id[value])
+            continue
+        as_int = _as_int(value)
+        if as_int is not None and as_int in id2label:
+            encoded.append(as_int)
+        else:
+            unknown.add(value)
+    if unknown:
+        known = ", ".join(f"{label_id} ({name})" for label_id, name in id2label.items())
+        raise TrainingError(
+            f"{source}: unknown label(s) {', '.join(sorted(unknown)[:10])}; known labels: {known}"
+        )
+    return encoded
+
+
+# --- Sampling ------------------------------------------------------------------------------------------
+
+
+def _keep_long_enough(frame: pd.DataFrame, min_chars: int, *, source: str) -> pd.DataFrame:
+    kept = frame[frame["text"].str.strip().str.len() >= min_chars]
+    if len(kept) < len(frame):
+        logger.info("%s: dropped %d document(s) shorter than %d characters", source, len(frame) - len(kept), min_chars)
+    if kept.empty:
+        raise TrainingError(f"{source}: no documents left after dropping those shorter than {min_chars} characters")
+    return kept
+
+
+def _sample(frame: pd.DataFrame, size: int | None, *, seed: int, source: str) -> pd.DataFrame:
+    if size is None or size >= len(frame):
+        if size is not None and size > len(frame):
+            logger.warning("%s: asked for %d rows, only %d available; using all", source, size, len(frame))
+        return frame.sample(frac=1.0, random_state=seed).reset_index(drop=True)
+    return frame.sample(n=size, random_state=seed).reset_index(drop=True)
+
+
+def _stratified_holdout(frame: pd.DataFrame, size: int, *, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(rest, held_out): `size` rows held out with each label's share kept (at least one row per label)."""
+    fraction = min(size / len(frame), 1.0)
+    held_out_index: list = []
+    for _, group in frame.groupby("label_id"):
+        count = max(1, min(len(group) - 1, round(len(group) * fraction)))
+        held_out_index.extend(group.sample(n=count, random_state=seed).index)
+    held_out = frame.loc[held_out_index]
+    return frame.drop(held_out.index), held_out
+
+
+def _labelled(frame: pd.DataFrame) -> LabelledTexts:
+    return LabelledTexts(texts=frame["text"].tolist(), labels=[int(label) for label in frame["label_id"]])
+
+
+def _require_two_classes(frame: pd.DataFrame, *, source: str, id2label: dict[int, str]) -> None:
+    present = sorted(set(frame["label_id"]))
+    if len(present) < 2:
+        names = ", ".join(id2label[label_id] for label_id in present)
+        raise TrainingError(f"{source}: only one class ({names}) in the training data; a classifier needs at least two")
+
+
+def load_training_data(config: TrainConfig) -> TrainingData:
+    """Train/eval texts and labels for `config`, sampled reproducibly by `config.seed`."""
+    if config.data is not None:
+        train_frame = read_table(config.data, text_col=config.text_col, label_col=config.label_col)
+        eval_frame = (
+            read_table(config.eval_data, text_col=config.text_col, label_col=config.label_col)
+            if config.eval_data is not None
+            else None
+        )
+        all_labels = train_frame["label"] if eval_frame is None else pd.concat([train_frame["label"], eval_frame["label"]])
+        if all_labels.empty:
+            raise TrainingError(f"{config.data}: no rows")
+        id2label = label_names(all_labels)
+        train_frame["label_id"] = encode_labels(train_frame["label"], id2label, source=config.data)
+        train_source = str(config.data)
+        eval_source = str(config.eval_data)
+        if eval_frame is not None:
+            eval_frame["label_id"] = encode_labels(eval_frame["label"], id2label, source=config.eval_data)
+    else:
+        if config.eval_data is not None:
+            raise TrainingError("--eval-data needs --data (NSMC brings its own test split)")
+        corpus = load_nsmc(config.korpora_root)
+        id2label = dict(NSMC_ID2LABEL)
+        train_frame = pd.DataFrame({"text": list(corpus.train.texts), "label_id": list(corpus.train.labels)})
+        eval_frame = pd.DataFrame({"text": list(corpus.test.texts), "label_id": list(corpus.test.labels)})
+        train_source, eval_source = "NSMC train", "NSMC test"
+
+    train_frame = _keep_long_enough(train_frame, config.min_chars, source=train_source)
+    _require_two_classes(train_frame, source=train_source, id2label=id2label)
+    if eval_frame is None:
+        holdout_size = config.eval_size if config.eval_size is not None else max(1, len(train_frame) // 5)
+        if len(train_frame) < 4:
+            raise TrainingError(f"{train_source}: only {len(train_frame)} usable rows; too few to hold out an evaluation set")
+        train_frame, eval_frame = _stratified_holdout(train_frame, holdout_size, seed=config.seed)
+        eval_frame = eval_frame.sample(frac=1.0, random_state=config.seed)
+    else:
+        eval_frame = _keep_long_enough(eval_frame, config.min_chars, source=eval_source)
+        eval_frame = _sample(eval_frame, config.eval_size, seed=config.seed, source=eval_source)
+    train_frame = _sample(train_frame, config.train_size, seed=config.seed, source=train_source)
+    _require_two_classes(train_frame, source=train_source, id2label=id2label)
+
+    train = _labelled(train_frame)
+    extra_size = 0
+    if config.extra is not None:
+        if config.extra_weight < 1:
+            raise TrainingError(f"--extra-weight must be at least 1, got {config.extra_weight}")
+        extra_frame = read_table(config.extra, text_col="text", label_col="label")
+        extra_frame = extra_frame[extra_frame["text"].str.strip() != ""]
+        extra_ids = encode_labels(extra_frame["label"], id2label, source=config.extra)
+        extra_size = len(extra_ids)
+        # Oversampling: repeat each extra example; the Trainer's sampler shuffles them in.
+        train.texts.extend(extra_frame["text"].tolist() * config.extra_weight)
+        train.labels.extend(extra_ids * config.extra_weight)
+        logger.info("Added %d extra example(s) x %d = %d rows", extra_size, config.extra_weight, extra_size * config.extra_weight)
+
+    evaluation = _labelled(eval_frame)
+    return TrainingData(
+        train=train,
+        eval=evaluation,
+        id2label=id2label,
+        extra_size=extra_size,
+        extra_weight=config.extra_weight,
+        sizes={"train_size": len(train), "eval_size": len(evaluation)},
+    )

@@ -1,0 +1,269 @@
+"""`train(config)`: fine-tune an encoder (or a scratch BERT) with Hugging Face `Trainer` into a model version
+directory (see docs/architecture.md)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import os
+import shutil
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import torch
+from transformers import (
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+    DataCollatorWithPadding,
+    EarlyStoppingCallback,
+    Trainer,
+    TrainingArguments,
+    set_seed,
+)
+
+from trainer.callbacks import AbortOnNonFiniteLoss, JsonProgressCallback
+from trainer.config import SCRATCH_DEFAULT_MAX_LENGTH, TrainConfig, TrainingError
+from trainer.data import LabelledTexts, TrainingData, load_training_data
+from trainer.report import classification_metrics, epoch_history, plot_training_curves
+from trainer.scratch import build_scratch_model, build_scratch_tokenizer
+
+logger = logging.getLogger(__name__)
+
+# Tokenizers without a real limit report a huge sentinel as model_max_length.
+_UNBOUNDED_LENGTH = 100_000
+
+
+def _check_config(config: TrainConfig) -> None:
+    if config.output.exists() and (not config.output.is_dir() or any(config.output.iterdir())):
+        raise TrainingError(f"Output {config.output} already exists and is not empty; choose a new version directory")
+    positive = {"epochs": config.epochs, "batch_size": config.batch_size, "extra_weight": config.extra_weight}
+    for name, value in positive.items():
+        if not value > 0:
+            raise TrainingError(f"--{name.replace('_', '-')} must be positive, got {value}")
+    local = None if config.is_scratch else _local_base(config.base)
+    if local is not None and not local.is_dir():
+        raise TrainingError(
+            f"Base checkpoint folder not found: {config.base} (pass a folder with config.json, a hub name, or 'scratch')"
+        )
+    if not 0 <= config.warmup_ratio < 1:
+        raise TrainingError(f"--warmup-ratio must be in [0, 1), got {config.warmup_ratio}")
+    for name in ("train_size", "eval_size", "max_length"):
+        value = getattr(config, name)
+        if value is not None and value < 1:
+            raise TrainingError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
+
+
+def _local_base(base: str) -> Path | None:
+    """The checkpoint folder `base` names, or None for a hub name."""
+    path = Path(base).expanduser()
+    return path if base.startswith((".", "/", "~")) or path.exists() else None
+
+
+def _load_pretrained(config: TrainConfig, id2label: dict[int, str]):
+    """(tokenizer, model) for a hub name or local checkpoint; an unreachable hub becomes a clear TrainingError."""
+    local = _local_base(config.base)
+    base = str(local) if local is not None else config.base
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(base)
+        model = AutoModelForSequenceClassification.from_pretrained(
+            base,
+            num_labels=len(id2label),
+            id2label=id2label,
+            label2id={name: label_id for label_id, name in id2label.items()},
+            ignore_mismatched_sizes=True,  # a base that is itself a classifier with another head
+        )
+    except (OSError, ValueError) as error:
+        offline = " (HF_HUB_OFFLINE is set)" if os.environ.get("HF_HUB_OFFLINE", "").lower() in {"1", "true", "yes"} else ""
+        raise TrainingError(
+            f"Cannot load base checkpoint {config.base!r}: {error.__class__.__name__}: {str(error).splitlines()[0]} "
+            f"The model hub may be unreachable{offline} or the name unknown. Pass a local checkpoint folder, e.g. "
+            "--base ../shared/models/multilingual-e5-small-ko, or --base scratch to train a small BERT from scratch."
+        ) from error
+    return tokenizer, model
+
+
+def _model_max_length(tokenizer, model) -> int:
+    limits = [getattr(model.config, "max_position_embeddings", None), tokenizer.model_max_length]
+    limits = [limit for limit in limits if isinstance(limit, int) and 0 < limit < _UNBOUNDED_LENGTH]
+    # RoBERTa-style position ids start after the padding index, so they leave two positions unused.
+    if getattr(model.config, "model_type", "") in {"roberta", "xlm-roberta", "camembert"}:
+        limits = [limit - 2 if limit == model.config.max_position_embeddings else limit for limit in limits]
+    return min(limits) if limits else 512
+
+
+def _encode(tokenizer, data: LabelledTexts, max_length: int) -> list[dict]:
+    """Tokenised examples (no padding: the collator pads each batch to its own longest row)."""
+    encoded = tokenizer(data.texts, truncation=True, max_length=max_length)
+    rows = [dict(zip(encoded.keys(), values)) for values in zip(*encoded.values())]
+    for row, label in zip(rows, data.labels):
+        row["labels"] = label
+    return rows
+
+
+def _device_description() -> str:
+    if torch.cuda.is_available():
+        count = torch.cuda.device_count()
+        return f"cuda ({torch.cuda.get_device_name(0)}) x{count}"
+    return "cpu"
+
+
+def _build_model(config: TrainConfig, data: TrainingData):
+    if config.is_scratch:
+        max_length = config.max_length or SCRATCH_DEFAULT_MAX_LENGTH
+        logger.warning(
+            "Using a SCRATCH model (base=scratch): a tiny randomly initialised BERT (hidden %d, %d layers, vocab %d, "
+            "max_length %d) with a WordPiece vocabulary trained on the %d training texts; far weaker than a "
+            "pretrained checkpoint, meant for tests and machines without a model hub.",
+            config.scratch_hidden, config.scratch_layers, config.scratch_vocab_size, max_length, len(data.train),
+        )
+        tokenizer = build_scratch_tokenizer(data.train.texts, vocab_size=config.scratch_vocab_size, max_length=max_length)
+        model = build_scratch_model(config, tokenizer, max_length=max_length, id2label=data.id2label)
+        return tokenizer, model, max_length
+    tokenizer, model = _load_pretrained(config, data.id2label)
+    model_limit = _model_max_length(tokenizer, model)
+    max_length = min(config.max_length, model_limit) if config.max_length else model_limit
+    return tokenizer, model, max_length
+
+
+def _training_arguments(config: TrainConfig, checkpoint_dir: str, *, steps_per_epoch: int) -> TrainingArguments:
+    use_cuda = torch.cuda.is_available()
+    bf16 = use_cuda and torch.cuda.is_bf16_supported()
+    best_by_loss = config.best_metric == "loss"
+    return TrainingArguments(
+        output_dir=checkpoint_dir,
+        num_train_epochs=config.epochs,
+        per_device_train_batch_size=config.batch_size,
+        per_device_eval_batch_size=max(config.batch_size, 64),
+        learning_rate=config.effective_learning_rate,
+        weight_decay=config.weight_decay,
+        warmup_steps=config.warmup_ratio,  # transformers 5: a float below 1 is a ratio of the total steps
+        lr_scheduler_type="linear",
+        optim="adamw_torch",
+        eval_strategy="epoch",
+        save_strategy="epoch",
+        save_total_limit=1,  # the best checkpoint is kept as well
+        save_only_model=True,
+        load_best_model_at_end=True,
+        metric_for_best_model="eval_loss" if best_by_loss else "eval_accuracy",
+        greater_is_better=not best_by_loss,
+        logging_strategy="steps",
+        logging_steps=max(1, min(50, steps_per_epoch // 5)),
+        logging_nan_inf_filter=False,  # a NaN loss must be seen, not averaged away
+        train_sampling_strategy="group_by_length",
+        bf16=bf16,
+        fp16=use_cuda and not bf16,
+        seed=config.seed,
+        data_seed=config.seed,
+        report_to="none",
+        dataloader_num_workers=0,
+        dataloader_pin_memory=use_cuda,
+        disable_tqdm=False,
+    )
+
+
+def train(config: TrainConfig) -> dict:
+    """Train per `config`, write the model version directory `config.output`, return its metrics."""
+    started = time.perf_counter()
+    _check_config(config)
+    json_stream = sys.stdout
+    # With --progress-json, stdout carries only JSON lines: everything else that prints goes to stderr.
+    redirect = contextlib.redirect_stdout(sys.stderr) if config.progress_json else contextlib.nullcontext()
+    with redirect:
+        metrics = _train(config, started=started, json_stream=json_stream if config.progress_json else None)
+    if config.progress_json:
+        json_stream.write(json.dumps({"event": "done", "output": str(config.output)}, ensure_ascii=False) + "\n")
+        json_stream.flush()
+    return metrics
+
+
+def _train(config: TrainConfig, *, started: float, json_stream) -> dict:
+    data = load_training_data(config)
+    logger.info("Training on %d examples, evaluating on %d; labels %s", len(data.train), len(data.eval), data.id2label)
+    set_seed(config.seed)  # before the model is built: the new head (or the scratch model) is initialised randomly
+    tokenizer, model, max_length = _build_model(config, data)
+    train_rows = _encode(tokenizer, data.train, max_length)
+    eval_rows = _encode(tokenizer, data.eval, max_length)
+    num_labels = len(data.id2label)
+
+    def compute_metrics(prediction) -> dict:
+        found = classification_metrics(np.argmax(prediction.predictions, axis=-1), prediction.label_ids, num_labels)
+        return {"accuracy": found["accuracy"], "macro_f1": found["macro_f1"]}
+
+    callbacks = [AbortOnNonFiniteLoss()]
+    if config.early_stopping_patience > 0:
+        callbacks.append(EarlyStoppingCallback(early_stopping_patience=config.early_stopping_patience))
+    if json_stream is not None:
+        callbacks.append(JsonProgressCallback(json_stream))
+
+    steps_per_epoch = math.ceil(len(train_rows) / config.batch_size)
+    output = config.output.resolve()
+    output.parent.mkdir(parents=True, exist_ok=True)
+    staging = output.parent / f".{output.name}.partial-{uuid.uuid4().hex[:8]}"
+    with tempfile.TemporaryDirectory(prefix="moderator-train-") as checkpoint_dir:
+        trainer = Trainer(
+            model=model,
+            args=_training_arguments(config, checkpoint_dir, steps_per_epoch=steps_per_epoch),
+            train_dataset=train_rows,
+            eval_dataset=eval_rows,
+            processing_class=tokenizer,
+            data_collator=DataCollatorWithPadding(tokenizer),
+            compute_metrics=compute_metrics,
+            callbacks=callbacks,
+        )
+        train_output = trainer.train()
+        prediction = trainer.predict(eval_rows, metric_key_prefix="eval")
+        if not math.isfinite(prediction.metrics["eval_loss"]):
+            raise TrainingError(f"Evaluation loss is {prediction.metrics['eval_loss']}; the model diverged")
+
+        history = epoch_history(trainer.state.log_history)
+        final = classification_metrics(np.argmax(prediction.predictions, axis=-1), prediction.label_ids, num_labels)
+        best_key = "eval_loss" if config.best_metric == "loss" else "eval_accuracy"
+        best_row = (min if config.best_metric == "loss" else max)(history, key=lambda row: row[best_key], default=None)
+        metrics = {
+            "accuracy": final["accuracy"],
+            "macro_f1": final["macro_f1"],
+            "loss": float(prediction.metrics["eval_loss"]),
+            "confusion_matrix": final["confusion_matrix"],
+            "labels": [data.id2label[label_id] for label_id in range(num_labels)],
+            "history": history,
+            "best_epoch": best_row["epoch"] if best_row else None,
+            "best_metric": config.best_metric,
+            "data": {
+                **data.sizes,
+                "extra_size": data.extra_size,
+                "extra_weight": data.extra_weight,
+                "extra_oversampled": data.extra_size * data.extra_weight,
+                "source": str(config.data) if config.data else "nsmc",
+            },
+            "base_checkpoint": config.base,
+            "max_length": max_length,
+            "epochs_trained": round(float(trainer.state.epoch or 0.0), 4),
+            "learning_rate": config.effective_learning_rate,
+            "batch_size": config.batch_size,
+            "train_samples_per_second": float(train_output.metrics.get("train_samples_per_second", 0.0)),
+            "seed": config.seed,
+            "device": _device_description(),
+            "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        }
+
+        try:
+            staging.mkdir()
+            trainer.model.save_pretrained(staging)
+            tokenizer.save_pretrained(staging)
+            plot_training_curves(history, staging / "training_curves.png", title=f"{config.base} on {metrics['data']['source']}")
+            metrics["wall_time_seconds"] = round(time.perf_counter() - started, 2)
+            (staging / "metrics.json").write_text(json.dumps(metrics, ensure_ascii=False, indent=2), encoding="utf-8")
+            if output.exists():
+                output.rmdir()  # checked empty up front; a rename cannot replace a non-empty folder
+            staging.rename(output)  # atomic: readers see either no version or a complete one
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    logger.info("Saved model version %s: accuracy %.4f, macro F1 %.4f", output, metrics["accuracy"], metrics["macro_f1"])
+    return metrics
