@@ -1,0 +1,1 @@
+"""Benchmarks: the tutorial's recipe (bench.tutorial_baseline) against classifier/trainer. See bench/README.md."""
