@@ -1,0 +1,145 @@
+"""Run the trainer as a child process without blocking the event loop.
+
+The child's stdout carries the trainer's `--progress-json` lines; everything it prints (stdout and
+stderr, including tqdm bars) is appended to a log file so a failed run can show its last lines.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+ProgressCallback = Callable[[dict[str, Any]], Awaitable[None]]
+
+# How long a terminated trainer gets to exit before it is killed.
+TERMINATE_GRACE_SECONDS = 10.0
+# How many log lines a failure message carries.
+ERROR_TAIL_LINES = 15
+
+
+class TrainingProcessError(Exception):
+    """The trainer process failed; the message says how and ends with the last lines of its log."""
+
+    def __init__(self, message: str, *, returncode: int | None, log_tail: str) -> None:
+        super().__init__(f"{message}\n{log_tail}".strip())
+        self.returncode = returncode
+        self.log_tail = log_tail
+
+
+def log_tail(log_path: Path, *, lines: int = ERROR_TAIL_LINES, max_chars: int = 3000) -> str:
+    """The last lines of a log, with tqdm's carriage-return redraws reduced to their final state."""
+    try:
+        raw = log_path.read_bytes()[-64_000:].decode("utf-8", errors="replace")
+    except OSError:
+        return ""
+    cleaned = [line.rsplit("\r", 1)[-1].rstrip() for line in raw.splitlines()]
+    tail = "\n".join(line for line in cleaned if line)
+    tail = "\n".join(tail.splitlines()[-lines:])
+    return tail[-max_chars:]
+
+
+def describe_returncode(returncode: int) -> str:
+    if returncode < 0:
+        try:
+            name = signal.Signals(-returncode).name
+        except ValueError:
+            name = f"signal {-returncode}"
+        hint = " (killed: out of memory?)" if -returncode == signal.SIGKILL else ""
+        return f"trainer process was terminated by {name}{hint}"
+    return f"trainer process exited with code {returncode}"
+
+
+def trainer_command(trainer_args: Sequence[str]) -> list[str]:
+    """The command line that runs the trainer module with the bot's own interpreter."""
+    return [sys.executable, "-m", "trainer", *trainer_args]
+
+
+async def run_trainer_process(
+    command: Sequence[str],
+    *,
+    log_path: Path,
+    on_event: ProgressCallback | None = None,
+    env: dict[str, str] | None = None,
+) -> dict[str, Any] | None:
+    """Run `command`, append its output to `log_path` and pass each JSON event line to `on_event`.
+
+    Returns the trainer's final `{"event": "done", ...}` event (or None if it printed none).
+    Raises TrainingProcessError when the process exits non-zero or is killed by a signal.
+    If the calling task is cancelled (bot shutdown), the child is terminated (killed after a grace
+    period) before the cancellation propagates.
+    """
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    child_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+    done_event: dict[str, Any] | None = None
+    with open(log_path, "ab", buffering=0) as log_file:  # noqa: ASYNC230 - a local file, opened once
+        log_file.write(("$ " + " ".join(command) + "\n").encode())
+        process = await asyncio.create_subprocess_exec(
+            *command,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=log_file,  # straight to the log: tqdm redraws never pass through Python
+            env=child_env,
+            start_new_session=True,  # its own process group: a terminal Ctrl-C reaches us, not it
+            limit=1 << 20,
+        )
+        logger.info("trainer started (pid %s), log %s", process.pid, log_path)
+        try:
+            assert process.stdout is not None
+            while line := await process.stdout.readline():
+                log_file.write(line)
+                event = _parse_event(line)
+                if event is None:
+                    continue
+                if event.get("event") == "done":
+                    done_event = event
+                if on_event is not None:
+                    try:
+                        await on_event(event)
+                    except Exception:  # a reporting hiccup must not kill the training
+                        logger.exception("progress callback failed")
+            returncode = await process.wait()
+        except BaseException:
+            await _stop_process(process)
+            raise
+    if returncode != 0:
+        raise TrainingProcessError(
+            describe_returncode(returncode), returncode=returncode, log_tail=log_tail(log_path)
+        )
+    return done_event
+
+
+def _parse_event(line: bytes) -> dict[str, Any] | None:
+    text = line.strip()
+    if not text.startswith(b"{"):
+        return None
+    try:
+        event = json.loads(text)
+    except ValueError:
+        return None
+    return event if isinstance(event, dict) and "event" in event else None
+
+
+async def _stop_process(process: asyncio.subprocess.Process) -> None:
+    """Terminate the child's process group, then kill it if it does not exit in time."""
+    if process.returncode is not None:
+        return
+    logger.warning("stopping trainer process %s", process.pid)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        await asyncio.wait_for(asyncio.shield(process.wait()), TERMINATE_GRACE_SECONDS)
+    except (TimeoutError, asyncio.CancelledError):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        with contextlib.suppress(asyncio.CancelledError):
+            await process.wait()

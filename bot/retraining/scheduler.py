@@ -1,0 +1,66 @@
+"""The retraining schedule: an APScheduler 3 `AsyncIOScheduler` inside the bot's event loop."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.base import BaseTrigger
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
+from bot.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+RETRAIN_JOB_ID = "retrain"
+SYNC_JOB_ID = "sync-active-model"
+# How often the bot checks whether another process activated a different model version.
+ACTIVE_MODEL_SYNC_SECONDS = 30.0
+
+Job = Callable[[], Awaitable[object]]
+
+
+def build_trigger(settings: Settings) -> BaseTrigger | None:
+    """`retrain_interval_seconds` when set, else the `retrain_cron` crontab, else None (no schedule)."""
+    if settings.retrain_interval_seconds is not None:
+        if settings.retrain_interval_seconds <= 0:
+            raise ValueError("RETRAIN_INTERVAL_SECONDS must be positive")
+        return IntervalTrigger(seconds=settings.retrain_interval_seconds)
+    if settings.retrain_cron:
+        try:
+            return CronTrigger.from_crontab(settings.retrain_cron)
+        except ValueError as error:
+            raise ValueError(
+                f"RETRAIN_CRON {settings.retrain_cron!r} is not a valid crontab: {error}"
+            ) from error
+    return None
+
+
+def start_scheduler(
+    settings: Settings,
+    *,
+    retrain_job: Job,
+    sync_job: Job | None = None,
+    sync_interval_seconds: float = ACTIVE_MODEL_SYNC_SECONDS,
+) -> AsyncIOScheduler | None:
+    """Start a scheduler on the running loop: `retrain_job` on the configured schedule, `sync_job` every
+    `sync_interval_seconds`. Returns None when there is nothing to schedule. Call it inside the loop."""
+    trigger = build_trigger(settings)
+    if trigger is None:
+        logger.info("scheduled retraining is disabled (no RETRAIN_CRON or RETRAIN_INTERVAL_SECONDS)")
+    if trigger is None and sync_job is None:
+        return None
+    scheduler = AsyncIOScheduler()
+    # One tick at a time; ticks missed while the bot was busy or down collapse into one.
+    job_options = {"max_instances": 1, "coalesce": True, "misfire_grace_time": 3600}
+    if trigger is not None:
+        scheduler.add_job(retrain_job, trigger, id=RETRAIN_JOB_ID, **job_options)
+        logger.info("scheduled retraining: %s", trigger)
+    if sync_job is not None:
+        scheduler.add_job(
+            sync_job, IntervalTrigger(seconds=sync_interval_seconds), id=SYNC_JOB_ID, **job_options
+        )
+    scheduler.start()
+    return scheduler

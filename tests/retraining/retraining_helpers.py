@@ -1,0 +1,120 @@
+"""Helpers for the retraining tests: settings pointing into tmp, an active model, seeded corrections."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+
+from bot.settings import Settings
+from bot.storage import activate_model_version, add_verdict, record_feedback, register_model_version
+
+LABEL_NAMES = {0: "부정", 1: "긍정"}
+CORRECTING_USERS = (1001, 1002)  # two non-admins agreeing, so their corrections count
+
+
+def make_settings(tmp_path: Path, **overrides) -> Settings:
+    """Settings for a fast retraining run on small data; nothing read from the environment or .env."""
+    values = {
+        "database_url": f"sqlite+aiosqlite:///{tmp_path / 'moderator.db'}",
+        "model_dir": tmp_path / "models",
+        "runs_dir": tmp_path / "runs",
+        "retrain_cron": None,
+        "retrain_interval_seconds": None,
+        "retrain_min_new_feedback": 0,
+        "retrain_from": "active",
+        "retrain_epochs": 2.0,
+        "retrain_train_size": 600,
+        "retrain_eval_size": 300,
+        "retrain_batch_size": 32,
+        "retrain_learning_rate": 5e-4,
+        "retrain_max_length": None,  # the model's own maximum, as it serves
+        "correction_weight": 4,
+        "correction_holdout_fraction": 0.25,
+        "promotion_tolerance": 0.5,
+    }
+    return Settings(_env_file=None, **{**values, **overrides})
+
+
+async def activate_version(session_factory, path: Path, *, base: str = "scratch") -> int:
+    async with session_factory() as session, session.begin():
+        version = await register_model_version(session, path=str(path), base_checkpoint=base, metrics=None)
+        await activate_model_version(session, version_id=version.id)
+        return version.id
+
+
+async def add_corrections(
+    session_factory,
+    examples: Sequence[tuple[str, int]],
+    *,
+    users: Sequence[int] = CORRECTING_USERS,
+    first_message_id: int = 1,
+    model_version_id: int | None = None,
+) -> list[int]:
+    """Store each text as a verdict the bot got wrong, corrected to `label` by each of `users`. Returns verdict ids."""
+    verdict_ids = []
+    async with session_factory() as session, session.begin():
+        for offset, (text, label) in enumerate(examples):
+            wrong = 1 - label
+            verdict = await add_verdict(
+                session,
+                chat_id=1,
+                message_id=first_message_id + offset,
+                user_id=users[0],
+                text=text,
+                label=wrong,
+                label_name=LABEL_NAMES[wrong],
+                confidence=0.9,
+                probabilities={
+                    LABEL_NAMES[0]: 0.9 if wrong == 0 else 0.1,
+                    LABEL_NAMES[1]: 0.1 if wrong == 0 else 0.9,
+                },
+                model_version_id=model_version_id,
+            )
+            for user in users:
+                await record_feedback(
+                    session, verdict_id=verdict.id, user_id=user, label=label, num_labels=2, is_admin=False
+                )
+            verdict_ids.append(verdict.id)
+    return verdict_ids
+
+
+async def wait_for(
+    predicate: Callable[[], Awaitable[object]], *, timeout: float = 60.0, interval: float = 0.1
+):
+    """Poll an async predicate until it returns something truthy (bounded by `timeout`)."""
+    async with asyncio.timeout(timeout):
+        while not (result := await predicate()):
+            await asyncio.sleep(interval)
+    return result
+
+
+class RecordingReporter:
+    """A RunReporter that keeps what it was told (the Telegram layer edits a message instead)."""
+
+    def __init__(self) -> None:
+        self.progress_texts: list[str] = []
+        self.finished_texts: list[str] = []
+        self.training_started = asyncio.Event()
+
+    async def progress(self, run_id: int, text: str) -> None:
+        self.progress_texts.append(text)
+        if text.startswith("학습 중"):
+            self.training_started.set()
+
+    async def finished(self, run_id: int, text: str) -> None:
+        self.finished_texts.append(text)
+
+
+def trainer_children():
+    """Live `python -m trainer` processes started by this test process."""
+    import psutil
+
+    found = []
+    for child in psutil.Process().children(recursive=True):
+        try:
+            if "trainer" in child.cmdline():
+                found.append(child)
+        except psutil.Error:
+            continue
+    return found
