@@ -74,7 +74,7 @@ def save_model(kind: str, target: Path) -> Path:
 
 
 async def run_bot(
-    model_dir: Path, *, window_ms: float, rate: float, paced: int, burst: int, workdir: Path
+    model_dir: Path, *, window_ms: float, quantize: bool, rate: float, paced: int, burst: int, workdir: Path
 ) -> dict:
     from fake_telegram import FakeBotApi
     from telegram import Update
@@ -100,7 +100,7 @@ async def run_bot(
         retrain_cron=None,
     )
     engine = storage.create_engine(url)
-    serving = ServingModel(await asyncio.to_thread(Classifier.load, model_dir), None)
+    serving = ServingModel(await asyncio.to_thread(Classifier.load, model_dir, quantize=quantize), None)
     moderation = Moderation(
         session_factory=storage.make_session_factory(engine),
         serving=serving,
@@ -174,26 +174,29 @@ def main() -> None:
         workdir = Path(tmp)
         for kind in args.models.split(","):
             model_dir = save_model(kind, workdir / kind)
-            for window_ms in (5.0, 0.0):
+            # micro-batching on and off in fp32, then on with dynamic int8 (QUANTIZE=true)
+            for window_ms, quantize in ((5.0, False), (0.0, False), (5.0, True)):
                 result = asyncio.run(
                     run_bot(
                         model_dir,
                         window_ms=window_ms,
+                        quantize=quantize,
                         rate=args.rate,
                         paced=args.paced,
                         burst=args.burst,
                         workdir=workdir,
                     )
                 )
-                rows.append((kind, "on (5 ms, ≤64)" if window_ms else "off", result))
-                print(kind, window_ms, result, file=sys.stderr)
+                batching = "on (5 ms, ≤64)" if window_ms else "off"
+                rows.append((kind, "int8" if quantize else "fp32", batching, result))
+                print(kind, window_ms, quantize, result, file=sys.stderr)
     print(
-        f"| model | micro-batching | p50 update→reply at {args.rate:g} msg/s | p95 | burst of {args.burst}: answered msg/s |"
+        f"| model | weights | micro-batching | p50 update→reply at {args.rate:g} msg/s | p95 | burst of {args.burst}: answered msg/s |"
     )
-    print("|---|---|---|---|---|")
-    for kind, batching, r in rows:
+    print("|---|---|---|---|---|---|")
+    for kind, weights, batching, r in rows:
         print(
-            f"| {kind} | {batching} | {1000 * r['p50']:.0f} ms | {1000 * r['p95']:.0f} ms | {r['burst_rate']:.1f} |"
+            f"| {kind} | {weights} | {batching} | {1000 * r['p50']:.0f} ms | {1000 * r['p95']:.0f} ms | {r['burst_rate']:.1f} |"
         )
 
 

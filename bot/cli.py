@@ -22,7 +22,9 @@ COMMAND_MODULES = (
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="moderator", description="Korean review moderator (BERT + Telegram).")
+    parser = argparse.ArgumentParser(
+        prog="moderator", description="Korean review moderator (BERT + Telegram)."
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module_name in COMMAND_MODULES:

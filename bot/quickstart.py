@@ -44,7 +44,9 @@ def choose_base(configured: str) -> str:
     if SHARED_ENCODER.exists():
         print(f"{configured} is not reachable (no model hub here); fine-tuning {SHARED_ENCODER} instead.")
         return str(SHARED_ENCODER)
-    print(f"{configured} is not reachable and {SHARED_ENCODER} is absent; training a small BERT from scratch.")
+    print(
+        f"{configured} is not reachable and {SHARED_ENCODER} is absent; training a small BERT from scratch."
+    )
     return "scratch"
 
 
@@ -53,7 +55,17 @@ def train_first_model(settings) -> int:
     korpora_root = settings.korpora_root or (SHARED_KORPORA if SHARED_KORPORA.exists() else None)
     output = FIRST_MODEL_DIR
     if not (output / "config.json").exists():
-        args = ["train", "--base", base, "--output", str(output), "--train-size", "2000", "--eval-size", "500"]
+        args = [
+            "train",
+            "--base",
+            base,
+            "--output",
+            str(output),
+            "--train-size",
+            "2000",
+            "--eval-size",
+            "500",
+        ]
         args += ["--epochs", "1", "--max-length", "128"]
         if korpora_root is not None:
             args += ["--korpora-root", str(korpora_root)]
@@ -98,9 +110,8 @@ def active_model_path(settings) -> str:
 
 def main() -> int:
     settings = get_settings()
-    if not has_active_model(settings):
-        if code := train_first_model(settings):
-            return code
+    if not has_active_model(settings) and (code := train_first_model(settings)):
+        return code
     print("\nSample predictions with the active model:")
     if code := moderator(["predict", "--model", active_model_path(settings), *SAMPLE_REVIEWS]):
         return code

@@ -35,7 +35,9 @@ class Settings(BaseSettings):
     base_model: str = "kykim/bert-kor-base"
     korpora_root: Path | None = None  # None: Korpora's default (~/Korpora)
     base_data: Path | None = None  # CSV/TSV used instead of NSMC for retraining
-    base_eval_data: Path | None = None  # fixed evaluation CSV/TSV for retraining (default: held out of base_data)
+    base_eval_data: Path | None = (
+        None  # fixed evaluation CSV/TSV for retraining (default: held out of base_data)
+    )
     quantize: bool = False  # dynamic int8 on CPU
 
     # Serving

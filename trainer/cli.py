@@ -17,7 +17,9 @@ HELP = "fine-tune a Hugging Face encoder (or a scratch BERT) into a model versio
 
 def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     defaults = TrainConfig(output=Path("unused"))
-    parser.add_argument("--output", type=Path, required=True, help="model version directory to create (must not exist)")
+    parser.add_argument(
+        "--output", type=Path, required=True, help="model version directory to create (must not exist)"
+    )
     parser.add_argument(
         "--base",
         default=DEFAULT_BASE,
@@ -32,30 +34,91 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
         help="Korpora root_dir holding nsmc/ (default: $KORPORA_ROOT, else Korpora's ~/Korpora)",
     )
     data.add_argument("--data", type=Path, help="CSV/TSV with text and label columns instead of NSMC")
-    data.add_argument("--text-col", default=defaults.text_col, help="text column of --data (default %(default)s)")
-    data.add_argument("--label-col", default=defaults.label_col, help="label column of --data (default %(default)s)")
-    data.add_argument("--eval-data", type=Path, help="evaluation CSV/TSV (same columns); default: hold out from --data")
-    data.add_argument("--train-size", type=_size, default=defaults.train_size, help="training rows to sample; 'all' for every row (default %(default)s)")
-    data.add_argument("--eval-size", type=_size, default=defaults.eval_size, help="evaluation rows to sample; 'all' for every row (default %(default)s)")
-    data.add_argument("--min-chars", type=int, default=defaults.min_chars, help="drop shorter documents (default %(default)s)")
-    data.add_argument("--extra", type=Path, help="extra labelled examples, CSV/TSV with text,label (label = id or name)")
-    data.add_argument("--extra-weight", type=int, default=defaults.extra_weight, help="oversampling factor for --extra (default %(default)s)")
+    data.add_argument(
+        "--text-col", default=defaults.text_col, help="text column of --data (default %(default)s)"
+    )
+    data.add_argument(
+        "--label-col", default=defaults.label_col, help="label column of --data (default %(default)s)"
+    )
+    data.add_argument(
+        "--eval-data", type=Path, help="evaluation CSV/TSV (same columns); default: hold out from --data"
+    )
+    data.add_argument(
+        "--train-size",
+        type=_size,
+        default=defaults.train_size,
+        help="training rows to sample; 'all' for every row (default %(default)s)",
+    )
+    data.add_argument(
+        "--eval-size",
+        type=_size,
+        default=defaults.eval_size,
+        help="evaluation rows to sample; 'all' for every row (default %(default)s)",
+    )
+    data.add_argument(
+        "--min-chars",
+        type=int,
+        default=defaults.min_chars,
+        help="drop shorter documents (default %(default)s)",
+    )
+    data.add_argument(
+        "--extra", type=Path, help="extra labelled examples, CSV/TSV with text,label (label = id or name)"
+    )
+    data.add_argument(
+        "--extra-weight",
+        type=int,
+        default=defaults.extra_weight,
+        help="oversampling factor for --extra (default %(default)s)",
+    )
     recipe = parser.add_argument_group("recipe")
     recipe.add_argument("--epochs", type=float, default=defaults.epochs, help="default %(default)s")
     recipe.add_argument("--batch-size", type=int, default=defaults.batch_size, help="default %(default)s")
-    recipe.add_argument("--learning-rate", type=float, default=None, help="default 5e-5, or 1e-3 with --base scratch")
-    recipe.add_argument("--weight-decay", type=float, default=defaults.weight_decay, help="default %(default)s")
-    recipe.add_argument("--warmup-ratio", type=float, default=defaults.warmup_ratio, help="default %(default)s")
-    recipe.add_argument("--max-length", type=int, default=None, help="truncate at this many tokens (default: the model's maximum)")
-    recipe.add_argument("--early-stopping-patience", type=int, default=defaults.early_stopping_patience, help="evaluations without improvement before stopping; 0 disables (default %(default)s)")
-    recipe.add_argument("--best-metric", choices=["loss", "accuracy"], default=defaults.best_metric, help="keep the checkpoint with the best validation loss or accuracy (default %(default)s)")
+    recipe.add_argument(
+        "--learning-rate", type=float, default=None, help="default 5e-5, or 1e-3 with --base scratch"
+    )
+    recipe.add_argument(
+        "--weight-decay", type=float, default=defaults.weight_decay, help="default %(default)s"
+    )
+    recipe.add_argument(
+        "--warmup-ratio", type=float, default=defaults.warmup_ratio, help="default %(default)s"
+    )
+    recipe.add_argument(
+        "--max-length",
+        type=int,
+        default=None,
+        help="truncate at this many tokens (default: the model's maximum)",
+    )
+    recipe.add_argument(
+        "--early-stopping-patience",
+        type=int,
+        default=defaults.early_stopping_patience,
+        help="evaluations without improvement before stopping; 0 disables (default %(default)s)",
+    )
+    recipe.add_argument(
+        "--best-metric",
+        choices=["loss", "accuracy"],
+        default=defaults.best_metric,
+        help="keep the checkpoint with the best validation loss or accuracy (default %(default)s)",
+    )
     recipe.add_argument("--seed", type=int, default=defaults.seed, help="default %(default)s")
     scratch = parser.add_argument_group("scratch model (--base scratch)")
-    scratch.add_argument("--scratch-hidden", type=int, default=defaults.scratch_hidden, help="default %(default)s")
-    scratch.add_argument("--scratch-layers", type=int, default=defaults.scratch_layers, help="default %(default)s")
-    scratch.add_argument("--scratch-heads", type=int, default=defaults.scratch_heads, help="default %(default)s")
-    scratch.add_argument("--scratch-vocab-size", type=int, default=defaults.scratch_vocab_size, help="default %(default)s")
-    parser.add_argument("--progress-json", action="store_true", help="print one JSON line per progress/eval/done event on stdout")
+    scratch.add_argument(
+        "--scratch-hidden", type=int, default=defaults.scratch_hidden, help="default %(default)s"
+    )
+    scratch.add_argument(
+        "--scratch-layers", type=int, default=defaults.scratch_layers, help="default %(default)s"
+    )
+    scratch.add_argument(
+        "--scratch-heads", type=int, default=defaults.scratch_heads, help="default %(default)s"
+    )
+    scratch.add_argument(
+        "--scratch-vocab-size", type=int, default=defaults.scratch_vocab_size, help="default %(default)s"
+    )
+    parser.add_argument(
+        "--progress-json",
+        action="store_true",
+        help="print one JSON line per progress/eval/done event on stdout",
+    )
 
 
 def _size(value: str) -> int | None:

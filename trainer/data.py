@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import logging
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -92,7 +94,9 @@ def load_nsmc(korpora_root: Path | None):
 
 
 def _separator(path: Path) -> str:
-    suffixes = [suffix.lower() for suffix in path.suffixes if suffix.lower() not in {".gz", ".bz2", ".zip", ".xz"}]
+    suffixes = [
+        suffix.lower() for suffix in path.suffixes if suffix.lower() not in {".gz", ".bz2", ".zip", ".xz"}
+    ]
     return "\t" if suffixes and suffixes[-1] in {".tsv", ".tab", ".txt"} else ","
 
 
@@ -134,6 +138,30 @@ def label_names(raw_labels: pd.Series) -> dict[int, str]:
     return dict(enumerate(distinct))
 
 
+def base_label_names(base: str, raw_labels: pd.Series) -> dict[int, str] | None:
+    """The label names of a local base that is already a classifier, when they cover `raw_labels`.
+
+    Retraining a fine-tuned version on a CSV must keep its label ids (0 부정, 1 긍정), or the new model's
+    labels would not line up with the old one's.
+    """
+    config_path = Path(base).expanduser() / "config.json"
+    if not config_path.is_file():
+        return None
+    try:
+        stored = json.loads(config_path.read_text(encoding="utf-8")).get("id2label") or {}
+        id2label = {int(label_id): str(name) for label_id, name in stored.items()}
+    except (OSError, ValueError, AttributeError):
+        return None
+    if not id2label or all(re.fullmatch(r"LABEL_\d+", name) for name in id2label.values()):
+        return None  # a bare encoder's placeholder names
+    names = set(id2label.values())
+    fits = all(
+        value in names or (_as_int(value) is not None and _as_int(value) in id2label)
+        for value in set(raw_labels)
+    )
+    return id2label if fits else None
+
+
 def encode_labels(raw_labels: pd.Series, id2label: dict[int, str], *, source: Path | str) -> list[int]:
     """Label ids for raw labels that are either names in `id2label` or ids; anything else is a clear error."""
     name_to_id = {name: label_id for label_id, name in id2label.items()}
@@ -162,9 +190,13 @@ def encode_labels(raw_labels: pd.Series, id2label: dict[int, str], *, source: Pa
 def _keep_long_enough(frame: pd.DataFrame, min_chars: int, *, source: str) -> pd.DataFrame:
     kept = frame[frame["text"].str.strip().str.len() >= min_chars]
     if len(kept) < len(frame):
-        logger.info("%s: dropped %d document(s) shorter than %d characters", source, len(frame) - len(kept), min_chars)
+        logger.info(
+            "%s: dropped %d document(s) shorter than %d characters", source, len(frame) - len(kept), min_chars
+        )
     if kept.empty:
-        raise TrainingError(f"{source}: no documents left after dropping those shorter than {min_chars} characters")
+        raise TrainingError(
+            f"{source}: no documents left after dropping those shorter than {min_chars} characters"
+        )
     return kept
 
 
@@ -195,7 +227,9 @@ def _require_two_classes(frame: pd.DataFrame, *, source: str, id2label: dict[int
     present = sorted(set(frame["label_id"]))
     if len(present) < 2:
         names = ", ".join(id2label[label_id] for label_id in present)
-        raise TrainingError(f"{source}: only one class ({names}) in the training data; a classifier needs at least two")
+        raise TrainingError(
+            f"{source}: only one class ({names}) in the training data; a classifier needs at least two"
+        )
 
 
 def load_training_data(config: TrainConfig) -> TrainingData:
@@ -207,10 +241,14 @@ def load_training_data(config: TrainConfig) -> TrainingData:
             if config.eval_data is not None
             else None
         )
-        all_labels = train_frame["label"] if eval_frame is None else pd.concat([train_frame["label"], eval_frame["label"]])
+        all_labels = (
+            train_frame["label"]
+            if eval_frame is None
+            else pd.concat([train_frame["label"], eval_frame["label"]])
+        )
         if all_labels.empty:
             raise TrainingError(f"{config.data}: no rows")
-        id2label = label_names(all_labels)
+        id2label = base_label_names(config.base, all_labels) or label_names(all_labels)
         train_frame["label_id"] = encode_labels(train_frame["label"], id2label, source=config.data)
         train_source = str(config.data)
         eval_source = str(config.eval_data)
@@ -230,7 +268,9 @@ def load_training_data(config: TrainConfig) -> TrainingData:
     if eval_frame is None:
         holdout_size = config.eval_size if config.eval_size is not None else max(1, len(train_frame) // 5)
         if len(train_frame) < 4:
-            raise TrainingError(f"{train_source}: only {len(train_frame)} usable rows; too few to hold out an evaluation set")
+            raise TrainingError(
+                f"{train_source}: only {len(train_frame)} usable rows; too few to hold out an evaluation set"
+            )
         train_frame, eval_frame = _stratified_holdout(train_frame, holdout_size, seed=config.seed)
         eval_frame = eval_frame.sample(frac=1.0, random_state=config.seed)
     else:
@@ -251,7 +291,12 @@ def load_training_data(config: TrainConfig) -> TrainingData:
         # Oversampling: repeat each extra example; the Trainer's sampler shuffles them in.
         train.texts.extend(extra_frame["text"].tolist() * config.extra_weight)
         train.labels.extend(extra_ids * config.extra_weight)
-        logger.info("Added %d extra example(s) x %d = %d rows", extra_size, config.extra_weight, extra_size * config.extra_weight)
+        logger.info(
+            "Added %d extra example(s) x %d = %d rows",
+            extra_size,
+            config.extra_weight,
+            extra_size * config.extra_weight,
+        )
 
     evaluation = _labelled(eval_frame)
     return TrainingData(

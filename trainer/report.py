@@ -63,8 +63,12 @@ def plot_training_curves(history: list[dict], path: Path, *, title: str) -> None
     loss_axes.set_xlabel("epoch")
     loss_axes.set_ylabel("loss")
     loss_axes.legend()
-    accuracy_axes.plot(epochs, [row["eval_accuracy"] for row in history], marker="o", color="tab:green", label="accuracy")
-    accuracy_axes.plot(epochs, [row["eval_macro_f1"] for row in history], marker="x", color="tab:purple", label="macro F1")
+    accuracy_axes.plot(
+        epochs, [row["eval_accuracy"] for row in history], marker="o", color="tab:green", label="accuracy"
+    )
+    accuracy_axes.plot(
+        epochs, [row["eval_macro_f1"] for row in history], marker="x", color="tab:purple", label="macro F1"
+    )
     accuracy_axes.set_xlabel("epoch")
     accuracy_axes.set_ylabel("evaluation")
     accuracy_axes.legend()

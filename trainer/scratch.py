@@ -7,7 +7,13 @@ from collections.abc import Sequence
 
 from trainer.config import TrainConfig
 
-SPECIAL_TOKENS = {"pad_token": "[PAD]", "unk_token": "[UNK]", "cls_token": "[CLS]", "sep_token": "[SEP]", "mask_token": "[MASK]"}
+SPECIAL_TOKENS = {
+    "pad_token": "[PAD]",
+    "unk_token": "[UNK]",
+    "cls_token": "[CLS]",
+    "sep_token": "[SEP]",
+    "mask_token": "[MASK]",
+}
 
 
 def build_scratch_tokenizer(texts: Sequence[str], *, vocab_size: int, max_length: int):
@@ -21,7 +27,10 @@ def build_scratch_tokenizer(texts: Sequence[str], *, vocab_size: int, max_length
     tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
     tokenizer.decoder = decoders.WordPiece()
     wordpiece_trainer = trainers.WordPieceTrainer(
-        vocab_size=vocab_size, min_frequency=2, special_tokens=list(SPECIAL_TOKENS.values()), show_progress=False
+        vocab_size=vocab_size,
+        min_frequency=2,
+        special_tokens=list(SPECIAL_TOKENS.values()),
+        show_progress=False,
     )
     tokenizer.train_from_iterator(texts, trainer=wordpiece_trainer)
     cls_id = tokenizer.token_to_id(SPECIAL_TOKENS["cls_token"])

@@ -42,7 +42,9 @@ _UNBOUNDED_LENGTH = 100_000
 
 def _check_config(config: TrainConfig) -> None:
     if config.output.exists() and (not config.output.is_dir() or any(config.output.iterdir())):
-        raise TrainingError(f"Output {config.output} already exists and is not empty; choose a new version directory")
+        raise TrainingError(
+            f"Output {config.output} already exists and is not empty; choose a new version directory"
+        )
     positive = {"epochs": config.epochs, "batch_size": config.batch_size, "extra_weight": config.extra_weight}
     for name, value in positive.items():
         if not value > 0:
@@ -80,7 +82,11 @@ def _load_pretrained(config: TrainConfig, id2label: dict[int, str]):
             ignore_mismatched_sizes=True,  # a base that is itself a classifier with another head
         )
     except (OSError, ValueError) as error:
-        offline = " (HF_HUB_OFFLINE is set)" if os.environ.get("HF_HUB_OFFLINE", "").lower() in {"1", "true", "yes"} else ""
+        offline = (
+            " (HF_HUB_OFFLINE is set)"
+            if os.environ.get("HF_HUB_OFFLINE", "").lower() in {"1", "true", "yes"}
+            else ""
+        )
         raise TrainingError(
             f"Cannot load base checkpoint {config.base!r}: {error.__class__.__name__}: {str(error).splitlines()[0]} "
             f"The model hub may be unreachable{offline} or the name unknown. Pass a local checkpoint folder, e.g. "
@@ -121,9 +127,15 @@ def _build_model(config: TrainConfig, data: TrainingData):
             "Using a SCRATCH model (base=scratch): a tiny randomly initialised BERT (hidden %d, %d layers, vocab %d, "
             "max_length %d) with a WordPiece vocabulary trained on the %d training texts; far weaker than a "
             "pretrained checkpoint, meant for tests and machines without a model hub.",
-            config.scratch_hidden, config.scratch_layers, config.scratch_vocab_size, max_length, len(data.train),
+            config.scratch_hidden,
+            config.scratch_layers,
+            config.scratch_vocab_size,
+            max_length,
+            len(data.train),
         )
-        tokenizer = build_scratch_tokenizer(data.train.texts, vocab_size=config.scratch_vocab_size, max_length=max_length)
+        tokenizer = build_scratch_tokenizer(
+            data.train.texts, vocab_size=config.scratch_vocab_size, max_length=max_length
+        )
         model = build_scratch_model(config, tokenizer, max_length=max_length, id2label=data.id2label)
         return tokenizer, model, max_length
     tokenizer, model = _load_pretrained(config, data.id2label)
@@ -132,7 +144,9 @@ def _build_model(config: TrainConfig, data: TrainingData):
     return tokenizer, model, max_length
 
 
-def _training_arguments(config: TrainConfig, checkpoint_dir: str, *, steps_per_epoch: int) -> TrainingArguments:
+def _training_arguments(
+    config: TrainConfig, checkpoint_dir: str, *, steps_per_epoch: int
+) -> TrainingArguments:
     use_cuda = torch.cuda.is_available()
     bf16 = use_cuda and torch.cuda.is_bf16_supported()
     best_by_loss = config.best_metric == "loss"
@@ -178,22 +192,30 @@ def train(config: TrainConfig) -> dict:
     with redirect:
         metrics = _train(config, started=started, json_stream=json_stream if config.progress_json else None)
     if config.progress_json:
-        json_stream.write(json.dumps({"event": "done", "output": str(config.output)}, ensure_ascii=False) + "\n")
+        json_stream.write(
+            json.dumps({"event": "done", "output": str(config.output)}, ensure_ascii=False) + "\n"
+        )
         json_stream.flush()
     return metrics
 
 
 def _train(config: TrainConfig, *, started: float, json_stream) -> dict:
     data = load_training_data(config)
-    logger.info("Training on %d examples, evaluating on %d; labels %s", len(data.train), len(data.eval), data.id2label)
-    set_seed(config.seed)  # before the model is built: the new head (or the scratch model) is initialised randomly
+    logger.info(
+        "Training on %d examples, evaluating on %d; labels %s", len(data.train), len(data.eval), data.id2label
+    )
+    set_seed(
+        config.seed
+    )  # before the model is built: the new head (or the scratch model) is initialised randomly
     tokenizer, model, max_length = _build_model(config, data)
     train_rows = _encode(tokenizer, data.train, max_length)
     eval_rows = _encode(tokenizer, data.eval, max_length)
     num_labels = len(data.id2label)
 
     def compute_metrics(prediction) -> dict:
-        found = classification_metrics(np.argmax(prediction.predictions, axis=-1), prediction.label_ids, num_labels)
+        found = classification_metrics(
+            np.argmax(prediction.predictions, axis=-1), prediction.label_ids, num_labels
+        )
         return {"accuracy": found["accuracy"], "macro_f1": found["macro_f1"]}
 
     callbacks = [AbortOnNonFiniteLoss()]
@@ -223,9 +245,13 @@ def _train(config: TrainConfig, *, started: float, json_stream) -> dict:
             raise TrainingError(f"Evaluation loss is {prediction.metrics['eval_loss']}; the model diverged")
 
         history = epoch_history(trainer.state.log_history)
-        final = classification_metrics(np.argmax(prediction.predictions, axis=-1), prediction.label_ids, num_labels)
+        final = classification_metrics(
+            np.argmax(prediction.predictions, axis=-1), prediction.label_ids, num_labels
+        )
         best_key = "eval_loss" if config.best_metric == "loss" else "eval_accuracy"
-        best_row = (min if config.best_metric == "loss" else max)(history, key=lambda row: row[best_key], default=None)
+        best_row = (min if config.best_metric == "loss" else max)(
+            history, key=lambda row: row[best_key], default=None
+        )
         metrics = {
             "accuracy": final["accuracy"],
             "macro_f1": final["macro_f1"],
@@ -257,13 +283,24 @@ def _train(config: TrainConfig, *, started: float, json_stream) -> dict:
             staging.mkdir()
             trainer.model.save_pretrained(staging)
             tokenizer.save_pretrained(staging)
-            plot_training_curves(history, staging / "training_curves.png", title=f"{config.base} on {metrics['data']['source']}")
+            plot_training_curves(
+                history,
+                staging / "training_curves.png",
+                title=f"{config.base} on {metrics['data']['source']}",
+            )
             metrics["wall_time_seconds"] = round(time.perf_counter() - started, 2)
-            (staging / "metrics.json").write_text(json.dumps(metrics, ensure_ascii=False, indent=2), encoding="utf-8")
+            (staging / "metrics.json").write_text(
+                json.dumps(metrics, ensure_ascii=False, indent=2), encoding="utf-8"
+            )
             if output.exists():
                 output.rmdir()  # checked empty up front; a rename cannot replace a non-empty folder
             staging.rename(output)  # atomic: readers see either no version or a complete one
         finally:
             shutil.rmtree(staging, ignore_errors=True)
-    logger.info("Saved model version %s: accuracy %.4f, macro F1 %.4f", output, metrics["accuracy"], metrics["macro_f1"])
+    logger.info(
+        "Saved model version %s: accuracy %.4f, macro F1 %.4f",
+        output,
+        metrics["accuracy"],
+        metrics["macro_f1"],
+    )
     return metrics

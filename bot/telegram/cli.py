@@ -171,12 +171,18 @@ def chat_command(args: argparse.Namespace) -> int:
 
 
 async def _chat(settings: Settings, classifier: object, version_id: int) -> int:
+    from bot.retraining import RetrainingService
     from bot.telegram.chat import TerminalChat
 
     moderation, engine = _build_moderation(settings, classifier, version_id)
+    # /retrain in the terminal trains for real too; the schedule stays with `moderator run`.
+    moderation.retrainer = RetrainingService(
+        settings=settings, session_factory=moderation.session_factory, serving=moderation.serving
+    )
     try:
         await TerminalChat(moderation, output=sys.stdout).run(sys.stdin)
     finally:
+        await moderation.retrainer.stop()
         await moderation.batcher.aclose()
         await engine.dispose()
     return 0

@@ -18,34 +18,13 @@ from bot.settings import Settings
 
 TOKEN = "123456789:AAH-test-token-do-not-log-0123456789ab"
 ADMIN_ID = 4242
-LABELS = {0: "부정", 1: "긍정"}
 TEST_MAX_LENGTH = 64  # short sequences keep the suite light on 2 cores
 
 
 @pytest.fixture(scope="session")
-def bot_model_dir(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A loadable 2-label model version directory: the trainer's `scratch_model_dir` when it exists,
-    otherwise the pretrained e5 encoder with an untrained 부정/긍정 head (serving tests need no accuracy)."""
-    try:
-        return Path(request.getfixturevalue("scratch_model_dir"))
-    except pytest.FixtureLookupError:
-        pass
-    e5_model_dir = Path(request.getfixturevalue("e5_model_dir"))
-    if e5_model_dir.is_file():  # tests/conftest.py's fixture currently returns .../config.json
-        e5_model_dir = e5_model_dir.parent
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-    target = tmp_path_factory.mktemp("e5-untrained-head")
-    model = AutoModelForSequenceClassification.from_pretrained(
-        e5_model_dir,
-        num_labels=2,
-        id2label=LABELS,
-        label2id={name: i for i, name in LABELS.items()},
-        local_files_only=True,
-    )
-    model.save_pretrained(target)
-    AutoTokenizer.from_pretrained(e5_model_dir, local_files_only=True).save_pretrained(target)
-    return target
+def bot_model_dir(scratch_model_dir: Path) -> Path:
+    """A real, trained 2-label model version directory (부정/긍정)."""
+    return scratch_model_dir
 
 
 @pytest.fixture(scope="session")

@@ -21,11 +21,6 @@ REVIEWS = [
 ]
 
 
-def checkpoint_dir(e5_model_dir: Path) -> Path:
-    """The checkpoint folder (the shared `e5_model_dir` fixture currently returns its config.json)."""
-    return e5_model_dir.parent if e5_model_dir.is_file() else e5_model_dir
-
-
 def build_e5_classifier_dir(
     e5_model_dir: Path, output: Path, *, num_hidden_layers: int = 2, head_scale: float = 20.0, seed: int = 0
 ) -> Path:

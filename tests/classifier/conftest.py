@@ -5,12 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from classifier_helpers import build_e5_classifier_dir, checkpoint_dir
+from classifier_helpers import build_e5_classifier_dir
 
 
 @pytest.fixture(scope="session")
 def e5_classifier_dir(e5_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_e5_classifier_dir(checkpoint_dir(e5_model_dir), tmp_path_factory.mktemp("e5_classifier"))
+    return build_e5_classifier_dir(e5_model_dir, tmp_path_factory.mktemp("e5_classifier"))
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,11 @@ import pytest
 
 def _nsmc_frame(korpora_root: Path, split: str) -> pd.DataFrame:
     frame = pd.read_csv(
-        korpora_root / "nsmc" / f"ratings_{split}.txt", sep="\t", dtype={"document": str}, keep_default_na=False, quoting=3
+        korpora_root / "nsmc" / f"ratings_{split}.txt",
+        sep="\t",
+        dtype={"document": str},
+        keep_default_na=False,
+        quoting=3,
     )
     return frame[frame["document"].str.strip().str.len() >= 6]
 

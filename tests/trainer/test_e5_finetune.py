@@ -18,17 +18,26 @@ def test_e5_fine_tuned_on_1000_reviews_beats_070_on_unseen_test_reviews(
 ):
     from transformers import pipeline
 
-    # The shared fixture currently returns the checkpoint's config.json; the checkpoint is its folder.
-    checkpoint = e5_model_dir if e5_model_dir.is_dir() else e5_model_dir.parent
+    checkpoint = e5_model_dir
     output = tmp_path / "e5-version"
     metrics = train(
         TrainConfig(
-            output=output, base=str(checkpoint), korpora_root=korpora_root, train_size=1000, eval_size=200,
-            epochs=1, batch_size=16, learning_rate=5e-5, max_length=64, seed=42,
+            output=output,
+            base=str(checkpoint),
+            korpora_root=korpora_root,
+            train_size=1000,
+            eval_size=200,
+            epochs=1,
+            batch_size=16,
+            learning_rate=5e-5,
+            max_length=64,
+            seed=42,
         )
     )
     assert metrics["base_checkpoint"] == str(checkpoint)
-    assert json.loads((output / "metrics.json").read_text(encoding="utf-8"))["accuracy"] == metrics["accuracy"]
+    assert (
+        json.loads((output / "metrics.json").read_text(encoding="utf-8"))["accuracy"] == metrics["accuracy"]
+    )
     assert metrics["accuracy"] >= 0.70, metrics
 
     reviews = nsmc_test_frame.sample(n=200, random_state=7)

@@ -10,7 +10,9 @@ import pandas as pd
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
-def test_scratch_model_beats_070_on_unseen_nsmc_test_reviews(scratch_model_dir: Path, nsmc_test_frame: pd.DataFrame):
+def test_scratch_model_beats_070_on_unseen_nsmc_test_reviews(
+    scratch_model_dir: Path, nsmc_test_frame: pd.DataFrame
+):
     from transformers import pipeline
 
     # Independent of the trainer's own evaluation: another sample of the test split, scored through pipeline().
@@ -39,8 +41,20 @@ def test_version_directory_holds_model_tokenizer_metrics_and_curves(scratch_mode
 
     metrics = json.loads((scratch_model_dir / "metrics.json").read_text(encoding="utf-8"))
     required = {
-        "accuracy", "macro_f1", "loss", "confusion_matrix", "labels", "history", "best_epoch", "data",
-        "base_checkpoint", "wall_time_seconds", "train_samples_per_second", "seed", "device", "created_at",
+        "accuracy",
+        "macro_f1",
+        "loss",
+        "confusion_matrix",
+        "labels",
+        "history",
+        "best_epoch",
+        "data",
+        "base_checkpoint",
+        "wall_time_seconds",
+        "train_samples_per_second",
+        "seed",
+        "device",
+        "created_at",
     }
     assert required <= metrics.keys()
     assert metrics["labels"] == ["부정", "긍정"]

@@ -10,12 +10,27 @@ from pathlib import Path
 
 import pandas as pd
 
-TINY_SCRATCH = ["--base", "scratch", "--scratch-hidden", "32", "--scratch-layers", "1", "--max-length", "32", "--scratch-vocab-size", "2000"]
+TINY_SCRATCH = [
+    "--base",
+    "scratch",
+    "--scratch-hidden",
+    "32",
+    "--scratch-layers",
+    "1",
+    "--max-length",
+    "32",
+    "--scratch-vocab-size",
+    "2000",
+]
 
 
 def run_trainer(*args: str | Path) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "trainer", *map(str, args)], capture_output=True, text=True, timeout=300, check=False
+        [sys.executable, "-m", "trainer", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
 
 
@@ -24,21 +39,58 @@ def test_register_adds_the_train_subcommand_with_the_same_options(tmp_path: Path
 
     parser = argparse.ArgumentParser()
     register(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(["train", "--output", str(tmp_path / "v"), "--base", "scratch", "--train-size", "all", "--epochs", "1.5", "--extra-weight", "3"])
+    args = parser.parse_args(
+        [
+            "train",
+            "--output",
+            str(tmp_path / "v"),
+            "--base",
+            "scratch",
+            "--train-size",
+            "all",
+            "--epochs",
+            "1.5",
+            "--extra-weight",
+            "3",
+        ]
+    )
     assert args.func is run_train
     config = config_from_args(args)
-    assert config.base == "scratch" and config.train_size is None and config.epochs == 1.5 and config.extra_weight == 3
+    assert (
+        config.base == "scratch"
+        and config.train_size is None
+        and config.epochs == 1.5
+        and config.extra_weight == 3
+    )
     assert config.effective_learning_rate == 1e-3
 
 
 def test_csv_training_with_extra_examples_and_json_progress(write_review_csv, tmp_path: Path):
     data = write_review_csv("reviews.tsv", size=300, label_names={0: "bad", 1: "good"})
     extra = tmp_path / "extra.csv"
-    pd.DataFrame({"text": ["배우들 연기가 정말 훌륭했다", "시간 낭비였던 지루한 영화"], "label": ["good", "bad"]}).to_csv(extra, index=False)
+    pd.DataFrame(
+        {"text": ["배우들 연기가 정말 훌륭했다", "시간 낭비였던 지루한 영화"], "label": ["good", "bad"]}
+    ).to_csv(extra, index=False)
     output = tmp_path / "version"
     result = run_trainer(
-        "--output", output, "--data", data, "--eval-size", "60", "--train-size", "all", "--extra", extra,
-        "--extra-weight", "5", "--epochs", "1", "--batch-size", "32", "--progress-json", *TINY_SCRATCH,
+        "--output",
+        output,
+        "--data",
+        data,
+        "--eval-size",
+        "60",
+        "--train-size",
+        "all",
+        "--extra",
+        extra,
+        "--extra-weight",
+        "5",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "32",
+        "--progress-json",
+        *TINY_SCRATCH,
     )
     assert result.returncode == 0, result.stderr[-2000:]
     events = [json.loads(line) for line in result.stdout.splitlines()]  # stdout holds JSON lines only
@@ -55,7 +107,9 @@ def test_csv_training_with_extra_examples_and_json_progress(write_review_csv, tm
     assert metrics["labels"] == ["bad", "good"]
     assert metrics["data"]["extra_size"] == 2 and metrics["data"]["extra_weight"] == 5
     assert metrics["data"]["extra_oversampled"] == 10
-    usable = int((pd.read_csv(data, sep="\t")["text"].str.strip().str.len() >= 6).sum())  # every row, by default
+    usable = int(
+        (pd.read_csv(data, sep="\t")["text"].str.strip().str.len() >= 6).sum()
+    )  # every row, by default
     assert metrics["data"]["train_size"] == usable - 60 + 10
     assert metrics["data"]["eval_size"] == 60
     from transformers import pipeline
@@ -74,8 +128,19 @@ def test_errors_exit_2_with_a_message_and_no_traceback(tmp_path: Path):
 def test_nan_loss_aborts_with_exit_2_and_leaves_no_version(korpora_root: Path, tmp_path: Path):
     output = tmp_path / "version"
     result = run_trainer(
-        "--output", output, "--korpora-root", korpora_root, "--train-size", "200", "--eval-size", "50",
-        "--epochs", "2", "--learning-rate", "1e6", *TINY_SCRATCH,
+        "--output",
+        output,
+        "--korpora-root",
+        korpora_root,
+        "--train-size",
+        "200",
+        "--eval-size",
+        "50",
+        "--epochs",
+        "2",
+        "--learning-rate",
+        "1e6",
+        *TINY_SCRATCH,
     )
     assert result.returncode == 2, result.stderr[-2000:]
     assert "loss became nan" in result.stderr and "Traceback" not in result.stderr
@@ -92,6 +157,13 @@ def test_abort_callback_rejects_infinite_losses():
     from trainer.config import TrainingError
 
     callback, state = AbortOnNonFiniteLoss(), TrainerState(global_step=7, epoch=0.5)
-    callback.on_log(TrainingArguments("unused", report_to="none"), state, TrainerControl(), logs={"loss": 0.3})
+    callback.on_log(
+        TrainingArguments("unused", report_to="none"), state, TrainerControl(), logs={"loss": 0.3}
+    )
     with pytest.raises(TrainingError, match="eval_loss became inf at step 7"):
-        callback.on_log(TrainingArguments("unused", report_to="none"), state, TrainerControl(), logs={"eval_loss": math.inf})
+        callback.on_log(
+            TrainingArguments("unused", report_to="none"),
+            state,
+            TrainerControl(),
+            logs={"eval_loss": math.inf},
+        )

@@ -56,7 +56,11 @@ def test_nsmc_absent_and_network_unreachable_is_a_clear_error(tmp_path: Path, mo
 
 def test_nsmc_sampling_is_reproducible_by_seed_and_drops_short_documents(korpora_root: Path, tmp_path: Path):
     def sample(seed: int):
-        return load_training_data(TrainConfig(output=tmp_path / "v", korpora_root=korpora_root, train_size=300, eval_size=100, seed=seed))
+        return load_training_data(
+            TrainConfig(
+                output=tmp_path / "v", korpora_root=korpora_root, train_size=300, eval_size=100, seed=seed
+            )
+        )
 
     first, again, other = sample(1), sample(1), sample(2)
     assert first.train.texts == again.train.texts and first.eval.texts == again.eval.texts
@@ -69,7 +73,9 @@ def test_nsmc_sampling_is_reproducible_by_seed_and_drops_short_documents(korpora
 
 def test_csv_with_string_labels_gets_sorted_names_and_a_stratified_holdout(write_review_csv, tmp_path: Path):
     data_path = write_review_csv("reviews.csv", size=400, label_names={0: "neg", 1: "pos"})
-    data = load_training_data(TrainConfig(output=tmp_path / "v", data=data_path, train_size=None, eval_size=100))
+    data = load_training_data(
+        TrainConfig(output=tmp_path / "v", data=data_path, train_size=None, eval_size=100)
+    )
     assert data.id2label == {0: "neg", 1: "pos"}
     assert len(data.eval) == 100 and len(data.train) + len(data.eval) <= 400
     source = pd.read_csv(data_path)
@@ -81,16 +87,30 @@ def test_tsv_with_integer_labels_keeps_ids(tmp_path: Path):
     path = tmp_path / "three.tsv"
     rows = [(f"리뷰 번호 {i} 입니다", label) for i, label in enumerate([0, 2] * 20)]
     pd.DataFrame(rows, columns=["review", "stars"]).to_csv(path, sep="\t", index=False)
-    data = load_training_data(TrainConfig(output=tmp_path / "v", data=path, text_col="review", label_col="stars", eval_size=10))
+    data = load_training_data(
+        TrainConfig(output=tmp_path / "v", data=path, text_col="review", label_col="stars", eval_size=10)
+    )
     assert data.id2label == {0: "0", 1: "1", 2: "2"}
     assert set(data.train.labels) == {0, 2}
 
 
 def test_extra_examples_map_names_and_ids_and_are_oversampled(korpora_root: Path, tmp_path: Path):
     extra = tmp_path / "extra.csv"
-    pd.DataFrame({"text": ["이 영화 진짜 최고였다", "돈 아까운 최악의 영화", "배우 연기가 좋았어요"], "label": ["긍정", "0", "1"]}).to_csv(extra, index=False)
+    pd.DataFrame(
+        {
+            "text": ["이 영화 진짜 최고였다", "돈 아까운 최악의 영화", "배우 연기가 좋았어요"],
+            "label": ["긍정", "0", "1"],
+        }
+    ).to_csv(extra, index=False)
     data = load_training_data(
-        TrainConfig(output=tmp_path / "v", korpora_root=korpora_root, train_size=200, eval_size=50, extra=extra, extra_weight=4)
+        TrainConfig(
+            output=tmp_path / "v",
+            korpora_root=korpora_root,
+            train_size=200,
+            eval_size=50,
+            extra=extra,
+            extra_weight=4,
+        )
     )
     assert data.extra_size == 3 and len(data.train) == 200 + 12
     assert data.train.texts.count("이 영화 진짜 최고였다") == 4
@@ -115,7 +135,9 @@ def test_unknown_column_lists_the_columns_found(write_review_csv, tmp_path: Path
 
 def test_single_class_dataset_is_a_clear_error(tmp_path: Path):
     path = tmp_path / "one.csv"
-    pd.DataFrame({"text": [f"좋은 영화 {i}번째 리뷰" for i in range(30)], "label": ["긍정"] * 30}).to_csv(path, index=False)
+    pd.DataFrame({"text": [f"좋은 영화 {i}번째 리뷰" for i in range(30)], "label": ["긍정"] * 30}).to_csv(
+        path, index=False
+    )
     with pytest.raises(TrainingError, match=r"only one class \(긍정\)"):
         train(_config(tmp_path, data=path))
 
@@ -123,7 +145,9 @@ def test_single_class_dataset_is_a_clear_error(tmp_path: Path):
 def test_empty_after_filtering_is_a_clear_error(tmp_path: Path):
     path = tmp_path / "short.csv"
     pd.DataFrame({"text": ["좋아", "별로", "굿"], "label": [1, 0, 1]}).to_csv(path, index=False)
-    with pytest.raises(TrainingError, match="no documents left after dropping those shorter than 6 characters"):
+    with pytest.raises(
+        TrainingError, match="no documents left after dropping those shorter than 6 characters"
+    ):
         train(_config(tmp_path, data=path))
 
 
@@ -136,11 +160,21 @@ def test_unknown_extra_label_is_a_clear_error(korpora_root: Path, tmp_path: Path
 
 def test_unreachable_hub_name_advises_a_local_path_or_scratch(korpora_root: Path, tmp_path: Path):
     # tests/conftest.py sets HF_HUB_OFFLINE=1: the hub cannot be reached.
-    config = TrainConfig(output=tmp_path / "version", base="nobody/no-such-model", korpora_root=korpora_root, train_size=50, eval_size=10)
+    config = TrainConfig(
+        output=tmp_path / "version",
+        base="nobody/no-such-model",
+        korpora_root=korpora_root,
+        train_size=50,
+        eval_size=10,
+    )
     with pytest.raises(TrainingError) as caught:
         train(config)
     message = str(caught.value)
-    assert "nobody/no-such-model" in message and "multilingual-e5-small-ko" in message and "--base scratch" in message
+    assert (
+        "nobody/no-such-model" in message
+        and "multilingual-e5-small-ko" in message
+        and "--base scratch" in message
+    )
     assert not (tmp_path / "version").exists()
 
 
@@ -149,3 +183,34 @@ def test_existing_non_empty_output_is_refused(tmp_path: Path):
     (tmp_path / "version" / "config.json").write_text("{}")
     with pytest.raises(TrainingError, match="already exists"):
         train(_config(tmp_path))
+
+
+def test_csv_retraining_of_a_fine_tuned_base_keeps_its_label_ids(tmp_path: Path):
+    # A fine-tuned version's labels (0 부정, 1 긍정) must survive retraining on a CSV whose names sort the other way.
+    base = tmp_path / "fine-tuned"
+    base.mkdir()
+    (base / "config.json").write_text('{"id2label": {"0": "부정", "1": "긍정"}}', encoding="utf-8")
+    data = tmp_path / "reviews.csv"
+    rows = [("정말 최고의 영화였어요", "긍정"), ("시간이 아까운 영화였다", "부정")] * 10
+    pd.DataFrame(rows, columns=["text", "label"]).to_csv(data, index=False)
+
+    loaded = load_training_data(TrainConfig(output=tmp_path / "out", base=str(base), data=data, eval_size=4))
+
+    assert loaded.id2label == {0: "부정", 1: "긍정"}
+    assert sorted(set(loaded.train.labels)) == [0, 1]
+    positive = loaded.train.texts.index("정말 최고의 영화였어요")
+    assert loaded.train.labels[positive] == 1
+
+
+def test_csv_with_a_bare_encoder_base_numbers_label_names_itself(tmp_path: Path):
+    base = tmp_path / "encoder"
+    base.mkdir()
+    (base / "config.json").write_text('{"id2label": {"0": "LABEL_0", "1": "LABEL_1"}}', encoding="utf-8")
+    data = tmp_path / "reviews.csv"
+    pd.DataFrame([("좋아요 좋아요", "pos"), ("별로예요 별로", "neg")] * 5, columns=["text", "label"]).to_csv(
+        data, index=False
+    )
+
+    loaded = load_training_data(TrainConfig(output=tmp_path / "out", base=str(base), data=data, eval_size=2))
+
+    assert loaded.id2label == {0: "neg", 1: "pos"}
