@@ -128,9 +128,7 @@ class MicroBatcher:
 
     async def _run_in_worker(self, classifier: Classifier, texts: list[str]) -> list[Verdict]:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(
-            self._executor, lambda: classifier.predict(texts, batch_size=self._max_batch)
-        )
+        return await loop.run_in_executor(self._executor, lambda: classifier.predict(texts))
 
     async def _batch_loop(self) -> None:
         assert self._queue is not None

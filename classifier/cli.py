@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 
 EXIT_BAD_MODEL = 2
 EXIT_SOME_INPUT_REJECTED = 1
+STREAM_CHUNK_LINES = 256  # stdin lines read, classified and written per step: bounded memory, steady output
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -33,7 +34,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object per input")
     parser.add_argument("--quantize", action="store_true", help="dynamic int8 quantization (CPU only)")
     parser.add_argument(
-        "--batch-size", type=_positive_int, default=32, metavar="N", help="texts per batch (32)"
+        "--batch-size",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="texts per model batch (default: 8 on a CPU, 64 on a GPU)",
     )
     parser.add_argument(
         "--device", default=None, help="torch device, e.g. cpu or cuda (default: cuda if available)"
@@ -79,13 +84,20 @@ def run_predict(args: argparse.Namespace) -> int:
 
 
 def stream_predictions(
-    classifier: Classifier, lines: Iterable[str], *, batch_size: int, as_json: bool, out: TextIO, err: TextIO
+    classifier: Classifier,
+    lines: Iterable[str],
+    *,
+    batch_size: int | None,
+    as_json: bool,
+    out: TextIO,
+    err: TextIO,
+    chunk_lines: int = STREAM_CHUNK_LINES,
 ) -> int:
     """Classify `lines` batch by batch in input order; return how many lines were rejected (blank)."""
     from classifier.model import has_visible_text
 
     rejected = 0
-    for batch_start, batch in _numbered_batches(lines, batch_size):
+    for batch_start, batch in _numbered_batches(lines, chunk_lines):
         texts = [text for text in batch if has_visible_text(text)]
         verdicts = iter(classifier.predict(texts, batch_size=batch_size)) if texts else iter(())
         for line_number, text in enumerate(batch, start=batch_start):

@@ -9,7 +9,11 @@ from classifier.model import Classifier
 
 
 def evaluate(
-    classifier: Classifier, texts: Sequence[str], labels: Sequence[int | str], *, batch_size: int = 64
+    classifier: Classifier,
+    texts: Sequence[str],
+    labels: Sequence[int | str],
+    *,
+    batch_size: int | None = None,
 ) -> dict[str, Any]:
     """Score `classifier` on `texts`; `labels` are label ids or label names.
 

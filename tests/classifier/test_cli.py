@@ -118,7 +118,9 @@ def test_streaming_writes_each_batch_before_reading_further(scratch_classifier: 
                 assert len(out.getvalue().splitlines()) == 20
             yield "좋은 영화" if index % 3 else "나쁜 영화"
 
-    rejected = stream_predictions(scratch_classifier, lines(), batch_size=10, as_json=False, out=out, err=err)
+    rejected = stream_predictions(
+        scratch_classifier, lines(), batch_size=4, chunk_lines=10, as_json=False, out=out, err=err
+    )
     assert rejected == 0
     written = out.getvalue().splitlines()
     assert len(written) == 25
