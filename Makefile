@@ -23,7 +23,11 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -ra
 
 bench: $(STAMP)
-	$(BIN)/python -m bench.run_all
+	$(BIN)/python -m bench.bench_inference --batch-size 8
+	$(BIN)/python -m bench.bench_training
+	$(BIN)/python -m bench.bench_quantization --train-size 1000
+	$(BIN)/python -m bench.bench_bot
+	$(BIN)/python -m bench.bench_retraining
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from bot_identity import ADMIN_ID, TOKEN
 from fake_telegram import FakeBotApi
 
 from bot import storage
@@ -16,8 +17,6 @@ from bot.moderation import Moderation, Retrainer
 from bot.serving import MicroBatcher, ServingModel
 from bot.settings import Settings
 
-TOKEN = "123456789:AAH-test-token-do-not-log-0123456789ab"
-ADMIN_ID = 4242
 TEST_MAX_LENGTH = 64  # short sequences keep the suite light on 2 cores
 
 

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import TOKEN
+from bot_identity import TOKEN
 
 from bot.settings import get_settings
 from bot.telegram import cli, texts

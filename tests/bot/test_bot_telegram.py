@@ -7,7 +7,7 @@ import logging
 import re
 
 import pytest
-from conftest import ADMIN_ID, TOKEN
+from bot_identity import ADMIN_ID, TOKEN
 from fake_telegram import Fault
 from sqlalchemy import func, select, text
 
