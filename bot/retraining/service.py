@@ -152,7 +152,9 @@ class RetrainingService:
         """The scheduled job: start a run when at least `retrain_min_new_feedback` corrections arrived
         since the last run. Returns the new run's id, or None when nothing started."""
         async with self._session_factory() as session:
-            unused = await storage.count_unused_feedback(session)
+            unused = await storage.count_unused_feedback(
+                session, require_agreement=not self.settings.trust_feedback
+            )
         if unused < self.settings.retrain_min_new_feedback:
             logger.info(
                 "scheduled retraining skipped: %d new correction(s), need %d",

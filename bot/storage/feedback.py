@@ -105,14 +105,24 @@ async def void_feedback_of_user(session: AsyncSession, *, user_id: int, voided_b
     return int(result.rowcount or 0)
 
 
-async def count_unused_feedback(session: AsyncSession) -> int:
-    """Live (not voided) corrections that no training run has used yet."""
-    count = await session.scalar(
+async def count_unused_feedback(session: AsyncSession, *, require_agreement: bool | None = None) -> int:
+    """Live (not voided) corrections that no training run has used yet.
+
+    With `require_agreement` given, only corrections that `export_corrections` would train on count, so a
+    lone non-admin correction that is never exported cannot keep triggering scheduled runs.
+    """
+    query = (
         select(func.count())
         .select_from(Feedback)
         .where(Feedback.voided_at.is_(None), Feedback.used_by_run_id.is_(None))
     )
-    return int(count or 0)
+    if require_agreement is not None:
+        exported = await export_corrections(session, require_agreement=require_agreement)
+        feedback_ids = [feedback_id for correction in exported for feedback_id in correction.feedback_ids]
+        if not feedback_ids:
+            return 0
+        query = query.where(Feedback.id.in_(feedback_ids))
+    return int(await session.scalar(query) or 0)
 
 
 async def mark_feedback_used(session: AsyncSession, *, feedback_ids: Sequence[int], run_id: int) -> None:

@@ -224,3 +224,15 @@ async def test_deleting_a_verdict_cascades_to_its_feedback(session_factory):
     async with session_factory() as session, session.begin():
         await session.delete(await session.get(type(verdict), verdict.id))
     assert await count_rows(session_factory, Feedback) == 0
+
+
+async def test_lone_non_admin_corrections_do_not_count_towards_retraining_unless_trusted(session_factory):
+    lone = await insert_verdict(session_factory, message_id=1)
+    agreed = await insert_verdict(session_factory, message_id=2)
+    await correct(session_factory, lone, 7, NEGATIVE)
+    await correct(session_factory, agreed, 7, NEGATIVE)
+    await correct(session_factory, agreed, 8, NEGATIVE)
+    async with session_factory() as session:
+        assert await count_unused_feedback(session) == 3
+        assert await count_unused_feedback(session, require_agreement=False) == 3
+        assert await count_unused_feedback(session, require_agreement=True) == 2  # the lone one waits
