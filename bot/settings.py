@@ -38,7 +38,9 @@ class Settings(BaseSettings):
     base_eval_data: Path | None = (
         None  # fixed evaluation CSV/TSV for retraining (default: held out of base_data)
     )
-    quantize: bool = True  # dynamic int8 for CPU serving: ~5x faster, -0.2 accuracy points (docs/benchmarks.md)
+    quantize: bool = (
+        True  # dynamic int8 for CPU serving: ~5x faster, -0.2 accuracy points (docs/benchmarks.md)
+    )
 
     # Serving
     batch_window_ms: float = 5.0
