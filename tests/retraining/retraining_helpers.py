@@ -32,6 +32,7 @@ def make_settings(tmp_path: Path, **overrides) -> Settings:
         "correction_weight": 4,
         "correction_holdout_fraction": 0.25,
         "promotion_tolerance": 0.5,
+        "quantize": False,  # swaps are checked against full-precision reference probabilities
     }
     return Settings(_env_file=None, **{**values, **overrides})
 
