@@ -172,23 +172,36 @@ class Moderation:
 
     @_friendly_errors
     async def feedback(
-        self, *, actor: Actor, chat_id: int, target_message_id: int | None, argument: str
+        self,
+        *,
+        actor: Actor,
+        chat_id: int,
+        target_message_id: int | None,
+        argument: str,
+        verdict_id_hint: int | None = None,
     ) -> Reply:
-        """`/feedback wrong` or `/feedback <label>`, about the replied-to verdict or the user's latest one."""
+        """`/feedback wrong` or `/feedback <label>`, about the replied-to verdict or the user's latest one.
+
+        `verdict_id_hint` is the verdict named by the replied-to bot message's buttons; it counts only for a
+        verdict of this chat, since the client could send anything.
+        """
         argument = argument.strip()
         if not argument:
             return Reply(texts.FEEDBACK_USAGE)
         async with self._transaction() as session:
-            if target_message_id is not None:
+            verdict = None
+            if verdict_id_hint is not None:
+                verdict = await storage.get_verdict(session, verdict_id=verdict_id_hint)
+                if verdict is not None and verdict.chat_id != chat_id:
+                    verdict = None
+            if verdict is None and target_message_id is not None:
                 verdict = await storage.find_verdict_by_message(
                     session, chat_id=chat_id, message_id=target_message_id
                 )
-            elif actor.user_id is not None:
+            elif verdict is None and actor.user_id is not None:
                 verdict = await storage.latest_verdict_for_user(
                     session, chat_id=chat_id, user_id=actor.user_id
                 )
-            else:
-                verdict = None
         if verdict is None:
             return Reply(texts.FEEDBACK_NO_VERDICT)
         labels = self._labels()

@@ -169,8 +169,25 @@ async def feedback_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -
         chat_id=message.chat.id,
         target_message_id=replied.message_id if replied else None,
         argument=_command_argument(message),
+        verdict_id_hint=_verdict_id_in_buttons(replied),
     )
     await _answer(message, moderation, reply)
+
+
+def _verdict_id_in_buttons(message: Message | None) -> int | None:
+    """The verdict id in a bot reply's 맞아요/틀렸어요 buttons.
+
+    A reply to the bot's verdict can arrive before the verdict row knows that reply's message id (the id is
+    stored once sendMessage returns), so the buttons are the reliable link.
+    """
+    markup = message.reply_markup if message is not None else None
+    for row in markup.inline_keyboard if markup is not None else ():
+        for button in row:
+            action, _, rest = (button.callback_data or "").partition(":")
+            verdict_id = rest.split(":")[0]
+            if action in {"ok", "wrong"} and verdict_id.isdigit():
+                return int(verdict_id)
+    return None
 
 
 async def button_pressed(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

@@ -427,3 +427,43 @@ def test_token_redaction_filter_covers_message_args_and_tracebacks(caplog):
     assert TOKEN not in caplog.text
     assert caplog.text.count(REDACTED) == 2
     assert f"bot{REDACTED}/getMe" in caplog.records[0].getMessage()
+
+
+async def test_feedback_on_a_reply_whose_id_is_not_stored_yet_finds_the_verdict_by_its_buttons(start_bot):
+    bot = await start_bot()
+    message = bot.api.push_message("배우 연기가 너무 어색하고 지루했다")
+    reply = await bot.api.wait_for_reply(message)
+    assert await stored_reply_id(bot, message) == reply["message_id"]
+    # The race a fast user can win: their reply arrives before the bot has stored its reply's id.
+    async with bot.session() as session:
+        await session.execute(text("UPDATE verdicts SET reply_message_id = NULL"))
+
+    command = bot.api.push_message("/feedback wrong", reply_to=reply)
+    answer = await bot.api.wait_for_reply(command)
+
+    assert "기록했어요" in answer["text"], answer["text"]
+    verdict = await verdict_for(bot, message)
+    async with bot.session() as session:
+        feedback = (await session.scalars(select(Feedback))).one()
+    assert feedback.verdict_id == verdict.id and feedback.label != verdict.label
+
+
+async def test_buttons_naming_another_chats_verdict_are_ignored(start_bot):
+    bot = await start_bot()
+    elsewhere = bot.api.push_message("다른 방의 리뷰 입니다 재밌어요", chat_id=2002, user_id=2002)
+    await bot.api.wait_for_reply(elsewhere)
+    foreign = await verdict_for(bot, elsewhere)
+    forged = {  # a "bot message" whose buttons name the other chat's verdict
+        "message_id": 999_999,
+        "date": 1,
+        "chat": {"id": USER, "type": "private"},
+        "text": "긍정 리뷰 (90.0%)",
+        "from": {"id": 1, "is_bot": True, "first_name": "bot"},
+        "reply_markup": {"inline_keyboard": [[{"text": "틀렸어요", "callback_data": f"wrong:{foreign.id}"}]]},
+    }
+
+    command = bot.api.push_message("/feedback wrong", reply_to=forged)
+    answer = await bot.api.wait_for_reply(command)
+
+    assert answer["text"] == texts.FEEDBACK_NO_VERDICT
+    assert await count(bot, Feedback) == 0
