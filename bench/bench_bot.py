@@ -24,53 +24,17 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DIR = Path(os.environ.get("MODERATOR_SHARED_DIR", REPO_ROOT.parent / "shared"))
-E5_DIR = SHARED_DIR / "models" / "multilingual-e5-small-ko"
-NSMC_TEST = SHARED_DIR / "korpora" / "nsmc" / "ratings_test.txt"
 TOKEN = "123456789:bench-token-0123456789abcdefghij"
-LABELS = {0: "부정", 1: "긍정"}
 
 sys.path.insert(0, str(REPO_ROOT / "tests" / "bot"))  # the Bot API stand-in lives with the tests
 
+from bench.common import nsmc_file, prepare_model_dir
+
 
 def reviews(n: int) -> list[str]:
-    lines = NSMC_TEST.read_text(encoding="utf-8").splitlines()[1:]
+    lines = nsmc_file(SHARED_DIR, "test").read_text(encoding="utf-8").splitlines()[1:]
     texts = [line.split("\t")[1] for line in lines if line.count("\t") == 2 and line.split("\t")[1].strip()]
     return (texts * (n // len(texts) + 1))[:n]
-
-
-def save_model(kind: str, target: Path) -> Path:
-    import torch
-    from transformers import (
-        AutoModelForSequenceClassification,
-        AutoTokenizer,
-        BertConfig,
-        BertForSequenceClassification,
-    )
-
-    label2id = {name: i for i, name in LABELS.items()}
-    tokenizer = AutoTokenizer.from_pretrained(E5_DIR, local_files_only=True)
-    if kind == "e5-small":
-        model = AutoModelForSequenceClassification.from_pretrained(
-            E5_DIR, num_labels=2, id2label=LABELS, label2id=label2id, local_files_only=True
-        )
-    else:  # kykim/bert-kor-base's shape, random weights; e5's vocabulary (28k) fits in its 42k embeddings
-        torch.manual_seed(0)
-        config = BertConfig(
-            vocab_size=42000,
-            hidden_size=768,
-            num_hidden_layers=12,
-            num_attention_heads=12,
-            intermediate_size=3072,
-            max_position_embeddings=512,
-            pad_token_id=tokenizer.pad_token_id,
-            num_labels=2,
-            id2label=LABELS,
-            label2id=label2id,
-        )
-        model = BertForSequenceClassification(config)
-    model.save_pretrained(target)
-    tokenizer.save_pretrained(target)
-    return target
 
 
 async def run_bot(
@@ -161,7 +125,7 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=30.0, help="paced arrival rate, messages per second")
     parser.add_argument("--paced", type=int, default=150, help="messages in the paced phase")
     parser.add_argument("--burst", type=int, default=200, help="messages arriving at once in the burst phase")
-    parser.add_argument("--models", default="e5-small,bert-base-shape")
+    parser.add_argument("--models", default="e5-small,bert-base-random")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -173,7 +137,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         for kind in args.models.split(","):
-            model_dir = save_model(kind, workdir / kind)
+            model_dir = prepare_model_dir(kind, shared_dir=SHARED_DIR, workdir=workdir, seed=0)
             # micro-batching on and off in fp32, then on with dynamic int8 (QUANTIZE=true)
             for window_ms, quantize in ((5.0, False), (0.0, False), (5.0, True)):
                 result = asyncio.run(

@@ -75,33 +75,19 @@ def train_first_model(settings) -> int:
     return moderator(["model", "import", str(output)])
 
 
-def has_active_model(settings) -> bool:
+def active_model_path(settings) -> str | None:
+    """Migrate the database, then return the active model version's directory (None when there is none)."""
     import asyncio
 
     from bot import storage
 
-    async def active() -> bool:
+    async def path() -> str | None:
         await asyncio.to_thread(storage.upgrade_database, settings.database_url)
         engine = storage.create_engine(settings.database_url)
         try:
             async with storage.make_session_factory(engine).begin() as session:
-                return await storage.get_active_model_version(session) is not None
-        finally:
-            await engine.dispose()
-
-    return asyncio.run(active())
-
-
-def active_model_path(settings) -> str:
-    import asyncio
-
-    from bot import storage
-
-    async def path() -> str:
-        engine = storage.create_engine(settings.database_url)
-        try:
-            async with storage.make_session_factory(engine).begin() as session:
-                return (await storage.get_active_model_version(session)).path
+                active = await storage.get_active_model_version(session)
+                return None if active is None else active.path
         finally:
             await engine.dispose()
 
@@ -110,10 +96,13 @@ def active_model_path(settings) -> str:
 
 def main() -> int:
     settings = get_settings()
-    if not has_active_model(settings) and (code := train_first_model(settings)):
-        return code
+    model_path = active_model_path(settings)
+    if model_path is None:
+        if code := train_first_model(settings):
+            return code
+        model_path = active_model_path(settings)
     print("\nSample predictions with the active model:")
-    if code := moderator(["predict", "--model", active_model_path(settings), *SAMPLE_REVIEWS]):
+    if code := moderator(["predict", "--model", model_path, *SAMPLE_REVIEWS]):
         return code
     token = settings.telegram_bot_token
     if token is not None and token.get_secret_value().strip():

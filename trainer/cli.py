@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import os
 import sys
@@ -159,6 +160,24 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         scratch_heads=args.scratch_heads,
         scratch_vocab_size=args.scratch_vocab_size,
     )
+
+
+def arguments_for(config: TrainConfig) -> list[str]:
+    """`moderator train` / `python -m trainer` flags that reproduce `config`: the inverse of `config_from_args`.
+
+    Every field has the flag of its name, so a new field needs no change here.
+    """
+    flags: list[str] = []
+    for field in dataclasses.fields(config):
+        value = getattr(config, field.name)
+        flag = "--" + field.name.replace("_", "-")
+        if field.name in ("train_size", "eval_size"):
+            flags += [flag, "all" if value is None else str(value)]
+        elif isinstance(value, bool):
+            flags += [flag] if value else []
+        elif value is not None:
+            flags += [flag, str(value)]
+    return flags
 
 
 def run_train(args: argparse.Namespace) -> int:

@@ -106,37 +106,6 @@ def base_train_config(settings: Settings, *, output: Path, base: str, extra: Pat
     )
 
 
-def trainer_arguments(config) -> list[str]:
-    """Command-line flags for `python -m trainer` that reproduce `config` (a `TrainConfig`)."""
-    flags: list[str] = ["--base", config.base, "--output", str(config.output)]
-    optional = {
-        "--korpora-root": config.korpora_root,
-        "--data": config.data,
-        "--eval-data": config.eval_data,
-        "--train-size": "all" if config.train_size is None else config.train_size,
-        "--eval-size": "all" if config.eval_size is None else config.eval_size,
-        "--extra": config.extra,
-        "--learning-rate": config.learning_rate,
-        "--max-length": config.max_length,
-    }
-    for flag, value in optional.items():
-        if value is not None:
-            flags += [flag, str(value)]
-    flags += [
-        "--extra-weight",
-        str(config.extra_weight),
-        "--epochs",
-        str(config.epochs),
-        "--batch-size",
-        str(config.batch_size),
-        "--seed",
-        str(config.seed),
-    ]
-    if config.progress_json:
-        flags.append("--progress-json")
-    return flags
-
-
 def load_base_evaluation(config) -> tuple[list[str], list[int], dict[int, str]]:
     """The trainer's own evaluation examples for `config` (texts, label ids, id2label). Blocking."""
     from trainer.data import load_training_data

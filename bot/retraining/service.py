@@ -32,13 +32,13 @@ from bot.retraining.dataset import (
     base_train_config,
     load_base_evaluation,
     split_corrections,
-    trainer_arguments,
     write_corrections_csv,
 )
 from bot.retraining.gate import GateDecision, ModelScores, decide_promotion
 from bot.retraining.process import TrainingProcessError, run_trainer_process, trainer_command
 from bot.settings import Settings
 from bot.storage import RunStatus, RunTrigger
+from trainer.cli import arguments_for
 
 if TYPE_CHECKING:
     from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -240,7 +240,7 @@ class RetrainingService:
 
             await progress.report(texts.TRAINING_STARTED.format(base=base), force=True)
             await run_trainer_process(
-                trainer_command(trainer_arguments(config)), log_path=log_path, on_event=progress.on_event
+                trainer_command(arguments_for(config)), log_path=log_path, on_event=progress.on_event
             )
 
             await progress.report(texts.EVALUATING, force=True)

@@ -10,10 +10,10 @@ from bot.retraining.dataset import (
     base_train_config,
     is_held_out,
     split_corrections,
-    trainer_arguments,
     write_corrections_csv,
 )
 from bot.storage import Correction, export_corrections
+from trainer.cli import arguments_for
 
 
 def test_hold_out_is_deterministic_by_verdict_id_and_close_to_the_fraction():
@@ -73,7 +73,7 @@ def test_trainer_flags_reproduce_the_config(tmp_path):
     config = base_train_config(
         settings, output=tmp_path / "out", base="scratch", extra=tmp_path / "extra.csv"
     )
-    assert config_from_args(parser.parse_args(trainer_arguments(config))) == config
+    assert config_from_args(parser.parse_args(arguments_for(config))) == config
     assert (
         config.extra_weight == settings.correction_weight and config.max_length == settings.retrain_max_length
     )
@@ -86,5 +86,5 @@ def test_trainer_flags_reproduce_the_config(tmp_path):
         base="/models/active",
         extra=None,
     )
-    assert config_from_args(parser.parse_args(trainer_arguments(everything))) == everything
+    assert config_from_args(parser.parse_args(arguments_for(everything))) == everything
     assert everything.korpora_root is None and everything.data == tmp_path / "reviews.csv"
