@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -212,7 +213,7 @@ class Moderation:
         label = _parse_label(argument, labels)
         if label is None:
             return Reply(
-                texts.FEEDBACK_UNKNOWN_LABEL.format(given=argument, labels=", ".join(labels.values()))
+                texts.FEEDBACK_UNKNOWN_LABEL.format(given=echo(argument), labels=", ".join(labels.values()))
             )
         if label == verdict.label:
             return Reply(texts.FEEDBACK_SAME_AS_VERDICT.format(label=labels[label]))
@@ -222,10 +223,10 @@ class Moderation:
     async def button(self, *, actor: Actor, chat_id: int, data: str) -> Reply:
         """A press of one of the verdict's inline buttons."""
         action, _, rest = data.partition(":")
-        parts = rest.split(":")
-        if action not in {"ok", "wrong", "label"} or not all(part.lstrip("-").isdigit() for part in parts):
+        numbers = [parse_id(part) for part in rest.split(":")]
+        if action not in {"ok", "wrong", "label"} or None in numbers:
             return Reply(texts.FEEDBACK_NO_VERDICT)
-        verdict_id = int(parts[0])
+        verdict_id = numbers[0]
         async with self._transaction() as session:
             verdict = await storage.get_verdict(session, verdict_id=verdict_id)
         # Callback data comes from the client: only act on verdicts of the chat the button is in.
@@ -238,11 +239,13 @@ class Moderation:
             return await self._wrong(
                 actor=actor, verdict_id=verdict.id, predicted=verdict.label, labels=labels
             )
-        if len(parts) != 2 or int(parts[1]) not in labels:
+        if len(numbers) != 2 or numbers[1] not in labels:
             return Reply(
-                texts.FEEDBACK_UNKNOWN_LABEL.format(given=parts[-1], labels=", ".join(labels.values()))
+                texts.FEEDBACK_UNKNOWN_LABEL.format(
+                    given=echo(rest.split(":")[-1]), labels=", ".join(labels.values())
+                )
             )
-        return await self._record(actor=actor, verdict_id=verdict.id, label=int(parts[1]), labels=labels)
+        return await self._record(actor=actor, verdict_id=verdict.id, label=numbers[1], labels=labels)
 
     async def _wrong(self, *, actor: Actor, verdict_id: int, predicted: int, labels: dict[int, str]) -> Reply:
         others = [label for label in labels if label != predicted]
@@ -362,7 +365,7 @@ class Moderation:
         if previous is None:
             return Reply(texts.ROLLBACK_NONE)
         try:
-            classifier = await load_classifier(previous.path, quantize=self.settings.quantize)
+            classifier = await load_classifier(previous.path, settings=self.settings)
         except Exception as exc:
             logger.exception("rollback to model version %s failed", previous.id)
             return Reply(texts.ROLLBACK_FAILED.format(id=previous.id, detail=str(exc)[:300]))
@@ -376,15 +379,30 @@ class Moderation:
     async def void(self, *, actor: Actor, argument: str) -> Reply:
         if not actor.is_admin:
             return self._refuse(actor, "void")
-        argument = argument.strip()
-        if not argument.lstrip("-").isdigit():
+        user_id = parse_id(argument)
+        if user_id is None:
             return Reply(texts.VOID_USAGE)
         async with self._transaction() as session:
-            count = await storage.void_feedback_of_user(
-                session, user_id=int(argument), voided_by=actor.user_id
-            )
-        logger.info("admin %s voided %d corrections of user %s", actor.user_id, count, argument)
-        return Reply(texts.VOID_DONE.format(user_id=int(argument), count=count))
+            count = await storage.void_feedback_of_user(session, user_id=user_id, voided_by=actor.user_id)
+        logger.info("admin %s voided %d corrections of user %s", actor.user_id, count, user_id)
+        return Reply(texts.VOID_DONE.format(user_id=user_id, count=count))
+
+
+# Telegram user, chat and message ids fit in 64 bits; anything longer is not an id (and would overflow BIGINT).
+_ID_PATTERN = re.compile(r"-?[0-9]{1,18}")
+ECHO_LIMIT = 64  # characters of a user's own input quoted back in a reply
+
+
+def parse_id(value: str) -> int | None:
+    """An integer id written in ASCII digits, or None. `str.isdigit` accepts '²' and other digits `int` rejects."""
+    value = value.strip()
+    return int(value) if _ID_PATTERN.fullmatch(value) else None
+
+
+def echo(value: str) -> str:
+    """A user's input as quoted back in a reply: cut, so that no reply outgrows Telegram's limits."""
+    value = " ".join(value.split())
+    return value if len(value) <= ECHO_LIMIT else value[: ECHO_LIMIT - 1] + "…"
 
 
 def _verdict_text(verdict: Verdict, *, show_probabilities: bool) -> str:
@@ -406,9 +424,8 @@ def _parse_label(argument: str, labels: dict[int, str]) -> int | None:
     for label_id, name in labels.items():
         if name.casefold() == wanted:
             return label_id
-    if wanted.isdigit() and int(wanted) in labels:
-        return int(wanted)
-    return None
+    number = parse_id(wanted)
+    return number if number in labels else None
 
 
 def _describe_model(version: Any) -> str:

@@ -14,8 +14,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from classifier.errors import EmptyTextError
+from classifier.text import has_visible_text
 
 if TYPE_CHECKING:
+    from bot.settings import Settings
     from classifier import Classifier, Verdict
 
 logger = logging.getLogger(__name__)
@@ -55,15 +57,33 @@ class ServingModel:
         self._active = ActiveModel(classifier, version_id)
         logger.info("serving model version %s from %s", version_id, classifier.path)
 
-    async def load_version(self, *, path: str | Path, version_id: int | None, quantize: bool = False) -> None:
-        """Load a model version directory off the event loop, then swap it in."""
-        self.swap(await load_classifier(path, quantize=quantize), version_id)
 
+def load_serving_classifier(path: str | Path, settings: Settings) -> Classifier:
+    """The classifier exactly as the bot serves it. Blocking.
 
-async def load_classifier(path: str | Path, *, quantize: bool = False) -> Classifier:
+    Every place that predicts for users or judges a model (the bot, `moderator predict`, the promotion gate,
+    rollback) loads through here, so they all see the same numbers.
+    """
     from classifier import Classifier
 
-    return await asyncio.to_thread(Classifier.load, Path(path), quantize=quantize)
+    return Classifier.load(Path(path), quantize=settings.quantize)
+
+
+def prepare_model_version(path: str | Path, settings: Settings) -> Classifier:
+    """Make a model version directory ready to serve, then prove it can: blocking, run once per version when it
+    is imported or promoted (never at every start-up).
+
+    Builds whatever the serving path needs beyond the trainer's files, loads the version as it will be
+    served and runs a trial prediction. Raises `ModelDirError` (nothing changed elsewhere) when it cannot serve.
+    """
+    classifier = load_serving_classifier(path, settings)
+    classifier.self_check()
+    return classifier
+
+
+async def load_classifier(path: str | Path, *, settings: Settings) -> Classifier:
+    """`load_serving_classifier` off the event loop."""
+    return await asyncio.to_thread(load_serving_classifier, path, settings)
 
 
 @dataclass
@@ -96,7 +116,7 @@ class MicroBatcher:
 
     async def classify(self, text: str) -> tuple[Verdict, int | None]:
         """The verdict for `text` and the id of the model version that produced it."""
-        if not text or not text.strip():
+        if not has_visible_text(text):  # the classifier's own emptiness rule, checked before batching
             raise EmptyTextError(0)
         if not self.batching:
             active = self._serving.active

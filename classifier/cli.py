@@ -94,7 +94,7 @@ def stream_predictions(
     chunk_lines: int = STREAM_CHUNK_LINES,
 ) -> int:
     """Classify `lines` batch by batch in input order; return how many lines were rejected (blank)."""
-    from classifier.model import has_visible_text
+    from classifier.text import has_visible_text
 
     rejected = 0
     for batch_start, batch in _numbered_batches(lines, chunk_lines):

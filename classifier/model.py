@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import threading
-import unicodedata
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -16,6 +16,7 @@ import torch
 from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
 from classifier.errors import EmptyTextError, ModelDirError
+from classifier.text import has_visible_text
 
 logger = logging.getLogger(__name__)
 
@@ -48,11 +49,6 @@ class Verdict:
             "confidence": self.confidence,
             "probabilities": dict(self.probabilities),
         }
-
-
-def has_visible_text(text: str) -> bool:
-    """False for text made only of whitespace, control and format (zero-width) characters."""
-    return any(not char.isspace() and unicodedata.category(char) not in ("Cc", "Cf") for char in text)
 
 
 def _check_model_dir(path: Path) -> None:
@@ -255,6 +251,27 @@ class Classifier:
             probabilities={self.id2label[label_id]: row[label_id] for label_id in self._label_ids},
             truncated=truncated,
         )
+
+    def self_check(self) -> None:
+        """A trial prediction: raises ModelDirError unless every probability is finite and each row sums to 1.
+
+        Loading proves the files are readable; this proves the weights compute something usable (NaN weights load
+        fine and then turn every message into an error).
+        """
+        probe = ["정말 재밌게 봤어요", "시간 낭비였다", "so-so"]
+        try:
+            verdicts = self.predict(probe)
+        except Exception as error:  # noqa: BLE001 - any failure here means the model cannot serve
+            raise ModelDirError(
+                self.path, f"trial prediction failed ({type(error).__name__}: {error})"
+            ) from error
+        for verdict in verdicts:
+            values = list(verdict.probabilities.values())
+            if not all(math.isfinite(value) for value in values) or abs(sum(values) - 1.0) > 1e-3:
+                raise ModelDirError(
+                    self.path,
+                    f"trial prediction gave unusable probabilities {values} (NaN or broken weights?)",
+                )
 
     def __repr__(self) -> str:
         return f"Classifier(path={str(self.path)!r}, device={self.device}, quantized={self.quantized})"

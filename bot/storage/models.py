@@ -91,6 +91,26 @@ class RunStatus(enum.StrEnum):
     REJECTED = "rejected"
 
 
+class FeedbackSource(enum.StrEnum):
+    BUTTON = "button"  # 맞아요 / 틀렸어요 / a label button under a verdict
+    COMMAND = "command"  # /feedback
+    REVIEW = "review"  # a label given in the /review queue
+
+
+class ReviewOutcome(enum.StrEnum):
+    SHOWN = "shown"
+    SKIPPED = "skipped"
+    LABELLED = "labelled"
+
+
+class ActivationReason(enum.StrEnum):
+    IMPORT = "import"  # `moderator model import`
+    MANUAL = "manual"  # `moderator model activate`
+    PROMOTION = "promotion"  # a retraining run passed the gate
+    ROLLBACK = "rollback"  # /rollback
+    FALLBACK = "fallback"  # the active version could not load at start-up
+
+
 LIVE_RUN_STATUSES = (RunStatus.QUEUED, RunStatus.RUNNING)
 FINISHED_RUN_STATUSES = (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.REJECTED)
 
@@ -130,6 +150,7 @@ class ModelVersion(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     activated_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     active_slot: Mapped[int | None] = mapped_column(Integer, unique=True)
+    pruned_at: Mapped[datetime | None] = mapped_column(UTCDateTime())  # its files were deleted (retention)
 
     def __repr__(self) -> str:
         return f"ModelVersion(id={self.id}, status={self.status}, path={self.path!r})"
@@ -154,6 +175,8 @@ class Verdict(Base):
     confidence: Mapped[float] = mapped_column(Float)
     probabilities: Mapped[dict[str, float]] = mapped_column(JSON)
     model_version_id: Mapped[int | None] = mapped_column(ForeignKey("model_versions.id", ondelete="SET NULL"))
+    # top probability minus the runner-up: the review queue shows the least certain verdicts first
+    margin: Mapped[float | None] = mapped_column(Float, index=True)
     reply_message_id: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
     text_purged_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
@@ -192,6 +215,14 @@ class TrainingRun(Base):
     log_path: Mapped[str | None] = mapped_column(String(1024))
     progress: Mapped[str | None] = mapped_column(String(255))
     active_slot: Mapped[int | None] = mapped_column(Integer, unique=True)
+    # The process executing the run ("host:pid:nonce") and its last sign of life: a live run whose heartbeat
+    # stopped is stale, whichever process notices.
+    owner: Mapped[str | None] = mapped_column(String(255))
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    seed: Mapped[int | None] = mapped_column(Integer)  # draws this run's base rows
+    gate: Mapped[dict[str, Any] | None] = mapped_column(
+        JSON
+    )  # the promotion gate's checks, as metrics.json has them
 
     def __repr__(self) -> str:
         return f"TrainingRun(id={self.id}, trigger={self.trigger}, status={self.status})"
@@ -207,8 +238,15 @@ class Feedback(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     verdict_id: Mapped[int] = mapped_column(ForeignKey("verdicts.id", ondelete="CASCADE"))
     user_id: Mapped[int] = mapped_column(BigInteger)
-    label: Mapped[int] = mapped_column(Integer)  # the corrected label id
-    is_admin: Mapped[bool] = mapped_column(default=False)  # at the time of the correction
+    label: Mapped[int] = mapped_column(
+        Integer
+    )  # the label the user gave (equal to the verdict's: a confirmation)
+    is_admin: Mapped[bool] = mapped_column(default=False)  # at the time of the label
+    # Admin labels and review-queue labels count without a second opinion and win conflicts.
+    trusted: Mapped[bool] = mapped_column(default=False)
+    source: Mapped[FeedbackSource] = mapped_column(
+        _portable_enum(FeedbackSource, "feedback_source"), default=FeedbackSource.BUTTON
+    )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     voided_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
@@ -221,3 +259,33 @@ class Feedback(Base):
 
     def __repr__(self) -> str:
         return f"Feedback(id={self.id}, verdict_id={self.verdict_id}, user_id={self.user_id}, label={self.label})"
+
+
+class ReviewView(Base):
+    """A verdict shown to a reviewer in the /review queue: no reviewer sees an item twice."""
+
+    __tablename__ = "review_views"
+    __table_args__ = (UniqueConstraint("reviewer_id", "verdict_id"), Index(None, "reviewer_id", "shown_at"))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    reviewer_id: Mapped[int] = mapped_column(BigInteger)
+    verdict_id: Mapped[int] = mapped_column(ForeignKey("verdicts.id", ondelete="CASCADE"), index=True)
+    outcome: Mapped[ReviewOutcome] = mapped_column(_portable_enum(ReviewOutcome, "review_outcome"))
+    shown_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class ModelActivation(Base):
+    """Every change of the active model version, in order: rollback walks back through this history."""
+
+    __tablename__ = "model_activations"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id", ondelete="CASCADE"), index=True)
+    previous_version_id: Mapped[int | None] = mapped_column(
+        ForeignKey("model_versions.id", ondelete="SET NULL")
+    )
+    reason: Mapped[ActivationReason] = mapped_column(_portable_enum(ActivationReason, "activation_reason"))
+    actor: Mapped[int | None] = mapped_column(BigInteger)
+    note: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

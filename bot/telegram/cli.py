@@ -111,9 +111,9 @@ def _build_moderation(
 
 
 def _load_classifier(settings: Settings, active: ActiveVersion):
-    from classifier import Classifier
+    from bot.serving import load_serving_classifier
 
-    return Classifier.load(active.path, quantize=settings.quantize)
+    return load_serving_classifier(active.path, settings)
 
 
 def run_command(args: argparse.Namespace) -> int:

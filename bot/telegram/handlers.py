@@ -24,7 +24,7 @@ from telegram.ext import (
     filters,
 )
 
-from bot.moderation import Actor, IncomingText, Moderation, Reply
+from bot.moderation import Actor, IncomingText, Moderation, Reply, parse_id
 from bot.storage import RunTrigger
 from bot.telegram import texts
 
@@ -78,7 +78,7 @@ def _keyboard(reply: Reply) -> InlineKeyboardMarkup | None:
 
 
 async def _answer(message: Message, moderation: Moderation, reply: Reply) -> Message:
-    """Reply to `message`; then remember which message announced the verdict."""
+    """Reply to `message`; then remember which message announced the verdict. Every answer goes out here."""
     sent = await message.reply_text(reply.text, reply_markup=_keyboard(reply))
     if reply.verdict_id is not None:
         await moderation.remember_reply(verdict_id=reply.verdict_id, reply_message_id=sent.message_id)
@@ -125,15 +125,17 @@ async def other_private_message(update: Update, context: ContextTypes.DEFAULT_TY
     message = update.message
     if message is None:
         return
-    if message.text and message.text.startswith("/"):
-        await message.reply_text(texts.CHAT_UNKNOWN_COMMAND)
-    else:
-        await message.reply_text(texts.NON_TEXT)
+    unknown_command = bool(message.text and message.text.startswith("/"))
+    await _answer(
+        message,
+        _moderation(context),
+        Reply(texts.CHAT_UNKNOWN_COMMAND if unknown_command else texts.NON_TEXT),
+    )
 
 
 async def help_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if update.message:
-        await update.message.reply_text(texts.HELP)
+        await _answer(update.message, _moderation(context), Reply(texts.HELP))
 
 
 async def predict_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -148,7 +150,7 @@ async def predict_command(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
     elif replied is not None and (replied.text or replied.caption):
         target, text = replied, replied.text or replied.caption or ""
     else:
-        await message.reply_text(texts.PREDICT_USAGE)
+        await _answer(message, moderation, Reply(texts.PREDICT_USAGE))
         return
     user_id = target.from_user.id if target.from_user else None
     reply = await moderation.classify(
@@ -183,10 +185,10 @@ def _verdict_id_in_buttons(message: Message | None) -> int | None:
     markup = message.reply_markup if message is not None else None
     for row in markup.inline_keyboard if markup is not None else ():
         for button in row:
-            action, _, rest = (button.callback_data or "").partition(":")
-            verdict_id = rest.split(":")[0]
-            if action in {"ok", "wrong"} and verdict_id.isdigit():
-                return int(verdict_id)
+            action, _, rest = str(button.callback_data or "").partition(":")
+            verdict_id = parse_id(rest.split(":")[0])
+            if action in {"ok", "wrong"} and verdict_id is not None:
+                return verdict_id
     return None
 
 
@@ -208,24 +210,26 @@ async def button_pressed(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
 
 async def stats_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if update.message:
-        await update.message.reply_text((await _moderation(context).stats()).text)
+        moderation = _moderation(context)
+        await _answer(update.message, moderation, await moderation.stats())
 
 
 async def model_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if update.message:
-        await update.message.reply_text((await _moderation(context).model_info()).text)
+        moderation = _moderation(context)
+        await _answer(update.message, moderation, await moderation.model_info())
 
 
 async def runs_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if update.message:
         moderation = _moderation(context)
-        await update.message.reply_text((await moderation.runs(actor=_actor(update, moderation))).text)
+        await _answer(update.message, moderation, await moderation.runs(actor=_actor(update, moderation)))
 
 
 async def rollback_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if update.message:
         moderation = _moderation(context)
-        await update.message.reply_text((await moderation.rollback(actor=_actor(update, moderation))).text)
+        await _answer(update.message, moderation, await moderation.rollback(actor=_actor(update, moderation)))
 
 
 async def void_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -233,7 +237,7 @@ async def void_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
     if message:
         moderation = _moderation(context)
         reply = await moderation.void(actor=_actor(update, moderation), argument=_command_argument(message))
-        await message.reply_text(reply.text)
+        await _answer(message, moderation, reply)
 
 
 async def retrain_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -245,7 +249,7 @@ async def retrain_command(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
     reply = await moderation.retrain(
         actor=_actor(update, moderation), trigger=RunTrigger.ADMIN, reporter=reporter
     )
-    sent = await message.reply_text(reply.text)
+    sent = await _answer(message, moderation, reply)
     if reply.run_id is not None:
         reporter.attach(sent.message_id)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import MetaData, func, insert, inspect, select
@@ -31,6 +32,14 @@ async def table_names(engine) -> set[str]:
         return set(await connection.run_sync(lambda sync: inspect(sync).get_table_names()))
 
 
+def head_revision() -> str:
+    from alembic.script import ScriptDirectory
+
+    from bot.storage.database import alembic_config
+
+    return ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
+
+
 async def current_revision(engine) -> str | None:
     async with engine.connect() as connection:
         return await connection.run_sync(lambda sync: MigrationContext.configure(sync).get_current_revision())
@@ -41,7 +50,7 @@ async def test_upgrade_to_head_and_downgrade_to_base(database_url):
     try:
         await asyncio.to_thread(upgrade_database, database_url)
         assert CORE_TABLES <= await table_names(engine)
-        assert await current_revision(engine) == "0002"
+        assert await current_revision(engine) == head_revision()
 
         await asyncio.to_thread(downgrade_database, database_url, "base")
         assert await table_names(engine) & CORE_TABLES == set()
@@ -73,7 +82,7 @@ async def test_upgrading_a_filled_database_keeps_every_row(database_url):
     try:
         await fill_revision_0001(engine)
         await asyncio.to_thread(upgrade_database, database_url)
-        assert await current_revision(engine) == "0002"
+        assert await current_revision(engine) == head_revision()
         await assert_rows_intact(engine)
 
         # Downgrading rebuilds tables on SQLite (batch mode); children of rebuilt tables must survive.
@@ -215,11 +224,13 @@ async def assert_rows_intact(engine) -> None:
         (3, "별로", 0, 103),
     ]
     assert all(v.created_at == CREATED and v.text_purged_at is None for v in verdicts)
+    assert [v.margin for v in verdicts] == [pytest.approx(0.8)] * 3  # backfilled from the probabilities
     assert [(f.id, f.verdict_id, f.label, f.used_by_run_id, f.voided_at) for f in feedback] == [
         (1, 2, 0, 1, None),
         (2, 2, 0, None, None),
         (3, 3, 1, None, None),
     ]
+    assert [(f.trusted, f.source) for f in feedback] == [(False, "button"), (False, "button"), (True, "button")]
     assert (run.example_count, run.model_version_id, run.progress) == (4000, 2, None)
     assert active.id == 2 and active.metrics == {"accuracy": 0.87}
     assert (
