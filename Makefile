@@ -22,12 +22,11 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -ra
 
+# The figures in docs/benchmarks.md: CPU serving paths on the quick-start e5 and a fine-tuned scratch model, 10,000
+# NSMC test reviews, 2 and 1 threads (~40 min on 2 cores; trains the models first when models/quickstart-e5 is
+# missing, ~10 min more). The other bench/ scripts are run by hand (bench/README.md).
 bench: $(STAMP)
-	$(BIN)/python -m bench.bench_inference --batch-size 8
-	$(BIN)/python -m bench.bench_training
-	$(BIN)/python -m bench.bench_quantization --train-size 1000
-	$(BIN)/python -m bench.bench_bot
-	$(BIN)/python -m bench.bench_retraining
+	$(BIN)/python -m bench.bench_serving
 
 clean:
 	rm -rf $(VENV) .pytest_cache

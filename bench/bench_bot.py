@@ -41,13 +41,13 @@ async def run_bot(
     model_dir: Path, *, window_ms: float, quantize: bool, rate: float, paced: int, burst: int, workdir: Path
 ) -> dict:
     from fake_telegram import FakeBotApi
-    from telegram import Update
 
     from bot import storage
     from bot.moderation import Moderation
     from bot.serving import MicroBatcher, ServingModel
     from bot.settings import Settings
     from bot.telegram.app import build_application
+    from bot.telegram.runner import BotRunner
     from classifier import Classifier
 
     api = FakeBotApi(token=TOKEN)
@@ -72,9 +72,10 @@ async def run_bot(
         settings=settings,
     )
     application = build_application(settings, moderation=moderation, engine=engine)
-    await application.initialize()
-    await application.updater.start_polling(poll_interval=0.0, timeout=1, allowed_updates=Update.ALL_TYPES)
-    await application.start()
+    runner = BotRunner(
+        application, settings=settings, session_factory=moderation.session_factory, poll_timeout=1
+    )
+    await runner.start()  # the real delivery path: inbox, outbox, long polling
     texts = reviews(paced + burst + 10)
     try:
 
@@ -93,10 +94,7 @@ async def run_bot(
         paced_messages = await send(texts[10 : 10 + paced], interval=1.0 / rate)
         burst_messages = await send(texts[10 + paced :], interval=0)
     finally:
-        await application.updater.stop()
-        await application.stop()
-        await application.post_shutdown(application)
-        await application.shutdown()
+        await runner.stop()
         await api.stop()
 
     def reply_times(messages: list[dict]) -> list[tuple[float, float]]:

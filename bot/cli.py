@@ -9,7 +9,9 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
+import traceback
 
 # module path -> it exposes `register(subparsers)`; each subcommand sets `func(args) -> int`.
 COMMAND_MODULES = (
@@ -33,6 +35,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from bot.telegram.redaction import (
+        install_redacting_excepthooks,
+        install_token_redaction,
+        redact,
+        register_secret,
+    )
+
+    # Before anything can fail or log: no traceback, log line or error message may show the bot token.
+    install_redacting_excepthooks()
+    token = os.environ.get("TELEGRAM_BOT_TOKEN", "").strip()
+    if token:
+        register_secret(token)  # `moderator run` also registers a token read from .env, before it connects
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(
@@ -41,10 +55,30 @@ def main(argv: list[str] | None = None) -> int:
     )
     # httpx logs every request URL at INFO, and the Bot API URL contains the token.
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    if not args.verbose:
+        logging.getLogger("alembic").setLevel(logging.WARNING)  # a dozen INFO lines per migration check
+    if token:
+        install_token_redaction(token)
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
         return 130
+    except Exception as error:  # noqa: BLE001 - one line, never the token; the traceback with -v
+        print(f"error: {_one_line(error, verbose=args.verbose)}", file=sys.stderr)
+        if args.verbose:
+            traceback_text = "".join(traceback.format_exception(error))
+            print(redact(traceback_text), file=sys.stderr, end="")
+        return 1
+
+
+def _one_line(error: BaseException, *, verbose: bool) -> str:
+    from bot.telegram.redaction import redact
+
+    text = " ".join(str(error).split())
+    if type(error).__name__ != "FatalError":  # a FatalError's message is written for the operator already
+        text = f"{type(error).__name__}: {text}" if text else type(error).__name__
+        text += "" if verbose else " (run with -v for the traceback)"
+    return redact(text)
 
 
 if __name__ == "__main__":

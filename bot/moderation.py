@@ -4,9 +4,10 @@ The Telegram handlers (`bot.telegram.handlers`) and the terminal mode (`bot.tele
 Every use case opens its own short transaction; a verdict is committed before its reply is sent, so it
 survives a failed send.
 
-Buttons carry their action in the callback data: `ok:<verdict id>` (맞아요: only thanks, nothing is
-stored, so statistics count real corrections only), `wrong:<verdict id>` (틀렸어요) and
-`label:<verdict id>:<label id>` (the chosen label when a model has more than two classes).
+Buttons carry their action in the callback data: `ok:<verdict id>` (맞아요: a confirmation, stored as a label
+equal to the verdict, so the model also learns what it gets right), `wrong:<verdict id>` (틀렸어요),
+`label:<verdict id>:<label id>` (the chosen label when a model has more than two classes) and, in the review
+queue, `rv:<verdict id>:<label id>` or `rv:<verdict id>:skip`.
 """
 
 from __future__ import annotations
@@ -21,10 +22,19 @@ from typing import TYPE_CHECKING, Any, ParamSpec, Protocol
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from bot import storage
-from bot.serving import MicroBatcher, NoActiveModelError, ServingModel, load_classifier
+from bot import storage, versions
+from bot.retraining.texts import gate_summary
+from bot.serving import MicroBatcher, NoActiveModelError, ServingModel
 from bot.settings import Settings
-from bot.storage import InvalidDataError, RunTrigger, StorageError
+from bot.storage import (
+    FeedbackSource,
+    InvalidDataError,
+    RateLimitedError,
+    ReviewOutcome,
+    RunTrigger,
+    StorageError,
+)
+from bot.storage.models import LIVE_RUN_STATUSES
 from bot.telegram import texts
 from classifier.errors import EmptyTextError
 
@@ -36,6 +46,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 WRONG_WORDS = frozenset({"wrong", "틀렸어요", "틀림", "오답", "x"})
+RIGHT_WORDS = frozenset({"right", "correct", "ok", "맞아요", "맞음", "정답", "o"})
+REVIEW_SKIP = "skip"
 
 
 class RunReporter(Protocol):
@@ -66,6 +78,7 @@ class Reply:
     buttons: tuple[Button, ...] = ()
     verdict_id: int | None = None  # the verdict this reply announces; its message id is stored after sending
     run_id: int | None = None  # the training run this reply announces
+    toast: str | None = None  # for a button press: the short notice shown (default: the text)
 
 
 @dataclass(frozen=True)
@@ -94,6 +107,8 @@ def _friendly_errors(method: Callable[P, Awaitable[Reply]]) -> Callable[P, Await
             return await method(*args, **kwargs)
         except InvalidDataError as exc:
             return Reply(texts.INVALID_DATA.format(detail=exc))
+        except RateLimitedError as exc:
+            return Reply(texts.FEEDBACK_RATE_LIMITED.format(limit=exc.limit))
         except NoActiveModelError:
             return Reply(texts.NO_MODEL)
         except (StorageError, SQLAlchemyError, OSError):
@@ -181,7 +196,8 @@ class Moderation:
         argument: str,
         verdict_id_hint: int | None = None,
     ) -> Reply:
-        """`/feedback wrong` or `/feedback <label>`, about the replied-to verdict or the user's latest one.
+        """`/feedback wrong`, `/feedback right` or `/feedback <label>`, about the replied-to verdict or the user's
+        latest one. A label equal to the verdict is a confirmation.
 
         `verdict_id_hint` is the verdict named by the replied-to bot message's buttons; it counts only for a
         verdict of this chat, since the client could send anything.
@@ -205,24 +221,44 @@ class Moderation:
                 )
         if verdict is None:
             return Reply(texts.FEEDBACK_NO_VERDICT)
-        labels = self._labels()
+        labels = self.labels()
         if argument.lower() in WRONG_WORDS:
             return await self._wrong(
-                actor=actor, verdict_id=verdict.id, predicted=verdict.label, labels=labels
+                actor=actor,
+                verdict_id=verdict.id,
+                predicted=verdict.label,
+                labels=labels,
+                source=FeedbackSource.COMMAND,
             )
-        label = _parse_label(argument, labels)
+        if argument.lower() in RIGHT_WORDS:
+            return await self._record(
+                actor=actor,
+                verdict_id=verdict.id,
+                label=verdict.label,
+                labels=labels,
+                source=FeedbackSource.COMMAND,
+                predicted=verdict.label,
+            )
+        label = parse_label(argument, labels)
         if label is None:
             return Reply(
                 texts.FEEDBACK_UNKNOWN_LABEL.format(given=echo(argument), labels=", ".join(labels.values()))
             )
-        if label == verdict.label:
-            return Reply(texts.FEEDBACK_SAME_AS_VERDICT.format(label=labels[label]))
-        return await self._record(actor=actor, verdict_id=verdict.id, label=label, labels=labels)
+        return await self._record(
+            actor=actor,
+            verdict_id=verdict.id,
+            label=label,
+            labels=labels,
+            source=FeedbackSource.COMMAND,
+            predicted=verdict.label,
+        )
 
     @_friendly_errors
     async def button(self, *, actor: Actor, chat_id: int, data: str) -> Reply:
         """A press of one of the verdict's inline buttons."""
         action, _, rest = data.partition(":")
+        if action == "rv":
+            return await self._review_answer(actor=actor, rest=rest)
         numbers = [parse_id(part) for part in rest.split(":")]
         if action not in {"ok", "wrong", "label"} or None in numbers:
             return Reply(texts.FEEDBACK_NO_VERDICT)
@@ -232,9 +268,15 @@ class Moderation:
         # Callback data comes from the client: only act on verdicts of the chat the button is in.
         if verdict is None or verdict.chat_id != chat_id:
             return Reply(texts.FEEDBACK_NOT_YOURS)
+        labels = self.labels()
         if action == "ok":
-            return Reply(texts.FEEDBACK_THANKS)
-        labels = self._labels()
+            return await self._record(
+                actor=actor,
+                verdict_id=verdict.id,
+                label=verdict.label,
+                labels=labels,
+                predicted=verdict.label,
+            )
         if action == "wrong":
             return await self._wrong(
                 actor=actor, verdict_id=verdict.id, predicted=verdict.label, labels=labels
@@ -245,41 +287,150 @@ class Moderation:
                     given=echo(rest.split(":")[-1]), labels=", ".join(labels.values())
                 )
             )
-        return await self._record(actor=actor, verdict_id=verdict.id, label=numbers[1], labels=labels)
+        if numbers[1] == verdict.label:  # the bot only offers the other labels: this button was forged
+            return Reply(texts.FEEDBACK_SAME_AS_VERDICT.format(label=labels[numbers[1]]))
+        return await self._record(
+            actor=actor, verdict_id=verdict.id, label=numbers[1], labels=labels, predicted=verdict.label
+        )
 
-    async def _wrong(self, *, actor: Actor, verdict_id: int, predicted: int, labels: dict[int, str]) -> Reply:
+    async def _wrong(
+        self,
+        *,
+        actor: Actor,
+        verdict_id: int,
+        predicted: int,
+        labels: dict[int, str],
+        source: FeedbackSource = FeedbackSource.BUTTON,
+    ) -> Reply:
         others = [label for label in labels if label != predicted]
         if len(others) == 1:
-            return await self._record(actor=actor, verdict_id=verdict_id, label=others[0], labels=labels)
+            return await self._record(
+                actor=actor,
+                verdict_id=verdict_id,
+                label=others[0],
+                labels=labels,
+                source=source,
+                predicted=predicted,
+            )
         return Reply(
             texts.FEEDBACK_CHOOSE,
             buttons=tuple(Button(labels[label], f"label:{verdict_id}:{label}") for label in others),
         )
 
-    async def _record(self, *, actor: Actor, verdict_id: int, label: int, labels: dict[int, str]) -> Reply:
+    async def _record(
+        self,
+        *,
+        actor: Actor,
+        verdict_id: int,
+        label: int,
+        labels: dict[int, str],
+        predicted: int,
+        source: FeedbackSource = FeedbackSource.BUTTON,
+        trusted: bool | None = None,
+    ) -> Reply:
+        """Store a label (rate-limited for untrusted users); a label equal to `predicted` is a confirmation."""
         if actor.user_id is None:
             return Reply(texts.FEEDBACK_NO_VERDICT)
-        limit = self.settings.feedback_rate_limit_per_hour
-        async with self._transaction() as session:
-            if not actor.is_admin:
-                recent = await storage.count_feedback_by_user_since(
-                    session, user_id=actor.user_id, since=datetime.now(UTC) - timedelta(hours=1)
+        try:
+            async with self._transaction() as session:
+                _, changed = await storage.record_feedback(
+                    session,
+                    verdict_id=verdict_id,
+                    user_id=actor.user_id,
+                    label=label,
+                    num_labels=len(labels),
+                    is_admin=actor.is_admin,
+                    trusted=trusted,
+                    source=source,
+                    hourly_limit=self.settings.feedback_rate_limit_per_hour,
                 )
-                if recent >= limit:
-                    logger.info("feedback rate limit reached by user %s", actor.user_id)
-                    return Reply(texts.FEEDBACK_RATE_LIMITED.format(limit=limit))
-            _, changed = await storage.record_feedback(
-                session,
-                verdict_id=verdict_id,
-                user_id=actor.user_id,
-                label=label,
-                num_labels=len(labels),
-                is_admin=actor.is_admin,
-            )
-        template = texts.FEEDBACK_RECORDED if changed else texts.FEEDBACK_ALREADY
+        except RateLimitedError:
+            logger.info("label rate limit reached by user %s", actor.user_id)
+            raise
+        if not changed:
+            return Reply(texts.FEEDBACK_ALREADY.format(label=labels[label]))
+        template = texts.FEEDBACK_CONFIRMED if label == predicted else texts.FEEDBACK_RECORDED
         return Reply(template.format(label=labels[label]))
 
-    def _labels(self) -> dict[int, str]:
+    # -- review queue ---------------------------------------------------------------------------
+
+    @_friendly_errors
+    async def review(self, *, actor: Actor) -> Reply:
+        """`/review`: the next unlabelled verdict for this reviewer, least certain first, with a button per label."""
+        if not self._may_review(actor):
+            logger.warning("user %s (not a reviewer) tried /review", actor.user_id)
+            return Reply(texts.REVIEW_ONLY)
+        return await self._next_review_item(actor)
+
+    def _may_review(self, actor: Actor) -> bool:
+        return actor.user_id is not None and (actor.is_admin or self.settings.is_reviewer(actor.user_id))
+
+    async def _next_review_item(self, actor: Actor, *, toast: str | None = None) -> Reply:
+        assert actor.user_id is not None
+        since = datetime.now(UTC) - timedelta(days=self.settings.review_window_days)
+        async with self._transaction() as session:
+            item = await storage.next_review_item(session, reviewer_id=actor.user_id, since=since)
+        if item is None:
+            return Reply(texts.REVIEW_EMPTY, toast=toast)
+        verdict = item.verdict
+        labels = self.labels()
+        probabilities = ", ".join(
+            f"{name} {100.0 * probability:.1f}%"
+            for name, probability in (verdict.probabilities or {}).items()
+        )
+        body = texts.REVIEW_ITEM.format(
+            remaining=item.remaining,
+            text=clip(verdict.text or "", REVIEW_TEXT_LIMIT),
+            verdict=verdict.label_name,
+            probabilities=probabilities,
+        )
+        buttons = tuple(Button(name, f"rv:{verdict.id}:{label}") for label, name in labels.items())
+        return Reply(
+            body, buttons=(*buttons, Button(texts.BUTTON_SKIP, f"rv:{verdict.id}:{REVIEW_SKIP}")), toast=toast
+        )
+
+    async def _review_answer(self, *, actor: Actor, rest: str) -> Reply:
+        verdict_part, _, answer = rest.partition(":")
+        verdict_id = parse_id(verdict_part)
+        if not self._may_review(actor):
+            return Reply(texts.REVIEW_ONLY)
+        labels = self.labels()
+        label = None if answer == REVIEW_SKIP else parse_id(answer)
+        if verdict_id is None or (answer != REVIEW_SKIP and label not in labels):
+            return Reply(texts.FEEDBACK_NO_VERDICT)
+        return await self.answer_review_item(actor=actor, verdict_id=verdict_id, label=label)
+
+    @_friendly_errors
+    async def answer_review_item(self, *, actor: Actor, verdict_id: int, label: int | None) -> Reply:
+        """A reviewer's answer to an item they were shown (`label=None` skips it); replies with the next item."""
+        assert actor.user_id is not None
+        labels = self.labels()
+        async with self._transaction() as session:
+            shown = await storage.record_review_outcome(
+                session,
+                reviewer_id=actor.user_id,
+                verdict_id=verdict_id,
+                outcome=ReviewOutcome.SKIPPED if label is None else ReviewOutcome.LABELLED,
+            )
+            verdict = await storage.get_verdict(session, verdict_id=verdict_id) if shown else None
+        if verdict is None:  # never shown to this reviewer: a forged or stale button
+            return Reply(texts.FEEDBACK_NOT_YOURS)
+        toast = texts.REVIEW_SKIPPED
+        if label is not None:
+            recorded = await self._record(
+                actor=actor,
+                verdict_id=verdict.id,
+                label=label,
+                labels=labels,
+                predicted=verdict.label,
+                source=FeedbackSource.REVIEW,
+                trusted=True,
+            )
+            toast = recorded.text
+        return await self._next_review_item(actor, toast=toast)
+
+    def labels(self) -> dict[int, str]:
+        """Label ids and names of the model being served."""
         return dict(sorted(self.serving.active.classifier.id2label.items()))
 
     # -- information ----------------------------------------------------------------------------
@@ -297,6 +448,8 @@ class Moderation:
             texts.STATS.format(
                 verdicts=numbers.verdicts,
                 corrections=numbers.corrections,
+                confirmations=numbers.confirmations,
+                review_labels=numbers.review_labels,
                 corrected_verdicts=numbers.corrected_verdicts,
                 corrected_share=100.0 * numbers.corrected_share,
                 by_label=by_label,
@@ -308,7 +461,11 @@ class Moderation:
     async def model_info(self) -> Reply:
         async with self._transaction() as session:
             active = await storage.get_active_model_version(session)
-        return Reply(texts.MODEL_INFO_HEADER + _describe_model(active))
+        text = texts.MODEL_INFO_HEADER + _describe_model(active)
+        served = self.serving.active.version_id if self.serving.is_loaded else None
+        if active is not None and served is not None and served != active.id:
+            text += "\n" + texts.MODEL_SERVING_OTHER.format(served=served, active=active.id)
+        return Reply(text)
 
     # -- administration -------------------------------------------------------------------------
 
@@ -326,14 +483,13 @@ class Moderation:
             return Reply(texts.RUNS_NONE)
         lines = [texts.RUNS_HEADER]
         for run in runs:
-            details = f" — {run.error or run.progress}" if (run.error or run.progress) else ""
             lines.append(
                 texts.RUN_LINE.format(
                     id=run.id,
                     status=_value(run.status),
                     trigger=_value(run.trigger),
                     created=_when(run.created_at),
-                    details=details[:200],
+                    details=_run_details(run),
                 )
             )
         return Reply("\n".join(lines))
@@ -357,23 +513,24 @@ class Moderation:
 
     @_friendly_errors
     async def rollback(self, *, actor: Actor) -> Reply:
+        """Back to the version that served before, through the activation history (see `bot.versions`)."""
         if not actor.is_admin:
             return self._refuse(actor, "rollback")
-        async with self._transaction() as session:
-            active = await storage.get_active_model_version(session)
-            previous = await storage.previous_model_version(session)
-        if previous is None:
-            return Reply(texts.ROLLBACK_NONE)
         try:
-            classifier = await load_classifier(previous.path, settings=self.settings)
-        except Exception as exc:
-            logger.exception("rollback to model version %s failed", previous.id)
-            return Reply(texts.ROLLBACK_FAILED.format(id=previous.id, detail=str(exc)[:300]))
-        async with self._transaction() as session:
-            await storage.activate_model_version(session, version_id=previous.id)
-        self.serving.swap(classifier, previous.id)
-        logger.info("admin %s rolled back to model version %s", actor.user_id, previous.id)
-        return Reply(texts.ROLLBACK_DONE.format(old=active.id if active else "-", new=previous.id))
+            done = await versions.rollback(self.session_factory, self.settings, actor=actor.user_id)
+        except versions.VersionError as exc:
+            if not exc.skipped:
+                return Reply(texts.ROLLBACK_NONE)
+            skipped = ", ".join(f"#{version_id}" for version_id, _ in exc.skipped)
+            return Reply(texts.ROLLBACK_NONE + "\n" + texts.ROLLBACK_SKIPPED.format(skipped=skipped))
+        self.serving.swap(done.classifier, done.version.id)
+        logger.info("admin %s rolled back to model version %s", actor.user_id, done.version.id)
+        text = texts.ROLLBACK_DONE.format(old=done.previous_id or "-", new=done.version.id)
+        if done.skipped:
+            text += "\n" + texts.ROLLBACK_SKIPPED.format(
+                skipped=", ".join(f"#{version_id}" for version_id, _ in done.skipped)
+            )
+        return Reply(text)
 
     @_friendly_errors
     async def void(self, *, actor: Actor, argument: str) -> Reply:
@@ -391,6 +548,7 @@ class Moderation:
 # Telegram user, chat and message ids fit in 64 bits; anything longer is not an id (and would overflow BIGINT).
 _ID_PATTERN = re.compile(r"-?[0-9]{1,18}")
 ECHO_LIMIT = 64  # characters of a user's own input quoted back in a reply
+REVIEW_TEXT_LIMIT = 3000  # characters of a review shown in the review queue (Telegram allows 4,096 in all)
 
 
 def parse_id(value: str) -> int | None:
@@ -401,8 +559,22 @@ def parse_id(value: str) -> int | None:
 
 def echo(value: str) -> str:
     """A user's input as quoted back in a reply: cut, so that no reply outgrows Telegram's limits."""
-    value = " ".join(value.split())
-    return value if len(value) <= ECHO_LIMIT else value[: ECHO_LIMIT - 1] + "…"
+    return clip(" ".join(value.split()), ECHO_LIMIT)
+
+
+def clip(value: str, limit: int) -> str:
+    return value if len(value) <= limit else value[: limit - 1] + "…"
+
+
+def _run_details(run: Any) -> str:
+    """What /runs says after a run's status: progress while it is live, the gate's verdict or error after."""
+    if run.status in LIVE_RUN_STATUSES:
+        return f" — {run.progress}" if run.progress else ""
+    if run.error:
+        return " — " + clip(run.error.splitlines()[0], 200)
+    if run.gate:
+        return "\n" + gate_summary(run.gate)
+    return ""
 
 
 def _verdict_text(verdict: Verdict, *, show_probabilities: bool) -> str:
@@ -419,7 +591,7 @@ def _verdict_text(verdict: Verdict, *, show_probabilities: bool) -> str:
     return text
 
 
-def _parse_label(argument: str, labels: dict[int, str]) -> int | None:
+def parse_label(argument: str, labels: dict[int, str]) -> int | None:
     wanted = argument.strip().casefold()
     for label_id, name in labels.items():
         if name.casefold() == wanted:

@@ -66,7 +66,8 @@ def load_serving_classifier(path: str | Path, settings: Settings) -> Classifier:
     """
     from classifier import Classifier
 
-    return Classifier.load(Path(path), quantize=settings.quantize)
+    # The same switch as `moderator predict --quantize`: both load through Classifier.load(quantize=...).
+    return Classifier.load(Path(path), quantize=settings.fast_inference)
 
 
 def prepare_model_version(path: str | Path, settings: Settings) -> Classifier:
@@ -76,9 +77,24 @@ def prepare_model_version(path: str | Path, settings: Settings) -> Classifier:
     Builds whatever the serving path needs beyond the trainer's files, loads the version as it will be
     served and runs a trial prediction. Raises `ModelDirError` (nothing changed elsewhere) when it cannot serve.
     """
+    if settings.fast_inference:
+        from classifier import fastpath
+
+        try:
+            fastpath.build_fast_path(Path(path))  # reuses an up-to-date artefact instead of rebuilding it
+        except fastpath.FastPathError:
+            # The version still serves (torch fp32, which load_serving_classifier logs); do not refuse it.
+            logger.warning(
+                "could not build the fast path of %s; it will be served in torch fp32", path, exc_info=True
+            )
     classifier = load_serving_classifier(path, settings)
     classifier.self_check()
     return classifier
+
+
+def serving_tag(settings: Settings) -> str:
+    """A short name for how models are served (the gate caches each version's answers per tag)."""
+    return "fast" if settings.fast_inference else "torch-fp32"
 
 
 async def load_classifier(path: str | Path, *, settings: Settings) -> Classifier:

@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
@@ -18,6 +18,8 @@ class Settings(BaseSettings):
     telegram_base_url: str = "https://api.telegram.org/bot"
     telegram_base_file_url: str = "https://api.telegram.org/file/bot"
     admin_ids: Annotated[frozenset[int], NoDecode] = frozenset()
+    # Users (besides admins) who may label items in the /review queue; their labels count as trusted.
+    reviewer_ids: Annotated[frozenset[int], NoDecode] = frozenset()
     webhook_url: str | None = None  # set to switch from long polling to a webhook
     webhook_secret: SecretStr | None = None
     webhook_listen: str = "0.0.0.0"
@@ -38,9 +40,11 @@ class Settings(BaseSettings):
     base_eval_data: Path | None = (
         None  # fixed evaluation CSV/TSV for retraining (default: held out of base_data)
     )
-    quantize: bool = (
-        True  # dynamic int8 for CPU serving: ~5x faster, -0.2 accuracy points (docs/benchmarks.md)
-    )
+    # The CPU fast path, the same one `moderator predict --quantize` selects: ONNX Runtime in full precision, from
+    # an ONNX file built once per version when it is imported or promoted. It gives the same verdicts as torch
+    # fp32 (a text's probabilities never depend on its batchmates) and is faster; the figures, and why no int8
+    # path is the default, are in docs/benchmarks.md. Env FAST_INFERENCE, or its old name QUANTIZE.
+    fast_inference: bool = Field(True, validation_alias=AliasChoices("fast_inference", "quantize"))
 
     # Serving
     batch_window_ms: float = 5.0
@@ -54,10 +58,19 @@ class Settings(BaseSettings):
     retrain_epochs: float = 2.0
     retrain_train_size: int = 4000
     retrain_eval_size: int = 1000
-    correction_weight: int = Field(4, ge=1)  # each correction is oversampled this many times
-    correction_holdout_fraction: float = Field(0.2, ge=0.0, lt=1.0)
-    promotion_tolerance: float = 0.5  # accuracy points the candidate may lose on the base evaluation set
+    # Human labels are oversampled: this many rows each on average, split evenly between the classes so they
+    # teach the distinction without shifting the class balance (one class's rows at most 4x the average).
+    correction_weight: int = Field(4, ge=1)
+    correction_holdout_fraction: float = Field(0.2, ge=0.0, lt=1.0)  # human labels held out for the gate
+    # The gate: accuracy points a candidate may lose against the active and the reference version on the
+    # fixed evaluation set before the loss counts (it must also be significant, see docs/learning-loop.md).
+    promotion_tolerance: float = Field(0.5, ge=0.0)
+    gate_eval_size: int = Field(5000, ge=100)  # fixed base evaluation examples (never trained on)
+    gate_confidence: float = Field(0.95, gt=0.5, lt=1.0)  # of the gate's intervals and tests
     runs_dir: Path = Path("runs")
+    run_heartbeat_seconds: float = Field(5.0, gt=0)  # a running run's owner writes a heartbeat this often
+    run_stale_seconds: float = Field(90.0, gt=0)  # ... and a run without one for this long is abandoned
+    keep_rejected_versions: int = Field(3, ge=0)  # rejected candidates whose files are kept
     retrain_batch_size: int = Field(16, ge=1)
     retrain_learning_rate: float | None = None  # None: the trainer's default for the base
     retrain_max_length: int | None = None  # None: the model's maximum
@@ -66,7 +79,19 @@ class Settings(BaseSettings):
     feedback_rate_limit_per_hour: int = Field(30, ge=1)
     trust_feedback: bool = False  # count a lone non-admin correction without a second opinion
 
-    @field_validator("admin_ids", mode="before")
+    # Review queue
+    review_window_days: float = Field(14.0, gt=0)  # /review draws from verdicts this recent
+
+    # Delivery: the inbox/outbox runner of `moderator run` (bot/telegram/runner.py)
+    shutdown_timeout_seconds: float = Field(8.0, gt=0)  # stop to exit; unsent replies wait in the outbox
+    telegram_auth_retry_seconds: float = Field(60.0, ge=0)  # token refused (401/404): retry, then exit 1
+    telegram_poll_timeout_seconds: int = Field(10, ge=0)  # getUpdates long-polling timeout
+    inbox_max_attempts: int = Field(3, ge=1)  # processing never finished: skip the update
+    inbox_retention_hours: float = Field(24.0, gt=0)  # processed updates and sent replies are kept this long
+    outbox_flush_interval_seconds: float = Field(5.0, gt=0)  # how often unsent replies are retried
+    outbox_max_attempts: int = Field(20, ge=1)  # sends of one reply before it is given up
+
+    @field_validator("admin_ids", "reviewer_ids", mode="before")
     @classmethod
     def _split_ids(cls, value: object) -> object:
         if isinstance(value, str):
@@ -80,8 +105,16 @@ class Settings(BaseSettings):
     def _empty_cron_disables(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
 
+    @property
+    def quantize(self) -> bool:
+        """The old name of `fast_inference` (QUANTIZE still sets it)."""
+        return self.fast_inference
+
     def is_admin(self, user_id: int | None) -> bool:
         return user_id is not None and user_id in self.admin_ids
+
+    def is_reviewer(self, user_id: int | None) -> bool:
+        return self.is_admin(user_id) or (user_id is not None and user_id in self.reviewer_ids)
 
 
 @lru_cache

@@ -32,7 +32,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--model", required=True, type=Path, metavar="DIR", help="model version directory")
     parser.add_argument("texts", nargs="*", metavar="TEXT", help="texts to classify (default: stdin lines)")
     parser.add_argument("--json", action="store_true", help="print one JSON object per input")
-    parser.add_argument("--quantize", action="store_true", help="dynamic int8 quantization (CPU only)")
+    parser.add_argument(
+        "--quantize",
+        "--fast",
+        dest="quantize",
+        action="store_true",
+        help=(
+            "the CPU fast path, as the bot serves with FAST_INFERENCE=true: ONNX Runtime in full precision, "
+            "from the ONNX file built when the version was imported (without it: torch, with a warning)"
+        ),
+    )
     parser.add_argument(
         "--batch-size",
         type=_positive_int,

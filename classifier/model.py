@@ -12,10 +12,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
 from classifier.errors import EmptyTextError, ModelDirError
+from classifier.fastpath import FAST_BACKEND, ONNX_FP32, ONNX_INT8
 from classifier.text import has_visible_text
 
 logger = logging.getLogger(__name__)
@@ -31,6 +33,18 @@ TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "sentencepiece.bpe.model", "sp
 _UNSET_MAX_LENGTH = 1_000_000
 CPU_BATCH_SIZE = 8
 GPU_BATCH_SIZE = 64
+
+# Serving backends. "torch": the model in full precision on any device. "onnx": the version's ONNX export run by
+# ONNX Runtime in full precision (CPU). "onnx-int8": its static int8 quantization (CPU). Both ONNX files are built
+# once per version (classifier/fastpath.py). "torch-int8": torch dynamic int8 (CPU), the old fast path, kept for
+# the benchmarks: it loses accuracy and its probabilities depend on the batch.
+TORCH = "torch"
+ONNX = ONNX_FP32
+TORCH_INT8 = "torch-int8"
+BACKENDS = (TORCH, ONNX, ONNX_INT8, TORCH_INT8)
+# `quantize=True` (`moderator predict --quantize`, the bot's FAST_INFERENCE / QUANTIZE) selects FAST_BACKEND:
+# the fastest CPU path that is deterministic and costs at most 0.3 accuracy points, chosen by
+# bench/bench_serving.py (classifier/fastpath.py).
 
 
 @dataclass(frozen=True)
@@ -104,6 +118,31 @@ def _quantize_linear_layers(model: torch.nn.Module) -> torch.nn.Module:
         return quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
 
 
+class TorchRunner:
+    """Logits of a padded batch from a torch model (any device)."""
+
+    def __init__(self, model: torch.nn.Module, device: torch.device) -> None:
+        self.model = model
+        self.device = device
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> np.ndarray:
+        inputs = {name: torch.from_numpy(array).to(self.device) for name, array in batch.items()}
+        with torch.inference_mode():
+            logits = self.model(**inputs).logits
+        return logits.float().cpu().numpy()
+
+
+class OnnxRunner:
+    """Logits of a padded batch from an ONNX Runtime session taking input_ids and attention_mask."""
+
+    def __init__(self, session: Any) -> None:
+        self.session = session
+        self.input_names = [item.name for item in session.get_inputs()]
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> np.ndarray:
+        return self.session.run(None, {name: batch[name] for name in self.input_names})[0]
+
+
 class Classifier:
     """A loaded model version. Use `Classifier.load(path)`; `predict` is safe to call from several threads."""
 
@@ -111,21 +150,27 @@ class Classifier:
         self,
         *,
         path: Path,
-        model: torch.nn.Module,
+        config: Any,
         tokenizer: Any,
+        runner: Any,
         device: torch.device,
         max_length: int,
-        quantized: bool,
+        backend: str,
         metrics: dict | None,
+        model: torch.nn.Module | None = None,
     ) -> None:
         self.path = path
-        self.model = model
+        self.config = config
+        self.model = model  # the torch module; None when another runtime serves (backend "onnx")
         self.tokenizer = tokenizer
+        self.runner = runner  # padded batch (numpy int64 arrays) -> logits (numpy)
         self.device = device
         self.max_length = max_length
-        self.quantized = quantized
+        self.backend = backend
+        # int8 weights: probabilities differ slightly from those of the model metrics.json describes
+        self.quantized = backend in (TORCH_INT8, ONNX_INT8)
         self.metrics = metrics
-        self.id2label: dict[int, str] = {int(key): str(value) for key, value in model.config.id2label.items()}
+        self.id2label: dict[int, str] = {int(key): str(value) for key, value in config.id2label.items()}
         self.label2id: dict[str, int] = {name: label for label, name in self.id2label.items()}
         self._label_ids = sorted(self.id2label)
         # A fast tokenizer mutates its truncation/padding state on every call ("Already borrowed").
@@ -139,11 +184,31 @@ class Classifier:
         device: str | torch.device | None = None,
         quantize: bool = False,
         max_length: int | None = None,
+        backend: str | None = None,
+        onnx_file: str | Path | None = None,
     ) -> Classifier:
+        """Load a model version directory.
+
+        `quantize=True` asks for the CPU fast path (`FAST_BACKEND`); `backend` names one explicitly. The fast
+        path needs the version's artefact (built by `classifier.fastpath.build_fast_path` when a version is
+        imported or promoted); without it the version still loads, in torch full precision, with a warning.
+        `onnx_file` serves another ONNX export of this version instead (benchmark variants).
+        """
         path = Path(path)
         _check_model_dir(path)
         metrics = _read_metrics(path)
         target = torch.device(device) if device is not None else _default_device()
+        if backend is None:
+            backend = FAST_BACKEND if quantize else TORCH
+        if backend not in BACKENDS:
+            raise ValueError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
+        if backend != TORCH and target.type != "cpu":
+            warnings.warn(
+                f"backend {backend!r} (quantize=True) is CPU-only; ignoring it on {target}",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+            backend = TORCH
         try:
             config = AutoConfig.from_pretrained(path, local_files_only=True)
         except Exception as error:
@@ -152,20 +217,25 @@ class Classifier:
             tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
         except Exception as error:
             raise ModelDirError(path, f"tokenizer files are missing or corrupt ({error})") from error
-        try:
-            model = AutoModelForSequenceClassification.from_pretrained(
-                path, config=config, local_files_only=True
-            )
-        except Exception as error:
-            raise ModelDirError(path, f"weights could not be loaded ({error})") from error
-        model.eval()
 
-        if quantize and target.type != "cpu":
-            warnings.warn(f"quantize=True is CPU-only; ignoring it on {target}", RuntimeWarning, stacklevel=2)
-            quantize = False
-        if quantize:
-            model = _quantize_linear_layers(model)
-        model.to(target)
+        model: torch.nn.Module | None = None
+        runner: Any = None
+        if backend in (ONNX, ONNX_INT8):
+            runner = _onnx_runner(path, backend, onnx_file)
+            if runner is None:
+                backend = TORCH
+        if backend in (TORCH, TORCH_INT8):
+            try:
+                model = AutoModelForSequenceClassification.from_pretrained(
+                    path, config=config, local_files_only=True
+                )
+            except Exception as error:
+                raise ModelDirError(path, f"weights could not be loaded ({error})") from error
+            model.eval()
+            if backend == TORCH_INT8:
+                model = _quantize_linear_layers(model)
+            model.to(target)
+            runner = TorchRunner(model, target)
 
         model_limit = _model_max_length(config, tokenizer)
         if max_length is None:
@@ -174,15 +244,31 @@ class Classifier:
             raise ValueError(
                 f"max_length must be between 2 and the model's limit {model_limit}, got {max_length}"
             )
-        logger.info("loaded %s on %s (quantized=%s, max_length=%d)", path, target, quantize, max_length)
+        logger.info("loaded %s on %s (backend=%s, max_length=%d)", path, target, backend, max_length)
         return cls(
             path=path,
-            model=model,
+            config=config,
             tokenizer=tokenizer,
+            runner=runner,
             device=target,
             max_length=max_length,
-            quantized=quantize,
+            backend=backend,
             metrics=metrics,
+            model=model,
+        )
+
+    def with_runner(self, runner: Any, *, backend: str) -> Classifier:
+        """The same version (tokenizer, labels, max length) computed by another runner (benchmark variants)."""
+        return type(self)(
+            path=self.path,
+            config=self.config,
+            tokenizer=self.tokenizer,
+            runner=runner,
+            device=torch.device("cpu"),
+            max_length=self.max_length,
+            backend=backend,
+            metrics=self.metrics,
+            model=getattr(runner, "model", None),
         )
 
     @property
@@ -235,12 +321,12 @@ class Classifier:
     def _probabilities(self, batch_input_ids: list[list[int]]) -> list[list[float]]:
         with self._tokenizer_lock:
             padded = self.tokenizer.pad(
-                {"input_ids": batch_input_ids}, padding="longest", return_tensors="pt"
+                {"input_ids": batch_input_ids}, padding="longest", return_tensors="np"
             )
-        inputs = {name: tensor.to(self.device) for name, tensor in padded.items()}
-        with torch.inference_mode():
-            logits = self.model(**inputs).logits
-        return torch.softmax(logits.float(), dim=-1).cpu().tolist()
+        batch = {name: np.asarray(array, dtype=np.int64) for name, array in padded.items()}
+        logits = np.asarray(self.runner(batch), dtype=np.float64)
+        exp = np.exp(logits - logits.max(axis=-1, keepdims=True))
+        return (exp / exp.sum(axis=-1, keepdims=True)).tolist()
 
     def _verdict(self, row: list[float], *, truncated: bool) -> Verdict:
         label = max(range(len(row)), key=row.__getitem__)
@@ -261,7 +347,7 @@ class Classifier:
         probe = ["정말 재밌게 봤어요", "시간 낭비였다", "so-so"]
         try:
             verdicts = self.predict(probe)
-        except Exception as error:  # noqa: BLE001 - any failure here means the model cannot serve
+        except Exception as error:  # any failure here means the model cannot serve
             raise ModelDirError(
                 self.path, f"trial prediction failed ({type(error).__name__}: {error})"
             ) from error
@@ -274,7 +360,30 @@ class Classifier:
                 )
 
     def __repr__(self) -> str:
-        return f"Classifier(path={str(self.path)!r}, device={self.device}, quantized={self.quantized})"
+        return f"Classifier(path={str(self.path)!r}, device={self.device}, backend={self.backend})"
+
+
+def _onnx_runner(path: Path, backend: str, onnx_file: str | Path | None = None) -> OnnxRunner | None:
+    """The version's ONNX artefact in an ONNX Runtime session; None (with a warning) when it cannot serve."""
+    from classifier import fastpath
+
+    usable, reason = (True, "") if onnx_file is not None else fastpath.fast_path_status(path, backend)
+    if usable:
+        source = Path(onnx_file) if onnx_file is not None else fastpath.artefact_file(path, backend)
+        try:
+            return OnnxRunner(fastpath.open_session(source, threads=torch.get_num_threads()))
+        except Exception as error:  # noqa: BLE001 - onnxruntime missing, or a file it cannot read
+            reason = f"ONNX Runtime could not open it ({type(error).__name__}: {error})"
+    logger.warning(
+        "%s: the fast path (%s) is unavailable: %s; serving torch fp32 instead "
+        "(importing or promoting the version builds it; or run `python -m classifier.fastpath --kind %s %s`)",
+        path,
+        backend,
+        reason,
+        backend,
+        path,
+    )
+    return None
 
 
 def _default_device() -> torch.device:

@@ -6,6 +6,7 @@ import argparse
 import dataclasses
 import logging
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -63,7 +64,16 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
         help="drop shorter documents (default %(default)s)",
     )
     data.add_argument(
-        "--extra", type=Path, help="extra labelled examples, CSV/TSV with text,label (label = id or name)"
+        "--extra",
+        type=Path,
+        help="extra labelled examples, CSV/TSV with text,label and an optional integer weight column "
+        "(label = id or name; each row repeats weight x --extra-weight times)",
+    )
+    data.add_argument(
+        "--exclude",
+        type=Path,
+        help="CSV/TSV with a text column: those texts are dropped from the training and validation data "
+        "(e.g. a fixed test set that must stay unseen)",
     )
     data.add_argument(
         "--extra-weight",
@@ -116,6 +126,11 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
         "--scratch-vocab-size", type=int, default=defaults.scratch_vocab_size, help="default %(default)s"
     )
     parser.add_argument(
+        "--checkpoint-dir",
+        type=Path,
+        help="folder for epoch checkpoints, deleted when training ends (default: a temporary folder)",
+    )
+    parser.add_argument(
         "--progress-json",
         action="store_true",
         help="print one JSON line per progress/eval/done event on stdout",
@@ -145,6 +160,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         min_chars=args.min_chars,
         extra=args.extra,
         extra_weight=args.extra_weight,
+        exclude=args.exclude,
         epochs=args.epochs,
         batch_size=args.batch_size,
         learning_rate=args.learning_rate,
@@ -155,6 +171,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         best_metric=args.best_metric,
         seed=args.seed,
         progress_json=args.progress_json,
+        checkpoint_dir=args.checkpoint_dir,
         scratch_hidden=args.scratch_hidden,
         scratch_layers=args.scratch_layers,
         scratch_heads=args.scratch_heads,
@@ -183,6 +200,8 @@ def arguments_for(config: TrainConfig) -> list[str]:
 def run_train(args: argparse.Namespace) -> int:
     from trainer.training import train
 
+    # A terminated trainer (the bot stopping a run) unwinds like Ctrl-C, so its temporary files are removed.
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
         metrics = train(config_from_args(args))
     except TrainingError as error:
@@ -190,6 +209,10 @@ def run_train(args: argparse.Namespace) -> int:
         return 2
     logger.info("accuracy %.4f, macro F1 %.4f -> %s", metrics["accuracy"], metrics["macro_f1"], args.output)
     return 0
+
+
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 def register(subparsers) -> None:

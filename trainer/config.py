@@ -32,8 +32,9 @@ class TrainConfig:
     train_size: int | None = 1000  # None: every row
     eval_size: int | None = 500
     min_chars: int = 6  # drop documents shorter than this, as the tutorial does
-    extra: Path | None = None  # extra labelled examples (text,label; label = id or name)
-    extra_weight: int = 1  # each extra example appears this many times in training
+    extra: Path | None = None  # extra labelled examples (text,label[,weight]; label = id or name)
+    extra_weight: int = 1  # each extra example appears this many times (times its own weight) in training
+    exclude: Path | None = None  # CSV/TSV with a text column: these texts are never trained or validated on
 
     # Recipe
     epochs: float = 3
@@ -46,6 +47,9 @@ class TrainConfig:
     best_metric: Literal["loss", "accuracy"] = "loss"
     seed: int = 42
     progress_json: bool = False
+    checkpoint_dir: Path | None = (
+        None  # where epoch checkpoints go (default: a temporary folder); removed after
+    )
 
     # Scratch model (base="scratch"): a tiny BERT and a WordPiece vocabulary trained on the training texts.
     scratch_hidden: int = 128
@@ -55,7 +59,7 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         self.output = Path(self.output)
-        for name in ("korpora_root", "data", "eval_data", "extra"):
+        for name in ("korpora_root", "data", "eval_data", "extra", "exclude", "checkpoint_dir"):
             value = getattr(self, name)
             if value is not None:
                 setattr(self, name, Path(value))

@@ -39,6 +39,8 @@ class TrainingData:
     extra_size: int = 0  # distinct extra examples, before oversampling
     extra_weight: int = 1
     sizes: dict[str, int] = field(default_factory=dict)
+    extra_class_mix: dict[str, dict[str, int]] = field(default_factory=dict)  # label -> examples, rows
+    excluded: int = 0  # base rows dropped because their text is in `config.exclude`
 
     @property
     def label2id(self) -> dict[str, int]:
@@ -100,8 +102,11 @@ def _separator(path: Path) -> str:
     return "\t" if suffixes and suffixes[-1] in {".tsv", ".tab", ".txt"} else ","
 
 
-def read_table(path: Path, *, text_col: str, label_col: str) -> pd.DataFrame:
-    """Rows of `path` (CSV, or TSV by suffix) as a frame with columns `text` and `label` (raw values)."""
+def read_table(
+    path: Path, *, text_col: str, label_col: str, optional_cols: tuple[str, ...] = ()
+) -> pd.DataFrame:
+    """Rows of `path` (CSV, or TSV by suffix) as a frame with columns `text` and `label` (raw values), plus
+    those of `optional_cols` the file has."""
     if not path.is_file():
         raise TrainingError(f"Data file not found: {path}")
     try:
@@ -112,7 +117,8 @@ def read_table(path: Path, *, text_col: str, label_col: str) -> pd.DataFrame:
     if missing:
         found = ", ".join(map(str, frame.columns)) or "(none)"
         raise TrainingError(f"{path}: column(s) {', '.join(missing)} not found; columns found: {found}")
-    frame = frame[[text_col, label_col]].rename(columns={text_col: "text", label_col: "label"})
+    optional = [column for column in optional_cols if column in frame.columns]
+    frame = frame[[text_col, label_col, *optional]].rename(columns={text_col: "text", label_col: "label"})
     frame["text"] = frame["text"].astype(str)
     frame["label"] = frame["label"].astype(str).str.strip()
     blank_labels = frame["label"] == ""
@@ -120,6 +126,29 @@ def read_table(path: Path, *, text_col: str, label_col: str) -> pd.DataFrame:
         logger.warning("%s: dropping %d row(s) without a label", path, int(blank_labels.sum()))
         frame = frame[~blank_labels]
     return frame.reset_index(drop=True)
+
+
+def normalized_text(text: str) -> str:
+    """Whitespace-folded text: how texts are matched against an exclusion list."""
+    return " ".join(str(text).split())
+
+
+def read_excluded_texts(path: Path) -> set[str]:
+    """The normalised texts of a CSV/TSV's `text` column (the `--exclude` file)."""
+    if not path.is_file():
+        raise TrainingError(f"Exclusion file not found: {path}")
+    try:
+        frame = pd.read_csv(path, sep=_separator(path), dtype=str, keep_default_na=False, usecols=["text"])
+    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError, ValueError) as error:
+        raise TrainingError(f"Cannot read {path} (it needs a text column): {error}") from error
+    return {normalized_text(text) for text in frame["text"]}
+
+
+def _drop_excluded(frame: pd.DataFrame, excluded: set[str]) -> tuple[pd.DataFrame, int]:
+    if not excluded:
+        return frame, 0
+    keep = ~frame["text"].map(normalized_text).isin(excluded)
+    return frame[keep], int((~keep).sum())
 
 
 def _as_int(value: str) -> int | None:
@@ -263,6 +292,13 @@ def load_training_data(config: TrainConfig) -> TrainingData:
         eval_frame = pd.DataFrame({"text": list(corpus.test.texts), "label_id": list(corpus.test.labels)})
         train_source, eval_source = "NSMC train", "NSMC test"
 
+    excluded_texts = read_excluded_texts(config.exclude) if config.exclude is not None else set()
+    train_frame, excluded = _drop_excluded(train_frame, excluded_texts)
+    if eval_frame is not None:
+        eval_frame, excluded_eval = _drop_excluded(eval_frame, excluded_texts)
+        excluded += excluded_eval
+    if excluded:
+        logger.info("Dropped %d base row(s) whose text is in %s", excluded, config.exclude)
     train_frame = _keep_long_enough(train_frame, config.min_chars, source=train_source)
     _require_two_classes(train_frame, source=train_source, id2label=id2label)
     if eval_frame is None:
@@ -281,21 +317,30 @@ def load_training_data(config: TrainConfig) -> TrainingData:
 
     train = _labelled(train_frame)
     extra_size = 0
+    extra_mix: dict[str, dict[str, int]] = {}
     if config.extra is not None:
         if config.extra_weight < 1:
             raise TrainingError(f"--extra-weight must be at least 1, got {config.extra_weight}")
-        extra_frame = read_table(config.extra, text_col="text", label_col="label")
+        extra_frame = read_table(config.extra, text_col="text", label_col="label", optional_cols=("weight",))
         extra_frame = extra_frame[extra_frame["text"].str.strip() != ""]
         extra_ids = encode_labels(extra_frame["label"], id2label, source=config.extra)
+        weights = _row_weights(extra_frame, source=config.extra)
         extra_size = len(extra_ids)
         # Oversampling: repeat each extra example; the Trainer's sampler shuffles them in.
-        train.texts.extend(extra_frame["text"].tolist() * config.extra_weight)
-        train.labels.extend(extra_ids * config.extra_weight)
+        for text, label_id, weight in zip(extra_frame["text"], extra_ids, weights, strict=True):
+            repeats = weight * config.extra_weight
+            train.texts.extend([text] * repeats)
+            train.labels.extend([label_id] * repeats)
+            mix = extra_mix.setdefault(id2label[label_id], {"examples": 0, "rows": 0})
+            mix["examples"] += 1
+            mix["rows"] += repeats
         logger.info(
-            "Added %d extra example(s) x %d = %d rows",
+            "Added %d extra example(s) as %d rows; by class: %s",
             extra_size,
-            config.extra_weight,
-            extra_size * config.extra_weight,
+            sum(mix["rows"] for mix in extra_mix.values()),
+            ", ".join(
+                f"{name} {mix['examples']} -> {mix['rows']}" for name, mix in sorted(extra_mix.items())
+            ),
         )
 
     evaluation = _labelled(eval_frame)
@@ -306,4 +351,21 @@ def load_training_data(config: TrainConfig) -> TrainingData:
         extra_size=extra_size,
         extra_weight=config.extra_weight,
         sizes={"train_size": len(train), "eval_size": len(evaluation)},
+        extra_class_mix=extra_mix,
+        excluded=excluded,
     )
+
+
+def _row_weights(frame: pd.DataFrame, *, source: Path) -> list[int]:
+    """The extra file's optional integer `weight` column (default 1 per row)."""
+    if "weight" not in frame.columns:
+        return [1] * len(frame)
+    weights = [_as_int(value) for value in frame["weight"]]
+    bad = [
+        value for value, weight in zip(frame["weight"], weights, strict=True) if weight is None or weight < 1
+    ]
+    if bad:
+        raise TrainingError(
+            f"{source}: weight must be a whole number >= 1, got {', '.join(map(str, bad[:5]))}"
+        )
+    return [int(weight) for weight in weights]

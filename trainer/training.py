@@ -182,6 +182,21 @@ def _training_arguments(
     )
 
 
+@contextlib.contextmanager
+def _checkpoint_folder(requested: Path | None):
+    """The folder for epoch checkpoints, removed on the way out: the caller's (a retraining run's own folder, so it
+    can clean up even after a kill) or a temporary one."""
+    if requested is None:
+        with tempfile.TemporaryDirectory(prefix="moderator-train-") as folder:
+            yield folder
+        return
+    requested.mkdir(parents=True, exist_ok=True)
+    try:
+        yield str(requested)
+    finally:
+        shutil.rmtree(requested, ignore_errors=True)
+
+
 def train(config: TrainConfig) -> dict:
     """Train per `config`, write the model version directory `config.output`, return its metrics."""
     started = time.perf_counter()
@@ -228,7 +243,7 @@ def _train(config: TrainConfig, *, started: float, json_stream) -> dict:
     output = config.output.resolve()
     output.parent.mkdir(parents=True, exist_ok=True)
     staging = output.parent / f".{output.name}.partial-{uuid.uuid4().hex[:8]}"
-    with tempfile.TemporaryDirectory(prefix="moderator-train-") as checkpoint_dir:
+    with _checkpoint_folder(config.checkpoint_dir) as checkpoint_dir:
         trainer = Trainer(
             model=model,
             args=_training_arguments(config, checkpoint_dir, steps_per_epoch=steps_per_epoch),
@@ -265,7 +280,9 @@ def _train(config: TrainConfig, *, started: float, json_stream) -> dict:
                 **data.sizes,
                 "extra_size": data.extra_size,
                 "extra_weight": data.extra_weight,
-                "extra_oversampled": data.extra_size * data.extra_weight,
+                "extra_oversampled": sum(mix["rows"] for mix in data.extra_class_mix.values()),
+                "extra_class_mix": data.extra_class_mix,
+                "excluded": data.excluded,
                 "source": str(config.data) if config.data else "nsmc",
             },
             "base_checkpoint": config.base,

@@ -1,10 +1,10 @@
-"""The learning loop: scheduled and admin-triggered retraining on corrected labels, a promotion gate,
-hot swap into serving, and rollback.
+"""The learning loop: scheduled and admin-triggered retraining on human labels, a statistical promotion gate and
+hot swap into serving (rollback lives in `bot.versions`).
 
 Public API (imported lazily, so `moderator --help` stays instant)::
 
-    from bot.retraining import RetrainingService, RunReporter, RunOutcome, RollbackError, attach, attach_retraining
-    from bot.retraining.gate import ModelScores, GateDecision, decide_promotion
+    from bot.retraining import RetrainingService, RunReporter, RunOutcome, attach, attach_retraining
+    from bot.retraining.gate import GateDecision, Scores, compare, decide
 """
 
 from __future__ import annotations
@@ -14,26 +14,26 @@ from typing import Any
 
 _EXPORTS = {
     "RetrainingService": "bot.retraining.service",
-    "RollbackError": "bot.retraining.service",
     "RunOutcome": "bot.retraining.service",
     "RunReporter": "bot.retraining.service",
     "attach": "bot.retraining.wiring",
     "attach_retraining": "bot.retraining.wiring",
     "GateDecision": "bot.retraining.gate",
-    "ModelScores": "bot.retraining.gate",
-    "decide_promotion": "bot.retraining.gate",
+    "Scores": "bot.retraining.gate",
+    "compare": "bot.retraining.gate",
+    "decide": "bot.retraining.gate",
 }
 
 __all__ = [
     "GateDecision",
-    "ModelScores",
     "RetrainingService",
-    "RollbackError",
     "RunOutcome",
     "RunReporter",
+    "Scores",
     "attach",
     "attach_retraining",
-    "decide_promotion",
+    "compare",
+    "decide",
 ]
 
 

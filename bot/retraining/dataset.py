@@ -1,39 +1,56 @@
-"""The training set of one retraining run: the configured base data plus the users' corrections.
+"""The data of one retraining run: human labels (split, weighted, written for the trainer) and the fixed
+evaluation set of the promotion gate.
 
-The base data (NSMC through Korpora, or `BASE_DATA`) is read by the trainer itself; this module builds
-the `TrainConfig` describing it, so the promotion gate can load exactly the trainer's evaluation
-examples through the same `trainer.data.load_training_data`. Corrections are split deterministically
-by verdict id into a training part (oversampled `CORRECTION_WEIGHT` times) and a held-out part that
-no model ever trains on, and both are written as CSV into the run's folder.
+- **Human labels** are every label people ever gave that counts (corrections and confirmations; see
+  `bot.storage.export_human_labels`). A stable slice, chosen by a hash of the message id, is held out for the gate
+  and never trained on. The rest is oversampled with class-balanced weights: on average `CORRECTION_WEIGHT`
+  rows each, split evenly between the classes, so labels that are mostly of one class teach the distinction
+  (this phrase, yet this class) instead of shifting the prior towards that class. The trainer repeats each row
+  its `weight` times.
+- **The gate's evaluation set** is fixed and versioned: `GATE_EVAL_SIZE` reviews drawn once, with a fixed seed,
+  from NSMC's test split (or from `BASE_EVAL_DATA`, or a hash-chosen part of `BASE_DATA`). Its texts are passed
+  to the trainer as `--exclude`, so no run ever trains or validates on them, and its identity (a hash of its
+  content) is recorded with every run, so results compare across runs.
+- **Base rows** (NSMC train or `BASE_DATA`) are read by the trainer itself, with a new seed per run: successive
+  runs see fresh base rows, and a retry of a rejected run is a new sample, not a replay.
 """
 
 from __future__ import annotations
 
 import csv
-import dataclasses
 import hashlib
+import math
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from bot.settings import Settings
 
-CORRECTIONS_TRAIN_FILE = "corrections_train.csv"
-CORRECTIONS_HOLDOUT_FILE = "corrections_holdout.csv"
+HUMAN_TRAIN_FILE = "human_labels_train.csv"
+HUMAN_HOLDOUT_FILE = "human_labels_holdout.csv"
+EVAL_SETS_DIR = "eval-sets"
+# The gate's evaluation set is drawn with this seed, whatever a run's own seed: the same examples every time.
+GATE_EVAL_SEED = 20261125
+# One class's rows at most this many times the average weight (a class with very few labels is not blown up).
+MAX_CLASS_BOOST = 4.0
+MIN_CHARS = 6  # as the trainer: shorter documents are dropped
 
 
 @dataclass(frozen=True)
-class CorrectionExample:
+class HumanExample:
     verdict_id: int
     text: str
     label: int
+    predicted: int | None = None
+    trusted: bool = False
     feedback_ids: tuple[int, ...] = ()
 
 
 @dataclass
-class CorrectionSplit:
-    train: list[CorrectionExample] = field(default_factory=list)
-    holdout: list[CorrectionExample] = field(default_factory=list)
+class HumanLabelSplit:
+    train: list[HumanExample] = field(default_factory=list)
+    holdout: list[HumanExample] = field(default_factory=list)
 
     @property
     def feedback_ids(self) -> list[int]:
@@ -41,51 +58,173 @@ class CorrectionSplit:
 
 
 def is_held_out(verdict_id: int, fraction: float) -> bool:
-    """Whether a corrected verdict belongs to the evaluation slice: a stable hash of its id, so a verdict
-    held out once stays held out in every later run (and never leaks into training)."""
+    """Whether a labelled verdict belongs to the gate's held-out slice: a stable hash of its id, so a verdict
+    held out once stays held out in every later run (and never leaks into training). The hash ignores the
+    label, so each class keeps the same expected share (the slice is stratified by class in expectation)."""
     if fraction <= 0:
         return False
     digest = hashlib.sha256(f"verdict:{verdict_id}".encode()).digest()
     return int.from_bytes(digest[:8], "big") / 2**64 < fraction
 
 
-def split_corrections(corrections: Sequence[object], *, holdout_fraction: float) -> CorrectionSplit:
-    """Split storage `Correction` rows (verdict_id, text, label, feedback_ids) into train and held-out parts.
-
-    Corrections whose text was purged by retention (None/blank) cannot be trained on and are skipped.
-    """
-    split = CorrectionSplit()
-    for correction in corrections:
-        text = getattr(correction, "text", None)
+def split_human_labels(labels: Sequence[object], *, holdout_fraction: float) -> HumanLabelSplit:
+    """Split storage `HumanLabel` rows into train and held-out parts (texts purged by retention are skipped)."""
+    split = HumanLabelSplit()
+    for row in labels:
+        text = getattr(row, "text", None)
         if text is None or not str(text).strip():
             continue
-        example = CorrectionExample(
-            verdict_id=int(correction.verdict_id),
+        example = HumanExample(
+            verdict_id=int(row.verdict_id),
             text=str(text),
-            label=int(correction.label),
-            feedback_ids=tuple(int(fid) for fid in correction.feedback_ids),
+            label=int(row.label),
+            predicted=getattr(row, "predicted", None),
+            trusted=bool(getattr(row, "trusted", False)),
+            feedback_ids=tuple(int(fid) for fid in row.feedback_ids),
         )
         (split.holdout if is_held_out(example.verdict_id, holdout_fraction) else split.train).append(example)
     return split
 
 
-def write_corrections_csv(
-    path: Path, examples: Sequence[CorrectionExample], id2label: dict[int, str] | None
+def class_balanced_weights(labels: Sequence[int], *, average_weight: int) -> list[int]:
+    """Rows for each example (aligned with `labels`) so that every class gets the same number of rows: nominally
+    average * N / K each (the total stays `average_weight` rows per example), shared as evenly as whole numbers
+    allow among a class's examples. A class with few examples is boosted at most `MAX_CLASS_BOOST` times the
+    average; when that cannot reach the nominal share, the other classes come down to its level, so the balance
+    holds (each example still appears at least once, the only case where classes can differ)."""
+    counts = Counter(labels)
+    if not counts:
+        return []
+    per_class = average_weight * len(labels) / len(counts)
+    cap = math.ceil(average_weight * MAX_CLASS_BOOST)
+    target = round(min(per_class, *(cap * count for count in counts.values())))
+    rows = {label: max(target, count) for label, count in counts.items()}
+    seen: Counter[int] = Counter()
+    weights = []
+    for label in labels:
+        base, extra = divmod(rows[label], counts[label])
+        weights.append(base + (1 if seen[label] < extra else 0))
+        seen[label] += 1
+    return weights
+
+
+def class_mix(
+    examples: Sequence[HumanExample], weights: Sequence[int], id2label: dict[int, str] | None
+) -> dict[str, dict[str, int | float]]:
+    """Per class: examples, confirmations among them, rows after weighting and share of the rows."""
+    rows_total = sum(weights) or 1
+    mix: dict[str, dict[str, int | float]] = {}
+    for example, weight in zip(examples, weights, strict=True):
+        name = (id2label or {}).get(example.label, str(example.label))
+        entry = mix.setdefault(name, {"examples": 0, "confirmations": 0, "rows": 0, "share": 0.0})
+        entry["examples"] += 1
+        entry["confirmations"] += int(example.label == example.predicted)
+        entry["rows"] += weight
+    for entry in mix.values():
+        entry["share"] = round(entry["rows"] / rows_total, 4)
+    return dict(sorted(mix.items()))
+
+
+def write_human_labels_csv(
+    path: Path,
+    examples: Sequence[HumanExample],
+    id2label: dict[int, str] | None,
+    weights: Sequence[int] | None = None,
 ) -> Path:
-    """`text,label` CSV (the trainer's `--extra` format). Labels are written as names when the label names
+    """`text,label,weight` CSV (the trainer's `--extra` format). Labels are written as names when the label names
     are known, so they map correctly whatever ids the training data gives them."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["text", "label"])
-        for example in examples:
+        writer.writerow(["text", "label", "weight"])
+        for example, weight in zip(examples, weights or [1] * len(examples), strict=True):
             label = id2label.get(example.label, example.label) if id2label else example.label
-            writer.writerow([example.text, label])
+            writer.writerow([example.text, label, weight])
     return path
 
 
-def base_train_config(settings: Settings, *, output: Path, base: str, extra: Path | None):
-    """The `TrainConfig` of a retraining run (also how the gate finds the base evaluation examples)."""
+# --- the gate's fixed evaluation set --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EvalSet:
+    texts: list[str]
+    labels: list[str]  # label names, so each model is scored by its own ids
+    source: str
+    digest: str  # sha256 of the content: the set's identity
+    path: Path  # the CSV, also passed to the trainer as --exclude
+
+    @property
+    def size(self) -> int:
+        return len(self.texts)
+
+    @property
+    def identity(self) -> dict[str, object]:
+        return {"hash": self.digest[:16], "size": self.size, "source": self.source}
+
+
+def gate_eval_set(settings: Settings) -> EvalSet:
+    """The fixed evaluation set (built from the configured data, stored under RUNS_DIR/eval-sets/). Blocking.
+
+    Deterministic: the same data and GATE_EVAL_SIZE always give the same examples and the same hash.
+    """
+    import pandas as pd
+
+    from trainer.data import NSMC_ID2LABEL, load_nsmc, normalized_text, read_table
+
+    if settings.base_data is None:
+        corpus = load_nsmc(settings.korpora_root)
+        frame = pd.DataFrame(
+            {"text": list(corpus.test.texts), "label": [NSMC_ID2LABEL[int(v)] for v in corpus.test.labels]}
+        )
+        source = "NSMC test"
+    elif settings.base_eval_data is not None:
+        frame = read_table(settings.base_eval_data, text_col="text", label_col="label")
+        source = str(settings.base_eval_data)
+    else:
+        frame = read_table(settings.base_data, text_col="text", label_col="label")
+        frame = frame[frame["text"].map(lambda text: _held_out_text(normalized_text(text)))]
+        source = f"held-out part of {settings.base_data}"
+    frame = frame[frame["text"].str.strip().str.len() >= MIN_CHARS]
+    frame = frame.drop_duplicates(subset="text")
+    if len(frame) > settings.gate_eval_size:
+        frame = frame.sample(n=settings.gate_eval_size, random_state=GATE_EVAL_SEED)
+    frame = frame.sort_values("text", kind="stable").reset_index(drop=True)
+    texts = [str(text) for text in frame["text"]]
+    labels = [str(label) for label in frame["label"]]
+    digest = hashlib.sha256(
+        "\n".join(f"{label}\t{text}" for text, label in zip(texts, labels)).encode()
+    ).hexdigest()
+    path = settings.runs_dir.resolve() / EVAL_SETS_DIR / f"gate-{digest[:16]}.csv"
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_suffix(".partial")
+        frame[["text", "label"]].to_csv(partial, index=False)
+        partial.replace(path)
+    return EvalSet(texts=texts, labels=labels, source=source, digest=digest, path=path)
+
+
+# The share of BASE_DATA held out for the gate when there is no BASE_EVAL_DATA (by a hash of the text, so the
+# same rows every time and whatever the file's order).
+BASE_DATA_GATE_FRACTION = 0.2
+
+
+def _held_out_text(text: str) -> bool:
+    digest = hashlib.sha256(f"gate:{text}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64 < BASE_DATA_GATE_FRACTION
+
+
+def base_train_config(
+    settings: Settings,
+    *,
+    output: Path,
+    base: str,
+    extra: Path | None,
+    seed: int,
+    exclude: Path | None,
+    checkpoint_dir: Path | None,
+):
+    """The `TrainConfig` of a retraining run. Human labels carry their own weights (`weight` column)."""
     from trainer import TrainConfig
 
     return TrainConfig(
@@ -93,22 +232,18 @@ def base_train_config(settings: Settings, *, output: Path, base: str, extra: Pat
         base=base,
         korpora_root=None if settings.base_data is not None else settings.korpora_root,
         data=settings.base_data,
-        eval_data=settings.base_eval_data,
+        # With BASE_DATA, the trainer validates on a part of it; BASE_EVAL_DATA belongs to the gate alone.
+        eval_data=None,
         train_size=settings.retrain_train_size,
         eval_size=settings.retrain_eval_size,
         extra=extra,
-        extra_weight=settings.correction_weight,
+        extra_weight=1,
+        exclude=exclude,
         epochs=settings.retrain_epochs,
         batch_size=settings.retrain_batch_size,
         learning_rate=settings.retrain_learning_rate,
         max_length=settings.retrain_max_length,
+        seed=seed,
+        checkpoint_dir=checkpoint_dir,
         progress_json=True,
     )
-
-
-def load_base_evaluation(config) -> tuple[list[str], list[int], dict[int, str]]:
-    """The trainer's own evaluation examples for `config` (texts, label ids, id2label). Blocking."""
-    from trainer.data import load_training_data
-
-    data = load_training_data(dataclasses.replace(config, extra=None))
-    return data.eval.texts, data.eval.labels, dict(data.id2label)

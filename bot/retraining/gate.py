@@ -1,87 +1,219 @@
-"""The promotion gate: pure rules deciding whether a retrained candidate replaces the active model.
+"""The promotion gate: paired statistics deciding whether a retrained candidate replaces the active model.
 
-Both models are scored by the same code (`classifier.evaluate`) on the same examples: the base
-evaluation set and the corrections held out of training. Accuracies are fractions in [0, 1];
-the tolerance is in accuracy *points* (0.5 means half a percentage point).
+Every model is scored on the same examples, in the precision the bot serves, so each comparison is paired:
+per example, both right, both wrong, or one of them right. Only the discordant pairs carry information: McNemar's
+exact test asks whether the candidate wins them more or less often than half (`scipy.stats.binomtest`), and the
+exact (Clopper-Pearson) interval of that share, scaled by the share of discordant pairs, is the confidence interval
+of the accuracy difference (candidate minus the other model). It is exact for small slices too, and agrees with
+the test. A difference counts as a loss only when the interval lies wholly below zero: noise never rejects.
+
+Checks (each shown with its interval):
+1. **Base, against the active model**: on the fixed evaluation set. Fails when the candidate is significantly
+   worse AND the loss exceeds the tolerance (`PROMOTION_TOLERANCE` points).
+2. **Base, against the reference**: the same, against the best-scoring version ever promoted (the drift guard:
+   each promotion may lose a little against the active model, but never more than the tolerance against the
+   best version seen, so small losses cannot add up).
+3. **Human labels, per class**: on the held-out slice of human labels (corrections and confirmations), the
+   candidate must not be significantly worse than the active model on either class. A shortcut such as
+   "this phrase -> positive" shows up here as a loss on the other class.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
 
 
 @dataclass(frozen=True)
-class ModelScores:
-    """One model's accuracy on the base evaluation set and on the held-out corrections."""
+class Comparison:
+    """Candidate vs another model on the same examples (accuracies are fractions; differences too)."""
 
-    base_accuracy: float
-    holdout_accuracy: float | None = None  # None when no corrections were held out
-    base_macro_f1: float | None = None
-    labels: tuple[str, ...] = ()  # label names by id; the two models must agree
+    n: int
+    candidate_accuracy: float
+    other_accuracy: float
+    difference: float  # candidate - other
+    low: float  # confidence interval of the difference
+    high: float
+    p_value: float  # McNemar's exact test, two-sided
+    candidate_only: int  # examples only the candidate gets right
+    other_only: int  # examples only the other model gets right
+
+    @property
+    def significantly_worse(self) -> bool:
+        return self.high < 0
+
+    @property
+    def significantly_better(self) -> bool:
+        return self.low > 0
+
+
+def compare(
+    candidate_correct: Sequence[bool], other_correct: Sequence[bool], *, confidence: float
+) -> Comparison:
+    """Paired comparison of two models' per-example correctness."""
+    from scipy.stats import binomtest
+
+    candidate = np.asarray(candidate_correct, dtype=float)
+    other = np.asarray(other_correct, dtype=float)
+    if candidate.shape != other.shape or candidate.ndim != 1 or candidate.size == 0:
+        raise ValueError("compare needs two equally long, non-empty sequences")
+    difference = float(candidate.mean() - other.mean())
+    candidate_only = int(((candidate == 1) & (other == 0)).sum())
+    other_only = int(((candidate == 0) & (other == 1)).sum())
+    discordant = candidate_only + other_only
+    if discordant == 0:
+        low = high = 0.0  # identical answers: nothing can move the difference
+        p_value = 1.0
+    else:
+        test = binomtest(candidate_only, discordant, 0.5)
+        share = test.proportion_ci(confidence_level=confidence, method="exact")
+        scale = discordant / candidate.size  # difference = (discordant / n) * (2 * share won - 1)
+        low, high = scale * (2 * share.low - 1), scale * (2 * share.high - 1)
+        p_value = float(test.pvalue)
+    return Comparison(
+        n=int(candidate.size),
+        candidate_accuracy=float(candidate.mean()),
+        other_accuracy=float(other.mean()),
+        difference=difference,
+        low=low,
+        high=high,
+        p_value=p_value,
+        candidate_only=candidate_only,
+        other_only=other_only,
+    )
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str  # "base_vs_active", "base_vs_reference", "human_<label>"
+    passed: bool
+    comparison: Comparison | None
+    rule: str  # why it passed or failed, in words
+    other_version: int | None = None
 
 
 @dataclass(frozen=True)
 class GateDecision:
     promote: bool
     reason: str
+    checks: list[Check] = field(default_factory=list)
+
+    def record(self) -> dict[str, Any]:
+        """The decision as plain JSON (metrics.json, the run record, /runs)."""
+        return {
+            "promote": self.promote,
+            "reason": self.reason,
+            "checks": [
+                {
+                    "name": check.name,
+                    "passed": check.passed,
+                    "rule": check.rule,
+                    "other_version": check.other_version,
+                    **(
+                        {key: _finite_or_none(value) for key, value in asdict(check.comparison).items()}
+                        if check.comparison is not None
+                        else {}
+                    ),
+                }
+                for check in self.checks
+            ],
+        }
 
 
-def decide_promotion(
+@dataclass(frozen=True)
+class Scores:
+    """Per-example correctness of one model on the gate's examples."""
+
+    base: Sequence[bool]  # on the fixed evaluation set
+    human: dict[str, Sequence[bool]] = field(default_factory=dict)  # label name -> on held-out human labels
+
+
+def decide(
     *,
-    candidate: ModelScores,
-    active: ModelScores | None,
+    candidate: Scores,
+    active: Scores | None,
+    reference: Scores | None,
+    active_version: int | None,
+    reference_version: int | None,
     tolerance_points: float,
-    num_labels: int,
+    confidence: float,
+    labels_match: bool = True,
+    num_labels: int = 2,
 ) -> GateDecision:
-    """Promote only when the candidate keeps base accuracy (within tolerance) and does not get worse on
-    the held-out corrections. With no active model, a candidate that beats chance is promoted."""
-    if not _finite(candidate.base_accuracy) or (
-        candidate.holdout_accuracy is not None and not _finite(candidate.holdout_accuracy)
-    ):
-        return GateDecision(False, "candidate metrics are not finite numbers")
-    chance = 1.0 / max(num_labels, 1)
+    """Promote only when no check fails (see the module docstring)."""
+    tolerance = tolerance_points / 100.0
+    if not labels_match:
+        return GateDecision(False, "the candidate's label set differs from the active model's")
+    if not len(candidate.base):
+        return GateDecision(False, "the evaluation set is empty")
     if active is None:
-        if candidate.base_accuracy <= chance:
-            return GateDecision(
-                False,
-                f"no active model, and the candidate's base accuracy {_pct(candidate.base_accuracy)} "
-                f"is not above chance ({_pct(chance)})",
+        accuracy = float(np.mean(candidate.base))
+        chance = 1.0 / max(num_labels, 1)
+        check = Check(
+            "base_above_chance",
+            accuracy > chance,
+            None,
+            f"no active model: base accuracy {accuracy:.1%} must beat chance ({chance:.1%})",
+        )
+        return GateDecision(check.passed, check.rule, [check])
+
+    checks = [
+        _base_check("base_vs_active", candidate.base, active.base, tolerance, confidence, active_version)
+    ]
+    if reference is not None and reference_version != active_version:
+        checks.append(
+            _base_check(
+                "base_vs_reference", candidate.base, reference.base, tolerance, confidence, reference_version
             )
-        return GateDecision(True, f"no active model; candidate base accuracy {_pct(candidate.base_accuracy)}")
-
-    if active.labels and candidate.labels and active.labels != candidate.labels:
-        return GateDecision(
-            False, f"label set changed from {list(active.labels)} to {list(candidate.labels)}"
         )
-    drop_points = (active.base_accuracy - candidate.base_accuracy) * 100.0
-    if drop_points > tolerance_points + 1e-9:
-        return GateDecision(
-            False,
-            f"base accuracy fell from {_pct(active.base_accuracy)} to {_pct(candidate.base_accuracy)} "
-            f"({drop_points:.2f} points; tolerance {tolerance_points:g})",
+    for label in sorted(candidate.human):
+        if label not in active.human or not len(candidate.human[label]):
+            continue
+        comparison = compare(candidate.human[label], active.human[label], confidence=confidence)
+        passed = not comparison.significantly_worse
+        checks.append(
+            Check(
+                f"human_{label}",
+                passed,
+                comparison,
+                "not significantly worse on this class" if passed else "significantly worse on this class",
+                active_version,
+            )
         )
-    if (
-        candidate.holdout_accuracy is not None
-        and active.holdout_accuracy is not None
-        and candidate.holdout_accuracy + 1e-9 < active.holdout_accuracy
-    ):
-        return GateDecision(
-            False,
-            f"held-out correction accuracy fell from {_pct(active.holdout_accuracy)} "
-            f"to {_pct(candidate.holdout_accuracy)}",
-        )
-    parts = [f"base accuracy {_pct(active.base_accuracy)} -> {_pct(candidate.base_accuracy)}"]
-    if candidate.holdout_accuracy is not None and active.holdout_accuracy is not None:
-        parts.append(
-            f"held-out corrections {_pct(active.holdout_accuracy)} -> {_pct(candidate.holdout_accuracy)}"
-        )
-    return GateDecision(True, "; ".join(parts))
+    failed = [check for check in checks if not check.passed]
+    reason = (
+        "all checks passed" if not failed else "; ".join(f"{check.name}: {check.rule}" for check in failed)
+    )
+    return GateDecision(not failed, reason, checks)
 
 
-def _finite(value: float) -> bool:
-    return isinstance(value, (int, float)) and math.isfinite(value)
+def _base_check(
+    name: str,
+    candidate: Sequence[bool],
+    other: Sequence[bool],
+    tolerance: float,
+    confidence: float,
+    other_version: int | None,
+) -> Check:
+    comparison = compare(candidate, other, confidence=confidence)
+    beyond_tolerance = comparison.difference < -tolerance - 1e-12  # exactly the tolerance is still within
+    failed = comparison.significantly_worse and beyond_tolerance
+    if failed:
+        rule = f"significantly worse and the loss exceeds the tolerance ({tolerance * 100:g} points)"
+    elif comparison.significantly_worse:
+        rule = f"significantly worse, but within the tolerance ({tolerance * 100:g} points)"
+    elif beyond_tolerance:
+        rule = "the loss exceeds the tolerance, but is not significant (noise)"
+    else:
+        rule = "within the tolerance"
+    return Check(name, not failed, comparison, rule, other_version)
 
 
-def _pct(fraction: float) -> str:
-    return f"{fraction * 100:.1f}%"
+def _finite_or_none(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import json
 import logging
 import os
+import re
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Sequence
@@ -25,6 +27,7 @@ ProgressCallback = Callable[[dict[str, Any]], Awaitable[None]]
 TERMINATE_GRACE_SECONDS = 10.0
 # How many log lines a failure message carries.
 ERROR_TAIL_LINES = 15
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
 class TrainingProcessError(Exception):
@@ -36,14 +39,18 @@ class TrainingProcessError(Exception):
         self.log_tail = log_tail
 
 
+# A tqdm bar ("Map: 40%|████ | 4/10 [00:01<00:02, 3.1it/s]") or a --progress-json line: progress, not a cause.
+_PROGRESS_LINE = re.compile(r"(\d+%\|)|(\d+(\.\d+)?\s*(it|s)/(s|it)\])|(^\{\"event\": )")
+
+
 def log_tail(log_path: Path, *, lines: int = ERROR_TAIL_LINES, max_chars: int = 3000) -> str:
-    """The last lines of a log, with tqdm's carriage-return redraws reduced to their final state."""
+    """The last lines of a log that say something: tqdm redraws and progress lines are left out."""
     try:
         raw = log_path.read_bytes()[-64_000:].decode("utf-8", errors="replace")
     except OSError:
         return ""
     cleaned = [line.rsplit("\r", 1)[-1].rstrip() for line in raw.splitlines()]
-    tail = "\n".join(line for line in cleaned if line)
+    tail = "\n".join(line for line in cleaned if line and not _PROGRESS_LINE.search(line))
     tail = "\n".join(tail.splitlines()[-lines:])
     return tail[-max_chars:]
 
@@ -54,8 +61,12 @@ def describe_returncode(returncode: int) -> str:
             name = signal.Signals(-returncode).name
         except ValueError:
             name = f"signal {-returncode}"
-        hint = " (killed: out of memory?)" if -returncode == signal.SIGKILL else ""
-        return f"trainer process was terminated by {name}{hint}"
+        hint = (
+            " (by another process, or by the kernel's out-of-memory killer: `dmesg` tells which)"
+            if -returncode == signal.SIGKILL
+            else ""
+        )
+        return f"trainer process was killed by {name}{hint}"
     return f"trainer process exited with code {returncode}"
 
 
@@ -90,6 +101,7 @@ async def run_trainer_process(
             stderr=log_file,  # straight to the log: tqdm redraws never pass through Python
             env=child_env,
             start_new_session=True,  # its own process group: a terminal Ctrl-C reaches us, not it
+            preexec_fn=_die_with_parent,
             limit=1 << 20,
         )
         logger.info("trainer started (pid %s), log %s", process.pid, log_path)
@@ -116,6 +128,16 @@ async def run_trainer_process(
             describe_returncode(returncode), returncode=returncode, log_tail=log_tail(log_path)
         )
     return done_event
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: be killed when the process that started it dies (Linux), so a SIGKILLed bot or
+    `moderator retrain` never leaves a trainer running on its own (exactly one trainer runs at a time)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):  # not Linux: the run's heartbeat still marks it stale
+        pass
 
 
 def _parse_event(line: bytes) -> dict[str, Any] | None:

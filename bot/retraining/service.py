@@ -1,8 +1,14 @@
-"""The retraining service: one run = export data, train in a child process, gate, promote or reject.
+"""The retraining service: one run = export human labels, train in a child process, gate, promote or reject.
 
 Triggers: `request_run` (the Telegram `/retrain` command and `moderator retrain`) and the scheduler
 (`run_if_enough_feedback`). The database allows one queued/running run at a time across processes
 (storage `start_training_run`); a second request gets the running run's id back.
+
+Ownership: each service instance is an owner ("host:pid:nonce"). While it executes a run it writes a heartbeat
+every `RUN_HEARTBEAT_SECONDS`; a run whose heartbeat stops for `RUN_STALE_SECONDS` (or whose owner process is
+gone) is abandoned, and the next request or the periodic sweep fails it, without a restart. An owner that finds
+its run taken over stops its trainer, and promotion happens in the same transaction that checks ownership, so a
+failed run's candidate never becomes active. The trainer dies with its owner (PR_SET_PDEATHSIG).
 
 Transactions: every storage call below runs in its own short `async with session.begin()` block;
 no session is held while the trainer runs.
@@ -11,33 +17,42 @@ no session is held while the trainer runs.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import math
+import os
+import secrets
 import shutil
+import socket
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot import storage
 from bot.retraining import texts
 from bot.retraining.dataset import (
-    CORRECTIONS_HOLDOUT_FILE,
-    CORRECTIONS_TRAIN_FILE,
-    CorrectionExample,
+    HUMAN_HOLDOUT_FILE,
+    HUMAN_TRAIN_FILE,
+    EvalSet,
+    HumanExample,
     base_train_config,
-    load_base_evaluation,
-    split_corrections,
-    write_corrections_csv,
+    class_balanced_weights,
+    class_mix,
+    gate_eval_set,
+    split_human_labels,
+    write_human_labels_csv,
 )
-from bot.retraining.gate import GateDecision, ModelScores, decide_promotion
+from bot.retraining.gate import GateDecision, Scores, decide
 from bot.retraining.process import TrainingProcessError, run_trainer_process, trainer_command
+from bot.serving import load_serving_classifier, prepare_model_version, serving_tag
 from bot.settings import Settings
-from bot.storage import RunStatus, RunTrigger
+from bot.storage import ActivationReason, RunNotOwnedError, RunStatus, RunTrigger
 from trainer.cli import arguments_for
 
 if TYPE_CHECKING:
@@ -50,6 +65,9 @@ logger = logging.getLogger(__name__)
 
 # (summary, id of the admin who requested the run or None): tells the admins about a finished run.
 AdminNotifier = Callable[[str, int | None], Awaitable[None]]
+# A run's last database writes are retried this often (with backoff) when the database is locked.
+FINAL_WRITE_ATTEMPTS = 5
+PREDICTIONS_DIR = "gate-predictions"  # in a version directory: its answers on each evaluation set
 
 
 class RunReporter(Protocol):
@@ -60,10 +78,6 @@ class RunReporter(Protocol):
     async def finished(self, run_id: int, text: str) -> None: ...
 
 
-class RollbackError(Exception):
-    """Rolling back is impossible (no previous version); the message is user-presentable Korean."""
-
-
 @dataclass(frozen=True)
 class RunOutcome:
     run_id: int
@@ -71,13 +85,16 @@ class RunOutcome:
     summary: str  # what the reporter's `finished` received
     model_version_id: int | None = None
     decision: GateDecision | None = None
-    candidate: ModelScores | None = None
-    active: ModelScores | None = None
     error: str | None = None
+    gate: dict[str, Any] | None = None  # the decision's full record, as in metrics.json
+
+
+class _LostOwnership(Exception):
+    """This process no longer owns its run (another one declared it abandoned)."""
 
 
 class RetrainingService:
-    """Satisfies the bot's `Retrainer` protocol (`request_run`) and adds `rollback`, `start` and `stop`."""
+    """Satisfies the bot's `Retrainer` protocol (`request_run`) and adds `start`, `stop` and the sync job."""
 
     def __init__(
         self,
@@ -89,13 +106,20 @@ class RetrainingService:
         progress_interval_seconds: float = 3.0,
     ) -> None:
         self.settings = settings
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
         self._session_factory = session_factory
         self._serving = serving
         self._notify_admins = notify_admins
         self._progress_interval = progress_interval_seconds
         self._runs: dict[int, asyncio.Task[RunOutcome]] = {}
         self._requested_by: dict[int, int | None] = {}
+        self._lost: set[int] = set()  # runs another process took over
+        self._unloadable: set[int] = set()  # versions the sync job could not load (logged once)
         self._scheduler: AsyncIOScheduler | None = None
+
+    @property
+    def _stale_after(self) -> timedelta:
+        return timedelta(seconds=self.settings.run_stale_seconds)
 
     # --- lifecycle --------------------------------------------------------------------------------
 
@@ -103,11 +127,12 @@ class RetrainingService:
         """Start the retraining schedule on the running loop (a no-op when no schedule is configured)."""
         from bot.retraining.scheduler import start_scheduler
 
+        await self.sweep()
         if self._scheduler is None:
             self._scheduler = start_scheduler(
                 self.settings,
                 retrain_job=self.run_if_enough_feedback,
-                sync_job=self.sync_serving_with_database if self._serving is not None else None,
+                sync_job=self.sync_serving_with_database if self._serving is not None else self.sweep,
             )
 
     async def stop(self) -> None:
@@ -127,11 +152,15 @@ class RetrainingService:
     async def request_run(
         self, *, trigger: RunTrigger, requested_by: int | None, reporter: RunReporter | None = None
     ) -> tuple[int, bool]:
-        """Start a run in the background now; (run id, created). When a run is already queued or
-        running (in any process) nothing starts and its id comes back with created=False."""
+        """Start a run in the background now; (run id, created). When a live run exists (in any process) nothing
+        starts and its id comes back with created=False; an abandoned one is failed and replaced."""
         async with self._session_factory() as session, session.begin():
             run, created = await storage.start_training_run(
-                session, trigger=trigger, requested_by=requested_by
+                session,
+                trigger=trigger,
+                requested_by=requested_by,
+                owner=self.owner,
+                stale_after=self._stale_after,
             )
             run_id = run.id
         if created:
@@ -149,15 +178,15 @@ class RetrainingService:
         return await asyncio.shield(self._runs[run_id])
 
     async def run_if_enough_feedback(self) -> int | None:
-        """The scheduled job: start a run when at least `retrain_min_new_feedback` corrections arrived
-        since the last run. Returns the new run's id, or None when nothing started."""
+        """The scheduled job: start a run when at least `retrain_min_new_feedback` labels arrived since the
+        last run. Returns the new run's id, or None when nothing started."""
         async with self._session_factory() as session:
             unused = await storage.count_unused_feedback(
                 session, require_agreement=not self.settings.trust_feedback
             )
         if unused < self.settings.retrain_min_new_feedback:
             logger.info(
-                "scheduled retraining skipped: %d new correction(s), need %d",
+                "scheduled retraining skipped: %d new label(s), need %d",
                 unused,
                 self.settings.retrain_min_new_feedback,
             )
@@ -169,9 +198,37 @@ class RetrainingService:
             logger.info("scheduled retraining skipped: run %s is still in progress", run_id)
         return run_id if created else None
 
+    async def sweep(self) -> int:
+        """Fail an abandoned run (its heartbeat stopped) and delete what such runs leave behind: checkpoint
+        folders, half-written candidates. A run owned by a live process is left alone. Returns runs failed."""
+        async with self._session_factory() as session, session.begin():
+            failed = await storage.fail_stale_runs(session, stale_after=self._stale_after)
+        if failed:
+            logger.warning("marked an abandoned training run as failed (its owner stopped beating)")
+        async with self._session_factory() as session:
+            live = await storage.get_live_training_run(session)
+            versions = await storage.list_model_versions(session, limit=1_000_000)
+        if live is None:
+            await asyncio.to_thread(
+                self._remove_leftovers, {Path(version.path).resolve() for version in versions}
+            )
+        return failed
+
+    def _remove_leftovers(self, registered: set[Path]) -> None:
+        """With no run live: every run's checkpoint folder, and candidate folders no version points at."""
+        for folder in self.settings.runs_dir.resolve().glob("run-*/checkpoints"):
+            shutil.rmtree(folder, ignore_errors=True)
+        model_dir = self.settings.model_dir.resolve()
+        for folder in [*model_dir.glob("run-*"), *model_dir.glob(".run-*.partial-*")]:
+            if folder.is_dir() and folder.resolve() not in registered:
+                logger.info("removing %s, left by an interrupted run", folder)
+                shutil.rmtree(folder, ignore_errors=True)
+
     async def sync_serving_with_database(self) -> bool:
-        """Serve the database's active version if another process (`moderator retrain`, `moderator model
-        activate`) changed it. Returns True when a new model was swapped in."""
+        """The periodic job: sweep abandoned runs, then serve the database's active version if another process
+        (`moderator retrain`, `moderator model activate`) changed it. Returns True when a model was swapped in.
+        A version that cannot load is reported once and the current model keeps serving."""
+        await self.sweep()
         if self._serving is None:
             return False
         if any(not task.done() for task in self._runs.values()):
@@ -179,55 +236,67 @@ class RetrainingService:
         async with self._session_factory() as session:
             active = await storage.get_active_model_version(session)
         current = self._serving.active.version_id if self._serving.is_loaded else None
-        if active is None or active.id == current:
+        if active is None or active.id == current or active.id in self._unloadable:
             return False
         logger.info("active model changed to version %s in the database; loading it", active.id)
-        classifier = await self._load_classifier(active.path, quantize=self.settings.quantize)
+        try:
+            classifier = await asyncio.to_thread(load_serving_classifier, active.path, self.settings)
+        except Exception as error:  # noqa: BLE001 - whatever breaks, keep serving the current model
+            self._unloadable.add(active.id)
+            logger.error(
+                "model version %s, active in the database, cannot load (%s); still serving version %s",
+                active.id,
+                str(error).splitlines()[0] if str(error) else type(error).__name__,
+                current,
+            )
+            return False
         self._serving.swap(classifier, active.id)
         return True
-
-    async def rollback(self) -> Any:
-        """Activate the previously active version and swap it into serving; returns that ModelVersion."""
-        async with self._session_factory() as session:
-            previous = await storage.previous_model_version(session)
-        if previous is None:
-            raise RollbackError(texts.NO_PREVIOUS_VERSION)
-        # Load first: a broken directory must not leave the database pointing at it.
-        classifier = await self._load_classifier(previous.path, quantize=self.settings.quantize)
-        async with self._session_factory() as session, session.begin():
-            version = await storage.activate_model_version(session, version_id=previous.id)
-        if self._serving is not None:
-            self._serving.swap(classifier, version.id)
-        logger.info("rolled back to model version %s", version.id)
-        return version
 
     # --- one run ----------------------------------------------------------------------------------
 
     async def _execute(self, run_id: int, reporter: RunReporter | None) -> RunOutcome:
         run_dir = (self.settings.runs_dir / f"run-{run_id}").resolve()
         log_path = run_dir / "train.log"
+        checkpoint_dir = run_dir / "checkpoints"
         candidate_dir: Path | None = None
-        registered = False
+        version_id: int | None = None
         progress = _ProgressReporter(self, run_id, reporter, self._progress_interval)
+        heartbeat = asyncio.create_task(
+            self._beat(run_id, asyncio.current_task()), name=f"heartbeat-{run_id}"
+        )
         try:
             run_dir.mkdir(parents=True, exist_ok=True)
+            seed = secrets.randbelow(2**31 - 1)  # fresh base rows every run, recorded with it
             async with self._session_factory() as session, session.begin():
-                await storage.mark_run_running(session, run_id=run_id, log_path=str(log_path))
+                await storage.mark_run_running(
+                    session, run_id=run_id, log_path=str(log_path), seed=seed, owner=self.owner
+                )
             async with self._session_factory() as session:
                 active = await storage.get_active_model_version(session)
-                corrections = await storage.export_corrections(
+                labels = await storage.export_human_labels(
                     session, require_agreement=not self.settings.trust_feedback
                 )
-            active_labels = await self._active_labels(active)
-            split = split_corrections(corrections, holdout_fraction=self.settings.correction_holdout_fraction)
+                served = await storage.served_versions(session)
+            id2label = await self._active_labels(active)
+            split = split_human_labels(labels, holdout_fraction=self.settings.correction_holdout_fraction)
+            weights = class_balanced_weights(
+                [example.label for example in split.train], average_weight=self.settings.correction_weight
+            )
+            mix = class_mix(split.train, weights, id2label)
+            logger.info("run %s: human labels %s", run_id, texts.label_mix_text(mix))
             await progress.report(
-                texts.EXPORTING.format(corrections=len(split.train), holdout=len(split.holdout)), force=True
+                texts.EXPORTING.format(
+                    train=len(split.train), holdout=len(split.holdout), mix=texts.label_mix_text(mix)
+                ),
+                force=True,
             )
             extra = None
             if split.train:
-                extra = write_corrections_csv(run_dir / CORRECTIONS_TRAIN_FILE, split.train, active_labels)
+                extra = write_human_labels_csv(run_dir / HUMAN_TRAIN_FILE, split.train, id2label, weights)
             if split.holdout:
-                write_corrections_csv(run_dir / CORRECTIONS_HOLDOUT_FILE, split.holdout, active_labels)
+                write_human_labels_csv(run_dir / HUMAN_HOLDOUT_FILE, split.holdout, id2label)
+            eval_set = await asyncio.to_thread(gate_eval_set, self.settings)
 
             base = (
                 str(Path(active.path).resolve())
@@ -236,67 +305,69 @@ class RetrainingService:
             )
             stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
             candidate_dir = (self.settings.model_dir / f"run-{run_id}-{stamp}").resolve()
-            config = base_train_config(self.settings, output=candidate_dir, base=base, extra=extra)
-
+            config = base_train_config(
+                self.settings,
+                output=candidate_dir,
+                base=base,
+                extra=extra,
+                seed=seed,
+                exclude=eval_set.path,
+                checkpoint_dir=checkpoint_dir,
+            )
             await progress.report(texts.TRAINING_STARTED.format(base=base), force=True)
             await run_trainer_process(
                 trainer_command(arguments_for(config)), log_path=log_path, on_event=progress.on_event
             )
 
             await progress.report(texts.EVALUATING, force=True)
-            candidate_classifier = await self._load_classifier(candidate_dir)
-            active_classifier = await self._active_classifier(active)
-            candidate_scores, active_scores = await asyncio.to_thread(
-                _score_models, config, split.holdout, candidate_classifier, active_classifier
+            # Builds whatever serving needs (once, now) and proves the candidate predicts finite probabilities.
+            candidate = await asyncio.to_thread(prepare_model_version, candidate_dir, self.settings)
+            decision = await asyncio.to_thread(
+                self._judge, candidate, active, served, eval_set, split.holdout, id2label
             )
-            decision = decide_promotion(
-                candidate=candidate_scores,
-                active=active_scores,
-                tolerance_points=self.settings.promotion_tolerance,
-                num_labels=len(candidate_classifier.id2label),
-            )
-            metrics = {
-                **(candidate_classifier.metrics or {}),
-                "gate": _gate_record(decision, candidate_scores, active_scores, active),
+            gate = {
+                **decision.record(),
+                "tolerance_points": self.settings.promotion_tolerance,
+                "confidence": self.settings.gate_confidence,
+                "serving": serving_tag(self.settings),
+                "eval_set": eval_set.identity,
+                "seed": seed,
+                "human_labels": {
+                    "train": mix,
+                    "holdout": _holdout_counts(split.holdout, id2label),
+                },
             }
-            train_rows = (candidate_classifier.metrics or {}).get("data", {}).get("train_size")
+            metrics = {**(candidate.metrics or {}), "gate": gate}
+            await asyncio.to_thread(_write_metrics, candidate_dir, metrics)
+            train_rows = (candidate.metrics or {}).get("data", {}).get("train_size")
 
             async with self._session_factory() as session, session.begin():
                 version = await storage.register_model_version(
                     session, path=str(candidate_dir), base_checkpoint=base, metrics=_json_safe(metrics)
                 )
                 version_id = version.id
-            registered = True
-            table = texts.scores_table(
-                active=active_scores,
-                active_version=active.id if active is not None else None,
-                candidate=candidate_scores,
-                candidate_version=version_id,
-            )
+            checks = texts.gate_summary(gate)
             if decision.promote:
-                serving_classifier = (
-                    await self._load_classifier(candidate_dir, quantize=True)
-                    if self.settings.quantize
-                    else candidate_classifier
-                )
-                async with self._session_factory() as session, session.begin():
-                    await storage.activate_model_version(session, version_id=version_id)
-                # New predictions use the new model from here on; batches already running finish on the old one.
-                if self._serving is not None:
-                    self._serving.swap(serving_classifier, version_id)
                 status = RunStatus.SUCCEEDED
-                summary = texts.PROMOTED.format(
-                    run_id=run_id, new_version=version_id, table=table, reason=decision.reason
-                )
+                summary = texts.PROMOTED.format(run_id=run_id, new_version=version_id, checks=checks)
             else:
-                async with self._session_factory() as session, session.begin():
-                    await storage.reject_model_version(session, version_id=version_id, reason=decision.reason)
                 status = RunStatus.REJECTED
-                summary = texts.REJECTED.format(
-                    run_id=run_id, new_version=version_id, table=table, reason=decision.reason
-                )
-            async with self._session_factory() as session, session.begin():
-                # Both outcomes consumed these corrections: the schedule waits for new ones either way.
+                summary = texts.REJECTED.format(run_id=run_id, new_version=version_id, checks=checks)
+
+            async def finish(session: AsyncSession) -> None:
+                # Ownership, activation and the run's end in ONE transaction: a run another process declared
+                # abandoned can never make its candidate active.
+                await storage.require_run_owner(session, run_id=run_id, owner=self.owner)
+                if decision.promote:
+                    await storage.activate_model_version(
+                        session,
+                        version_id=version_id,
+                        reason=ActivationReason.PROMOTION,
+                        note=f"run #{run_id}",
+                    )
+                else:
+                    await storage.reject_model_version(session, version_id=version_id, reason=decision.reason)
+                # Both outcomes consumed these labels: the schedule waits for new ones either way.
                 await storage.mark_feedback_used(session, feedback_ids=split.feedback_ids, run_id=run_id)
                 await storage.finish_training_run(
                     session,
@@ -305,53 +376,215 @@ class RetrainingService:
                     model_version_id=version_id,
                     example_count=train_rows,
                     correction_count=len(split.train) + len(split.holdout),
+                    gate=_json_safe(gate),
+                    owner=self.owner,
                 )
+
+            await self._write_with_retries(finish)
+            if decision.promote and self._serving is not None:
+                # New predictions use the new model from here on; batches already running finish on the old one.
+                self._serving.swap(candidate, version_id)
             outcome = RunOutcome(
                 run_id=run_id,
                 status=status,
                 summary=summary,
                 model_version_id=version_id,
                 decision=decision,
-                candidate=candidate_scores,
-                active=active_scores,
+                gate=gate,
             )
         except asyncio.CancelledError:
-            await self._fail(run_id, texts.INTERRUPTED, reporter, candidate_dir if not registered else None)
-            raise
+            if run_id not in self._lost:
+                await self._fail(run_id, texts.INTERRUPTED, reporter, candidate_dir, version_id)
+                raise
+            return await self._lost_run(run_id, reporter, candidate_dir, version_id)
+        except RunNotOwnedError:
+            return await self._lost_run(run_id, reporter, candidate_dir, version_id)
         except TrainingProcessError as error:
-            outcome = await self._fail(
-                run_id, str(error), reporter, candidate_dir if not registered else None
-            )
-            return outcome
+            return await self._fail(run_id, str(error), reporter, candidate_dir, version_id)
         except Exception as error:
             logger.exception("retraining run %s failed", run_id)
-            outcome = await self._fail(
-                run_id,
-                f"{type(error).__name__}: {error}",
-                reporter,
-                candidate_dir if not registered else None,
+            return await self._fail(
+                run_id, f"{type(error).__name__}: {error}", reporter, candidate_dir, version_id
             )
-            return outcome
-        logger.info("retraining run %s %s: %s", run_id, outcome.status, outcome.decision)
+        finally:
+            heartbeat.cancel()
+            shutil.rmtree(checkpoint_dir, ignore_errors=True)
+        logger.info("retraining run %s %s: %s", run_id, outcome.status, decision.reason)
         await self._announce(run_id, outcome.summary, reporter)
+        await self._prune_rejected()
         return outcome
 
+    def _judge(
+        self,
+        candidate: Classifier,
+        active: Any,
+        served: list[Any],
+        eval_set: EvalSet,
+        holdout: list[HumanExample],
+        id2label: dict[int, str] | None,
+    ) -> GateDecision:
+        """Score the candidate, the active model and the reference the same way, then decide. Blocking."""
+        tag = serving_tag(self.settings)
+        candidate_base = _correct(
+            _base_predictions(candidate.path, eval_set, tag, lambda: candidate), eval_set.labels
+        )
+        if active is None:
+            return decide(
+                candidate=Scores(candidate_base),
+                active=None,
+                reference=None,
+                active_version=None,
+                reference_version=None,
+                tolerance_points=self.settings.promotion_tolerance,
+                confidence=self.settings.gate_confidence,
+                num_labels=len(candidate.id2label),
+            )
+        active_classifier: list[Classifier] = []
+
+        def load_active() -> Classifier:
+            if not active_classifier:
+                active_classifier.append(self._active_classifier(active))
+            return active_classifier[0]
+
+        active_base = _correct(_base_predictions(active.path, eval_set, tag, load_active), eval_set.labels)
+        reference_id, reference_base = active.id, active_base
+        for version in served:  # the drift guard's reference: the best version ever promoted, on this set
+            if version.id == active.id or version.pruned_at is not None:
+                continue
+            cached = _cached_base_predictions(version.path, eval_set, tag)
+            if cached is not None:
+                correct = _correct(cached, eval_set.labels)
+                if sum(correct) > sum(reference_base):
+                    reference_id, reference_base = version.id, correct
+        human_candidate: dict[str, list[bool]] = {}
+        human_active: dict[str, list[bool]] = {}
+        names = id2label or candidate.id2label
+        by_class: dict[str, list[HumanExample]] = {}
+        for example in holdout:
+            by_class.setdefault(names.get(example.label, str(example.label)), []).append(example)
+        for name, examples in by_class.items():
+            example_texts = [example.text for example in examples]
+            human_candidate[name] = [v.label_name == name for v in candidate.predict(example_texts)]
+            human_active[name] = [v.label_name == name for v in load_active().predict(example_texts)]
+        active_labels = _read_id2label(Path(active.path)) or candidate.id2label
+        labels_match = sorted(active_labels.items()) == sorted(candidate.id2label.items())
+        return decide(
+            candidate=Scores(candidate_base, human_candidate),
+            active=Scores(active_base, human_active),
+            reference=Scores(reference_base) if reference_id != active.id else None,
+            active_version=active.id,
+            reference_version=reference_id,
+            tolerance_points=self.settings.promotion_tolerance,
+            confidence=self.settings.gate_confidence,
+            labels_match=labels_match,
+            num_labels=len(candidate.id2label),
+        )
+
+    async def _beat(self, run_id: int, executor: asyncio.Task[Any] | None) -> None:
+        """Write the run's heartbeat; when another process has taken the run over, stop the executor."""
+        while True:
+            await asyncio.sleep(self.settings.run_heartbeat_seconds)
+            try:
+                async with self._session_factory() as session, session.begin():
+                    still_ours = await storage.heartbeat_run(session, run_id=run_id, owner=self.owner)
+            except Exception as error:  # noqa: BLE001 - a locked database: try again next beat
+                logger.warning("heartbeat of run %s failed: %s", run_id, type(error).__name__)
+                continue
+            if not still_ours:
+                logger.error("run %s was taken over by another process; stopping its trainer", run_id)
+                self._lost.add(run_id)
+                if executor is not None:
+                    executor.cancel()
+                return
+
+    async def _write_with_retries(self, write: Callable[[AsyncSession], Awaitable[None]]) -> None:
+        """A run's last write, retried with backoff while the database is locked (SQLite's busy timeout
+        already waits 30 s per try), so a long lock does not leave the record disagreeing with the outcome."""
+        for attempt in range(1, FINAL_WRITE_ATTEMPTS + 1):
+            try:
+                async with self._session_factory() as session, session.begin():
+                    await write(session)
+                return
+            except OperationalError as error:
+                if attempt == FINAL_WRITE_ATTEMPTS:
+                    raise
+                delay = min(2.0**attempt, 30.0)
+                logger.warning("database busy (%s); retrying in %.0f s", type(error.orig).__name__, delay)
+                await asyncio.sleep(delay)
+
     async def _fail(
-        self, run_id: int, error: str, reporter: RunReporter | None, candidate_dir: Path | None
+        self,
+        run_id: int,
+        error: str,
+        reporter: RunReporter | None,
+        candidate_dir: Path | None,
+        version_id: int | None,
     ) -> RunOutcome:
-        logger.warning("retraining run %s failed: %s", run_id, error)
-        if candidate_dir is not None and candidate_dir.exists():
-            shutil.rmtree(candidate_dir, ignore_errors=True)  # an unregistered candidate is of no use
-        try:
-            async with self._session_factory() as session, session.begin():
-                await storage.finish_training_run(
-                    session, run_id=run_id, status=RunStatus.FAILED, error=error
+        logger.warning("retraining run %s failed: %s", run_id, error.splitlines()[0] if error else "")
+
+        async def write(session: AsyncSession) -> None:
+            if version_id is not None:
+                await storage.reject_model_version(
+                    session, version_id=version_id, reason=f"run failed: {error[:200]}"
                 )
-        except Exception:  # the run stays "running"; fail_stale_runs at the next start-up clears it
-            logger.exception("could not mark retraining run %s failed", run_id)
+            await storage.finish_training_run(
+                session, run_id=run_id, status=RunStatus.FAILED, error=error, owner=self.owner
+            )
+
+        recorded = True
+        try:
+            await self._write_with_retries(write)
+        except RunNotOwnedError:
+            pass  # another process already ended it (it was declared abandoned)
+        except Exception:
+            recorded = False
+            logger.exception(
+                "could not mark retraining run %s failed; it is swept as abandoned after %.0f s",
+                run_id,
+                self.settings.run_stale_seconds,
+            )
+        if version_id is None and candidate_dir is not None and candidate_dir.exists():
+            shutil.rmtree(candidate_dir, ignore_errors=True)  # an unregistered candidate is of no use
         summary = texts.FAILED.format(run_id=run_id, error=error[-1500:])
+        if not recorded:
+            summary += "\n" + texts.FAILED_NOT_RECORDED
         await self._announce(run_id, summary, reporter)
         return RunOutcome(run_id=run_id, status=RunStatus.FAILED, summary=summary, error=error)
+
+    async def _lost_run(
+        self, run_id: int, reporter: RunReporter | None, candidate_dir: Path | None, version_id: int | None
+    ) -> RunOutcome:
+        """Another process declared this run abandoned and failed it: stop, promote nothing, clean up."""
+        logger.error("retraining run %s: %s", run_id, texts.LOST_OWNERSHIP)
+        if version_id is not None:
+            try:
+                async with self._session_factory() as session, session.begin():
+                    await storage.reject_model_version(
+                        session, version_id=version_id, reason=texts.LOST_OWNERSHIP
+                    )
+            except Exception:
+                logger.exception("could not mark model version %s rejected", version_id)
+        elif candidate_dir is not None and candidate_dir.exists():
+            shutil.rmtree(candidate_dir, ignore_errors=True)
+        summary = texts.FAILED.format(run_id=run_id, error=texts.LOST_OWNERSHIP)
+        await self._announce(run_id, summary, reporter)
+        return RunOutcome(run_id=run_id, status=RunStatus.FAILED, summary=summary, error=texts.LOST_OWNERSHIP)
+
+    async def _prune_rejected(self) -> None:
+        """Keep the files of the newest `KEEP_REJECTED_VERSIONS` rejected candidates; delete older ones."""
+        model_dir = self.settings.model_dir.resolve()
+        try:
+            async with self._session_factory() as session, session.begin():
+                for version in await storage.prunable_rejected_versions(
+                    session, keep=self.settings.keep_rejected_versions
+                ):
+                    path = Path(version.path).resolve()
+                    if path.is_relative_to(model_dir):  # never delete what an admin imported from elsewhere
+                        await asyncio.to_thread(shutil.rmtree, path, True)
+                    await storage.mark_version_pruned(session, version_id=version.id)
+                    logger.info("deleted the files of rejected model version %s (%s)", version.id, path)
+        except Exception:
+            logger.exception("pruning rejected model versions failed")
 
     async def _announce(self, run_id: int, summary: str, reporter: RunReporter | None) -> None:
         if reporter is not None:
@@ -373,24 +606,17 @@ class RetrainingService:
 
     # --- models -----------------------------------------------------------------------------------
 
-    async def _load_classifier(self, path: str | Path, *, quantize: bool = False) -> Classifier:
-        from classifier import Classifier
-
-        return await asyncio.to_thread(Classifier.load, Path(path), quantize=quantize)
-
-    async def _active_classifier(self, active: Any) -> Classifier | None:
-        """The active model, unquantized: the serving one when it is that version and full precision,
-        else loaded from its directory (the gate compares both models by the same code)."""
-        if active is None:
-            return None
+    def _active_classifier(self, active: Any) -> Classifier:
+        """The active model as the bot serves it: the serving one when it is that version, else loaded the same
+        way from its directory. Blocking."""
         if self._serving is not None and self._serving.is_loaded:
             serving = self._serving.active
-            if serving.version_id == active.id and not getattr(serving.classifier, "quantized", False):
+            if serving.version_id == active.id:
                 return serving.classifier
-        return await self._load_classifier(active.path)
+        return load_serving_classifier(active.path, self.settings)
 
     async def _active_labels(self, active: Any) -> dict[int, str] | None:
-        """Label names of the active model, read from its config (so corrections are written as names)."""
+        """Label names of the active model, read from its config (so human labels are written as names)."""
         if active is None:
             return None
         if (
@@ -430,61 +656,76 @@ class _ProgressReporter:
             await self.report(text, force=event.get("event") == "eval")
 
 
-def _score_models(
-    config: Any,
-    holdout: list[CorrectionExample],
-    candidate: Classifier,
-    active: Classifier | None,
-) -> tuple[ModelScores, ModelScores | None]:
-    """Both models on the trainer's own base evaluation examples and on the held-out corrections. Blocking."""
-    from classifier import evaluate
+# --- scoring ------------------------------------------------------------------------------------------
 
-    base_texts, base_labels, id2label = load_base_evaluation(config)
-    # Evaluate by label *name*, so each model's own ids are used (the gate rejects differing label sets).
-    base_names = [id2label[label] for label in base_labels]
 
-    def scores(model: Classifier) -> ModelScores:
-        base = evaluate(model, base_texts, base_names)
-        holdout_accuracy = None
-        if holdout:
-            holdout_accuracy = evaluate(model, [c.text for c in holdout], [c.label for c in holdout])[
-                "accuracy"
-            ]
-        return ModelScores(
-            base_accuracy=base["accuracy"],
-            holdout_accuracy=holdout_accuracy,
-            base_macro_f1=base["macro_f1"],
-            labels=tuple(model.id2label[i] for i in sorted(model.id2label)),
+def _predictions_file(version_path: str | Path, eval_set: EvalSet, tag: str) -> Path:
+    return Path(version_path) / PREDICTIONS_DIR / f"{eval_set.digest[:16]}-{tag}.json"
+
+
+def _cached_base_predictions(version_path: str | Path, eval_set: EvalSet, tag: str) -> list[str] | None:
+    """A version's stored answers on the evaluation set (label names), when it was scored on it before."""
+    try:
+        stored = json.loads(_predictions_file(version_path, eval_set, tag).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    predictions = stored.get("predictions") if isinstance(stored, dict) else None
+    if not isinstance(predictions, list) or len(predictions) != eval_set.size:
+        return None
+    return [str(label) for label in predictions]
+
+
+def _base_predictions(
+    version_path: str | Path, eval_set: EvalSet, tag: str, classifier: Callable[[], Classifier]
+) -> list[str]:
+    """A version's answers on the evaluation set, computed once and kept in its directory: each version is
+    scored on a given set once, and later gates compare against it (the drift guard's reference) for free."""
+    cached = _cached_base_predictions(version_path, eval_set, tag)
+    if cached is not None:
+        return cached
+    predictions = [verdict.label_name for verdict in classifier().predict(eval_set.texts)]
+    path = _predictions_file(version_path, eval_set, tag)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_suffix(".partial")
+        partial.write_text(
+            json.dumps(
+                {"eval_set": eval_set.identity, "serving": tag, "predictions": predictions},
+                ensure_ascii=False,
+            ),
+            encoding="utf-8",
         )
+        partial.replace(path)
+    except OSError as error:  # a read-only model folder: the gate still works, only without the cache
+        logger.warning("could not store gate predictions in %s: %s", path.parent, error)
+    return predictions
 
-    return scores(candidate), (scores(active) if active is not None else None)
+
+def _correct(predictions: list[str], labels: list[str]) -> list[bool]:
+    return [predicted == label for predicted, label in zip(predictions, labels, strict=True)]
+
+
+def _holdout_counts(holdout: list[HumanExample], id2label: dict[int, str] | None) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for example in holdout:
+        name = (id2label or {}).get(example.label, str(example.label))
+        counts[name] = counts.get(name, 0) + 1
+    return dict(sorted(counts.items()))
+
+
+def _write_metrics(version_dir: Path, metrics: dict[str, Any]) -> None:
+    """metrics.json with the gate's full record added (atomically replaced)."""
+    partial = version_dir / "metrics.json.partial"
+    partial.write_text(json.dumps(_json_safe(metrics), ensure_ascii=False, indent=2), encoding="utf-8")
+    partial.replace(version_dir / "metrics.json")
 
 
 def _read_id2label(path: Path) -> dict[int, str] | None:
-    import json
-
     try:
         config = json.loads((path / "config.json").read_text(encoding="utf-8"))
         return {int(key): str(value) for key, value in config["id2label"].items()}
     except (OSError, ValueError, KeyError):
         return None
-
-
-def _gate_record(
-    decision: GateDecision, candidate: ModelScores, active: ModelScores | None, active_version: Any
-) -> dict[str, Any]:
-    return {
-        "promote": decision.promote,
-        "reason": decision.reason,
-        "candidate": {
-            "base_accuracy": candidate.base_accuracy,
-            "holdout_accuracy": candidate.holdout_accuracy,
-        },
-        "active_version_id": active_version.id if active_version is not None else None,
-        "active": None
-        if active is None
-        else {"base_accuracy": active.base_accuracy, "holdout_accuracy": active.holdout_accuracy},
-    }
 
 
 def _json_safe(value: Any) -> Any:
@@ -493,6 +734,6 @@ def _json_safe(value: Any) -> Any:
         return None
     if isinstance(value, dict):
         return {key: _json_safe(item) for key, item in value.items()}
-    if isinstance(value, list):
+    if isinstance(value, list | tuple):
         return [_json_safe(item) for item in value]
     return value

@@ -4,20 +4,22 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.retraining.gate import ModelScores
-
 RUN_STARTED = "재학습 #{run_id} 시작: 학습 데이터를 준비하고 있어요."
 RUN_ALREADY_RUNNING = "재학습 #{run_id}이(가) 이미 진행 중이에요."
-EXPORTING = "학습 데이터 준비 중 (보정 {corrections}건, 평가용 보류 {holdout}건)"
+EXPORTING = "학습 데이터 준비 중: 사람 라벨 학습용 {train}건, 평가용 보류 {holdout}건; 클래스 구성 {mix}"
 TRAINING_STARTED = "학습 시작 (기반 모델: {base})"
 EVALUATING = "학습 완료, 기존 모델과 비교 평가 중"
 INTERRUPTED = "interrupted by shutdown"
+FAILED_NOT_RECORDED = "(데이터베이스에 실패를 기록하지 못했어요. 실행 기록은 잠시 뒤 자동으로 정리돼요.)"
 
-PROMOTED = "✅ 재학습 #{run_id} 완료: 새 모델 v{new_version}을(를) 적용했어요.\n{table}\n{reason}"
-REJECTED = "⚠️ 재학습 #{run_id}: 새 모델 v{new_version}은(는) 기준을 통과하지 못해 기존 모델을 유지해요.\n{table}\n사유: {reason}"
+PROMOTED = "✅ 재학습 #{run_id} 완료: 새 모델 v{new_version}을(를) 적용했어요.\n{checks}"
+REJECTED = (
+    "⚠️ 재학습 #{run_id}: 새 모델 v{new_version}은(는) 기준을 통과하지 못해 기존 모델을 유지해요.\n{checks}"
+)
+LOST_OWNERSHIP = (
+    "the run was declared abandoned by another process (its heartbeat stopped); it did not promote"
+)
 FAILED = "❌ 재학습 #{run_id} 실패: 기존 모델을 계속 사용해요.\n{error}"
-ROLLED_BACK = "모델을 v{version_id}(으)로 되돌렸어요."
-NO_PREVIOUS_VERSION = "되돌릴 이전 모델이 없어요."
 
 
 def progress_text(event: dict[str, Any]) -> str | None:
@@ -45,23 +47,78 @@ def progress_text(event: dict[str, Any]) -> str | None:
     return None
 
 
+CHECK_NAMES = {
+    "base_vs_active": "기본 평가, 현재 모델 v{other} 대비",
+    "base_vs_reference": "기본 평가, 최고 기록 모델 v{other} 대비 (누적 하락 방지)",
+    "base_above_chance": "기본 평가 (현재 모델 없음)",
+}
+HUMAN_CHECK = "사람 라벨 보류분 '{label}', 현재 모델 v{other} 대비"
+RULES = {
+    "within the tolerance": "허용 범위 안",
+    "the loss exceeds the tolerance, but is not significant (noise)": "허용치보다 떨어졌지만 유의하지 않음 (잡음)",
+    "not significantly worse on this class": "유의하게 나빠지지 않음",
+    "significantly worse on this class": "유의하게 나빠짐",
+}
+
+
+def _rule_text(rule: str) -> str:
+    if rule in RULES:
+        return RULES[rule]
+    if rule.startswith("significantly worse and the loss exceeds"):
+        return "유의하게 나빠졌고 하락 폭이 허용치를 넘음"
+    if rule.startswith("significantly worse, but within"):
+        return "유의하게 나빠졌지만 허용 범위 안"
+    return rule
+
+
+def gate_summary(gate: dict[str, Any]) -> str:
+    """The gate's checks in plain Korean, one line each, with the accuracy change and its interval.
+
+    e.g. `✔ 기본 평가, 현재 모델 v3 대비: 78.1% → 78.4% (+0.3%p, 95% 구간 -0.2~+0.8%p, n=5000) 허용 범위 안`
+    """
+    lines = []
+    eval_set = gate.get("eval_set") or {}
+    if eval_set:
+        lines.append(
+            f"평가 세트 {eval_set.get('hash', '?')} ({eval_set.get('size', '?')}건, {eval_set.get('source', '?')}, "
+            "학습에 쓰지 않은 고정 세트)"
+        )
+    confidence = gate.get("confidence")
+    level = f"{confidence * 100:g}%" if isinstance(confidence, (int, float)) else "95%"
+    for check in gate.get("checks", []):
+        name = check.get("name", "")
+        if name.startswith("human_"):
+            title = HUMAN_CHECK.format(label=name.removeprefix("human_"), other=check.get("other_version"))
+        else:
+            title = CHECK_NAMES.get(name, name).format(other=check.get("other_version"))
+        mark = "✔" if check.get("passed") else "✘"
+        if check.get("n") is None:
+            lines.append(f"{mark} {title}: {_rule_text(check.get('rule', ''))}")
+            continue
+        lines.append(
+            f"{mark} {title}: {_pct(check.get('other_accuracy'))} → {_pct(check.get('candidate_accuracy'))} "
+            f"({_points(check.get('difference'))}, {level} 구간 {_points(check.get('low'), sign=True)}"
+            f"~{_points(check.get('high'), sign=True)}, n={check.get('n')}) {_rule_text(check.get('rule', ''))}"
+        )
+    return "\n".join(lines)
+
+
+def _points(value: float | None, *, sign: bool = True) -> str:
+    if value is None:
+        return "-"
+    text = f"{value * 100:+.1f}" if sign else f"{value * 100:.1f}"
+    return text + "%p"
+
+
 def _pct(value: float | None) -> str:
     return "-" if value is None else f"{value * 100:.1f}%"
 
 
-def scores_table(
-    *, active: ModelScores | None, active_version: int | None, candidate: ModelScores, candidate_version: int
-) -> str:
-    """Old and new metrics side by side (monospace-friendly plain text)."""
-    old_name = f"기존 v{active_version}" if active_version is not None else "기존 없음"
-    rows = [
-        ("", old_name, f"새 v{candidate_version}"),
-        ("기본 평가 정확도", _pct(active.base_accuracy if active else None), _pct(candidate.base_accuracy)),
-        ("기본 평가 macro-F1", _pct(active.base_macro_f1 if active else None), _pct(candidate.base_macro_f1)),
-        (
-            "보류한 보정 정확도",
-            _pct(active.holdout_accuracy if active else None),
-            _pct(candidate.holdout_accuracy),
-        ),
-    ]
-    return "\n".join(f"{name}: {old} → {new}" if name else f"{old} → {new}" for name, old, new in rows)
+def label_mix_text(mix: dict[str, dict[str, Any]]) -> str:
+    """The class mix of the human labels a run trains on: examples (confirmations) and weighted rows."""
+    if not mix:
+        return "사람 라벨 없음"
+    return ", ".join(
+        f"{name} {entry['examples']}건(확인 {entry['confirmations']}) → {entry['rows']}행 {entry['share'] * 100:.0f}%"
+        for name, entry in mix.items()
+    )

@@ -14,12 +14,14 @@ words fit for a user. Keep transactions short: on SQLite every transaction holds
 
 One-at-a-time rules live in the database, not in process memory: a UNIQUE nullable `active_slot` column
 (1 while queued/running or active, NULL otherwise, tied to the status by a CHECK) allows at most one live
-training run and one active model version, across processes.
+training run and one active model version, across processes. A live run names its owner process and beats a
+heartbeat; a run whose heartbeat stopped is stale, and the next request fails it (`start_training_run`).
 
-Training set from corrections (`export_corrections`): per verdict, each user's latest non-voided correction
-counts; the most recent admin correction wins outright; otherwise the majority label wins, a tie going to the
-most recent correction; with `require_agreement=True` a verdict corrected only by non-admins needs at least
-two distinct users agreeing on the winning label.
+Training set from people's labels (`export_human_labels`; corrections and confirmations alike): per verdict,
+each user's latest non-voided label counts; the most recent trusted label (an admin's, or a reviewer's in the
+review queue) wins outright; otherwise the majority label wins, a tie going to the most recent label; with
+`require_agreement=True` a verdict labelled only by untrusted users needs at least two distinct users agreeing
+on the winning label.
 
 Call `upgrade_database(url)` (synchronous; `await asyncio.to_thread(upgrade_database, url)` from async code)
 before first use: it applies the Alembic migrations.
@@ -35,44 +37,81 @@ from bot.storage.database import (
 )
 from bot.storage.errors import InvalidDataError, StorageError
 from bot.storage.feedback import (
-    Correction,
+    HumanLabel,
+    RateLimitedError,
     count_feedback_by_user_since,
     count_unused_feedback,
-    export_corrections,
+    export_human_labels,
     mark_feedback_used,
     record_feedback,
     void_feedback_of_user,
     winning_label,
 )
+from bot.storage.guard import DatabaseFileGuard, DatabaseGoneError
+from bot.storage.inbox import (
+    fail_poison_updates,
+    finish_updates,
+    pending_updates,
+    purge_inbox,
+    start_updates,
+    store_updates,
+)
 from bot.storage.model_versions import (
     activate_model_version,
     get_active_model_version,
     get_model_version,
+    list_activations,
     list_model_versions,
-    previous_model_version,
+    mark_version_pruned,
+    prunable_rejected_versions,
     register_model_version,
     reject_model_version,
+    rollback_candidates,
+    served_versions,
 )
 from bot.storage.models import (
+    ActivationReason,
     Base,
     Feedback,
+    FeedbackSource,
+    InboxStatus,
+    ModelActivation,
     ModelStatus,
     ModelVersion,
+    OutboxMessage,
+    OutboxStatus,
+    ReviewOutcome,
+    ReviewView,
     RunStatus,
     RunTrigger,
+    TelegramUpdate,
     TrainingRun,
     Verdict,
 )
+from bot.storage.outbox import (
+    due_outbox_messages,
+    enqueue_message,
+    get_outbox_message,
+    mark_outbox_failed_attempt,
+    mark_outbox_sent,
+    purge_outbox,
+)
 from bot.storage.retention import purge_old_texts
+from bot.storage.review_queue import ReviewItem, next_review_item, record_review_outcome
 from bot.storage.stats import Stats, get_stats
 from bot.storage.training_runs import (
+    DEFAULT_STALE_AFTER,
+    RunNotOwnedError,
     fail_stale_runs,
     finish_training_run,
     get_live_training_run,
     get_training_run,
+    heartbeat_run,
+    is_stale,
     last_training_run,
     list_training_runs,
     mark_run_running,
+    require_run_owner,
     start_training_run,
     update_run_progress,
 )
@@ -85,16 +124,31 @@ from bot.storage.verdicts import (
 )
 
 __all__ = [
+    "DEFAULT_STALE_AFTER",
+    "ActivationReason",
     "Base",
-    "Correction",
+    "DatabaseFileGuard",
+    "DatabaseGoneError",
     "Feedback",
+    "FeedbackSource",
+    "HumanLabel",
+    "InboxStatus",
     "InvalidDataError",
+    "ModelActivation",
     "ModelStatus",
     "ModelVersion",
+    "OutboxMessage",
+    "OutboxStatus",
+    "RateLimitedError",
+    "ReviewItem",
+    "ReviewOutcome",
+    "ReviewView",
+    "RunNotOwnedError",
     "RunStatus",
     "RunTrigger",
     "Stats",
     "StorageError",
+    "TelegramUpdate",
     "TrainingRun",
     "Verdict",
     "activate_model_version",
@@ -103,32 +157,53 @@ __all__ = [
     "count_unused_feedback",
     "create_engine",
     "downgrade_database",
-    "export_corrections",
+    "due_outbox_messages",
+    "enqueue_message",
+    "export_human_labels",
+    "fail_poison_updates",
     "fail_stale_runs",
     "find_verdict_by_message",
     "finish_training_run",
+    "finish_updates",
     "get_active_model_version",
     "get_live_training_run",
     "get_model_version",
+    "get_outbox_message",
     "get_stats",
     "get_training_run",
     "get_verdict",
+    "heartbeat_run",
+    "is_stale",
     "last_training_run",
     "latest_verdict_for_user",
+    "list_activations",
     "list_model_versions",
     "list_training_runs",
     "make_session_factory",
     "mark_feedback_used",
+    "mark_outbox_failed_attempt",
+    "mark_outbox_sent",
     "mark_run_running",
+    "mark_version_pruned",
+    "next_review_item",
     "parse_database_url",
-    "previous_model_version",
+    "pending_updates",
+    "prunable_rejected_versions",
+    "purge_inbox",
     "purge_old_texts",
+    "purge_outbox",
     "record_feedback",
+    "record_review_outcome",
     "register_model_version",
     "reject_model_version",
+    "require_run_owner",
+    "rollback_candidates",
     "safe_url",
+    "served_versions",
     "set_reply_message_id",
     "start_training_run",
+    "start_updates",
+    "store_updates",
     "update_run_progress",
     "upgrade_database",
     "void_feedback_of_user",

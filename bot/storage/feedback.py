@@ -1,44 +1,86 @@
-"""Feedback: users' corrections of verdicts, and the training set built from them. Functions flush; the caller commits."""
+"""Feedback: people's labels of verdicts (corrections and confirmations) and the training set built from them.
+
+Functions flush; the caller commits."""
 
 from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.storage.errors import InvalidDataError
-from bot.storage.models import Feedback, TrainingRun, Verdict, utcnow
+from bot.storage.errors import InvalidDataError, StorageError
+from bot.storage.models import Feedback, FeedbackSource, TrainingRun, Verdict, utcnow
+
+# The first key of PostgreSQL's two-key advisory locks taken for label rate limiting ("labl").
+LABEL_LOCK_NAMESPACE = 0x6C61626C
 
 
 @dataclass(frozen=True)
-class Correction:
-    """One training example from users' corrections: the verdict's text and the label they settled on."""
+class HumanLabel:
+    """One training example from people: the verdict's text and the label they settled on.
+
+    `predicted` is the bot's verdict: a label equal to it is a confirmation, any other a correction.
+    """
 
     verdict_id: int
     text: str
     label: int
-    feedback_ids: list[int] = field(default_factory=list)  # every live correction of this verdict considered
+    predicted: int | None = None
+    trusted: bool = False  # an admin's or a reviewer's label decided it
+    feedback_ids: list[int] = field(default_factory=list)  # every live label of this verdict considered
+
+    @property
+    def is_confirmation(self) -> bool:
+        return self.label == self.predicted
+
+
+class RateLimitedError(StorageError):
+    """The user reached their hourly label limit; nothing was written."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        super().__init__(f"At most {limit} labels an hour; try again later.")
 
 
 async def record_feedback(
-    session: AsyncSession, *, verdict_id: int, user_id: int, label: int, num_labels: int, is_admin: bool
+    session: AsyncSession,
+    *,
+    verdict_id: int,
+    user_id: int,
+    label: int,
+    num_labels: int,
+    is_admin: bool,
+    trusted: bool | None = None,
+    source: FeedbackSource = FeedbackSource.BUTTON,
+    hourly_limit: int | None = None,
 ) -> tuple[Feedback, bool]:
-    """Record `user_id`'s correction of a verdict; returns (row, changed).
+    """Record `user_id`'s label for a verdict (a correction, or a confirmation when it equals the verdict);
+    returns (row, changed).
 
-    A user has one correction per verdict: a newer one replaces the older in place (changed is False when
-    the label is the same). A changed label is no longer "used" by any run, so it counts towards the next
-    retraining. A correction an admin voided stays voided when its author sends it again.
+    A user has one label per verdict: a newer one replaces the older in place (changed is False when the label is
+    the same). A changed label is no longer "used" by any run, so it counts towards the next retraining. A label
+    an admin voided stays voided when its author sends it again. `trusted` (default: `is_admin`) marks labels that
+    count without a second opinion. With `hourly_limit`, an untrusted user who already gave that many labels in
+    the last hour gets `RateLimitedError`; the check and the write are atomic per user on every backend.
     Raises InvalidDataError (writing nothing) for a label outside [0, num_labels) or a missing verdict.
     """
+    trusted = is_admin if trusted is None else trusted
     if isinstance(label, bool) or not isinstance(label, int) or not 0 <= label < num_labels:
         raise InvalidDataError(f"Unknown label {label!r}: expected an id from 0 to {num_labels - 1}.")
     if await session.get(Verdict, verdict_id) is None:
         raise InvalidDataError(f"Verdict {verdict_id} does not exist, so it cannot be corrected.")
+    if hourly_limit is not None and not trusted:
+        await _lock_labels_of_user(session, user_id=user_id)
+        recent = await count_feedback_by_user_since(
+            session, user_id=user_id, since=utcnow() - timedelta(hours=1)
+        )
+        if recent >= hourly_limit:
+            raise RateLimitedError(hourly_limit)
 
     existing = await _feedback_of(session, verdict_id=verdict_id, user_id=user_id)
     if existing is None:
@@ -48,6 +90,8 @@ async def record_feedback(
             user_id=user_id,
             label=label,
             is_admin=is_admin,
+            trusted=trusted,
+            source=FeedbackSource(source),
             created_at=now,
             updated_at=now,
         )
@@ -60,15 +104,35 @@ async def record_feedback(
             existing = await _feedback_of(session, verdict_id=verdict_id, user_id=user_id)
             if existing is None:
                 raise
-    return await _replace_feedback(session, existing, label=label, is_admin=is_admin)
+    return await _replace_feedback(
+        session, existing, label=label, is_admin=is_admin, trusted=trusted, source=FeedbackSource(source)
+    )
+
+
+async def _lock_labels_of_user(session: AsyncSession, *, user_id: int) -> None:
+    """Serialise one user's label writers until the transaction ends, so count-then-insert is exact.
+
+    SQLite transactions already hold the database's write lock from their first statement (`BEGIN IMMEDIATE`);
+    PostgreSQL gets a transaction-scoped advisory lock keyed by the user id.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        await session.execute(select(func.pg_advisory_xact_lock(LABEL_LOCK_NAMESPACE, user_id % 2**31)))
 
 
 async def _replace_feedback(
-    session: AsyncSession, feedback: Feedback, *, label: int, is_admin: bool
+    session: AsyncSession,
+    feedback: Feedback,
+    *,
+    label: int,
+    is_admin: bool,
+    trusted: bool,
+    source: FeedbackSource,
 ) -> tuple[Feedback, bool]:
     changed = feedback.label != label
     feedback.updated_at = utcnow()
     feedback.is_admin = is_admin
+    feedback.trusted = trusted
+    feedback.source = source
     if changed:
         feedback.label = label
         feedback.used_by_run_id = None
@@ -85,7 +149,7 @@ async def _feedback_of(session: AsyncSession, *, verdict_id: int, user_id: int) 
 
 
 async def count_feedback_by_user_since(session: AsyncSession, *, user_id: int, since: datetime) -> int:
-    """How many corrections `user_id` sent (new or replaced) since `since` (for rate limiting)."""
+    """How many labels `user_id` gave (new or replaced) since `since` (for rate limiting)."""
     count = await session.scalar(
         select(func.count())
         .select_from(Feedback)
@@ -95,7 +159,7 @@ async def count_feedback_by_user_since(session: AsyncSession, *, user_id: int, s
 
 
 async def void_feedback_of_user(session: AsyncSession, *, user_id: int, voided_by: int) -> int:
-    """Void every live correction of `user_id` (an admin's decision); returns how many were voided."""
+    """Void every live label of `user_id` (an admin's decision); returns how many were voided."""
     result = await session.execute(
         update(Feedback)
         .where(Feedback.user_id == user_id, Feedback.voided_at.is_(None))
@@ -106,10 +170,10 @@ async def void_feedback_of_user(session: AsyncSession, *, user_id: int, voided_b
 
 
 async def count_unused_feedback(session: AsyncSession, *, require_agreement: bool | None = None) -> int:
-    """Live (not voided) corrections that no training run has used yet.
+    """Live (not voided) labels that no training run has used yet.
 
-    With `require_agreement` given, only corrections that `export_corrections` would train on count, so a
-    lone non-admin correction that is never exported cannot keep triggering scheduled runs.
+    With `require_agreement` given, only labels that `export_human_labels` would train on count, so a lone
+    non-admin label that is never exported cannot keep triggering scheduled runs.
     """
     query = (
         select(func.count())
@@ -117,8 +181,8 @@ async def count_unused_feedback(session: AsyncSession, *, require_agreement: boo
         .where(Feedback.voided_at.is_(None), Feedback.used_by_run_id.is_(None))
     )
     if require_agreement is not None:
-        exported = await export_corrections(session, require_agreement=require_agreement)
-        feedback_ids = [feedback_id for correction in exported for feedback_id in correction.feedback_ids]
+        exported = await export_human_labels(session, require_agreement=require_agreement)
+        feedback_ids = [feedback_id for example in exported for feedback_id in example.feedback_ids]
         if not feedback_ids:
             return 0
         query = query.where(Feedback.id.in_(feedback_ids))
@@ -139,59 +203,63 @@ async def mark_feedback_used(session: AsyncSession, *, feedback_ids: Sequence[in
     )
 
 
-async def export_corrections(session: AsyncSession, *, require_agreement: bool = True) -> list[Correction]:
-    """The corrections to train on, one per verdict, by this conflict rule:
+async def export_human_labels(session: AsyncSession, *, require_agreement: bool = True) -> list[HumanLabel]:
+    """Every human label ever given that counts (corrections and confirmations, voided ones left out), one per
+    verdict, by this conflict rule:
 
-    - For each verdict, take each user's latest correction that is not voided (one row per user).
-    - If any admin corrected it, the most recent admin correction wins.
-    - Otherwise the majority label among users wins; a tie goes to the most recent correction among the tied labels.
+    - For each verdict, take each user's latest label that is not voided (one row per user).
+    - If any trusted label exists (an admin's, or a reviewer's in the review queue), the most recent one wins.
+    - Otherwise the majority label among users wins; a tie goes to the most recent label among the tied ones.
     - With `require_agreement=True` (the default for retraining, so that a single user cannot teach the model
-      whatever they like), a verdict corrected only by non-admins counts only if at least two distinct users
+      whatever they like), a verdict labelled only by untrusted users counts only if at least two distinct users
       agree on the winning label.
 
-    Verdicts whose text retention purged are left out (there is nothing to train on). Each Correction lists
-    the ids of all live corrections of its verdict, which `mark_feedback_used` then records.
+    Verdicts whose text retention purged are left out (there is nothing to train on). Each HumanLabel lists the
+    ids of all live labels of its verdict, which `mark_feedback_used` then records.
     """
     rows = (
         await session.execute(
-            select(Feedback, Verdict.text)
+            select(Feedback, Verdict.text, Verdict.label)
             .join(Verdict, Feedback.verdict_id == Verdict.id)
             .where(Feedback.voided_at.is_(None), Verdict.text.is_not(None))
             .order_by(Feedback.verdict_id, Feedback.id)
         )
     ).all()
     feedback_by_verdict: dict[int, list[Feedback]] = defaultdict(list)
-    text_by_verdict: dict[int, str] = {}
-    for feedback, text in rows:
+    verdict_of: dict[int, tuple[str, int]] = {}
+    for feedback, text, predicted in rows:
         feedback_by_verdict[feedback.verdict_id].append(feedback)
-        text_by_verdict[feedback.verdict_id] = text
+        verdict_of[feedback.verdict_id] = (text, predicted)
 
-    corrections = []
+    examples = []
     for verdict_id, feedback_rows in feedback_by_verdict.items():
         label = winning_label(feedback_rows, require_agreement=require_agreement)
         if label is not None:
-            corrections.append(
-                Correction(
+            text, predicted = verdict_of[verdict_id]
+            examples.append(
+                HumanLabel(
                     verdict_id=verdict_id,
-                    text=text_by_verdict[verdict_id],
+                    text=text,
                     label=label,
+                    predicted=predicted,
+                    trusted=any(feedback.trusted for feedback in feedback_rows),
                     feedback_ids=[feedback.id for feedback in feedback_rows],
                 )
             )
-    return corrections
+    return examples
 
 
 def winning_label(feedback_rows: Sequence[Feedback], *, require_agreement: bool) -> int | None:
-    """The label one verdict's live corrections (one per user) settle on, or None; see `export_corrections`."""
+    """The label one verdict's live labels (one per user) settle on, or None; see `export_human_labels`."""
     if not feedback_rows:
         return None
 
     def recency(feedback: Feedback) -> tuple[datetime, int]:
         return feedback.updated_at, feedback.id
 
-    admin_rows = [feedback for feedback in feedback_rows if feedback.is_admin]
-    if admin_rows:
-        return max(admin_rows, key=recency).label
+    trusted_rows = [feedback for feedback in feedback_rows if feedback.trusted]
+    if trusted_rows:
+        return max(trusted_rows, key=recency).label
     votes = Counter(feedback.label for feedback in feedback_rows)
     top_count = max(votes.values())
     tied_labels = {label for label, count in votes.items() if count == top_count}

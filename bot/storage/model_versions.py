@@ -9,7 +9,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.storage.errors import InvalidDataError, StorageError
-from bot.storage.models import ACTIVE_SLOT, ModelStatus, ModelVersion, utcnow
+from bot.storage.models import (
+    ACTIVE_SLOT,
+    ActivationReason,
+    ModelActivation,
+    ModelStatus,
+    ModelVersion,
+    utcnow,
+)
 
 
 async def register_model_version(
@@ -43,14 +50,25 @@ async def get_active_model_version(session: AsyncSession) -> ModelVersion | None
     return await session.scalar(select(ModelVersion).where(ModelVersion.active_slot == ACTIVE_SLOT))
 
 
-async def activate_model_version(session: AsyncSession, *, version_id: int) -> ModelVersion:
-    """Make a version the one active version: the previous active one becomes retired; sets activated_at.
+async def activate_model_version(
+    session: AsyncSession,
+    *,
+    version_id: int,
+    reason: ActivationReason = ActivationReason.MANUAL,
+    actor: int | None = None,
+    note: str | None = None,
+) -> ModelVersion:
+    """Make a version the one active version: the previous active one becomes retired; sets activated_at and
+    records the change in the activation history (`model_activations`).
 
     The database allows one active version only, so a concurrent activation fails with StorageError.
+    A version whose files were pruned cannot be activated.
     """
     version = await _require_version(session, version_id)
     if version.status is ModelStatus.ACTIVE:
         return version
+    if version.pruned_at is not None:
+        raise InvalidDataError(f"Model version {version_id}'s files were deleted; it cannot be activated.")
     try:
         previous = await get_active_model_version(session)
         if previous is not None:
@@ -62,21 +80,70 @@ async def activate_model_version(session: AsyncSession, *, version_id: int) -> M
         version.status_reason = None
         version.active_slot = ACTIVE_SLOT
         version.activated_at = utcnow()
+        session.add(
+            ModelActivation(
+                version_id=version.id,
+                previous_version_id=previous.id if previous is not None else None,
+                reason=ActivationReason(reason),
+                actor=actor,
+                note=note,
+            )
+        )
         await session.flush()
     except IntegrityError as error:
         raise StorageError("Another model version was activated at the same time; try again.") from error
     return version
 
 
-async def previous_model_version(session: AsyncSession) -> ModelVersion | None:
-    """The rollback target: the most recently activated version that is now retired (not the active one,
-    not a rejected one)."""
-    return await session.scalar(
+async def rollback_candidates(session: AsyncSession) -> list[ModelVersion]:
+    """Where /rollback may go, best first: versions that served before (most recently active first) and were
+    neither rolled back from nor rejected, with their files still present. The caller tries them in order and
+    skips those that cannot load."""
+    result = await session.scalars(
         select(ModelVersion)
-        .where(ModelVersion.status == ModelStatus.RETIRED, ModelVersion.activated_at.is_not(None))
+        .where(
+            ModelVersion.status == ModelStatus.RETIRED,
+            ModelVersion.activated_at.is_not(None),
+            ModelVersion.pruned_at.is_(None),
+        )
         .order_by(ModelVersion.activated_at.desc(), ModelVersion.id.desc())
-        .limit(1)
     )
+    return list(result)
+
+
+async def served_versions(session: AsyncSession) -> list[ModelVersion]:
+    """Every version that was ever active and is not rejected (the active one included), newest first."""
+    result = await session.scalars(
+        select(ModelVersion)
+        .where(ModelVersion.activated_at.is_not(None), ModelVersion.status != ModelStatus.REJECTED)
+        .order_by(ModelVersion.activated_at.desc(), ModelVersion.id.desc())
+    )
+    return list(result)
+
+
+async def list_activations(session: AsyncSession, *, limit: int = 20) -> list[ModelActivation]:
+    """The activation history, newest first."""
+    result = await session.scalars(select(ModelActivation).order_by(ModelActivation.id.desc()).limit(limit))
+    return list(result)
+
+
+async def prunable_rejected_versions(session: AsyncSession, *, keep: int) -> list[ModelVersion]:
+    """Rejected versions beyond the newest `keep` whose files are still on disk (retention)."""
+    result = await session.scalars(
+        select(ModelVersion)
+        .where(ModelVersion.status == ModelStatus.REJECTED, ModelVersion.pruned_at.is_(None))
+        .order_by(ModelVersion.id.desc())
+        .offset(max(keep, 0))
+    )
+    return list(result)
+
+
+async def mark_version_pruned(session: AsyncSession, *, version_id: int) -> None:
+    version = await _require_version(session, version_id)
+    if version.status is ModelStatus.ACTIVE:
+        raise InvalidDataError(f"Model version {version_id} is active; its files cannot be deleted.")
+    version.pruned_at = utcnow()
+    await session.flush()
 
 
 async def reject_model_version(session: AsyncSession, *, version_id: int, reason: str) -> None:

@@ -79,6 +79,7 @@ async def add_verdict(
         label_name=label_name,
         confidence=float(confidence),
         probabilities={name: float(p) for name, p in probabilities.items()},
+        margin=probability_margin(probabilities),
         model_version_id=model_version_id,
     )
     try:
@@ -91,6 +92,12 @@ async def add_verdict(
             raise
         return existing
     return verdict
+
+
+def probability_margin(probabilities: dict[str, float]) -> float:
+    """The top probability minus the runner-up: small means the model could hardly tell."""
+    ranked = sorted((float(p) for p in probabilities.values()), reverse=True)
+    return ranked[0] - (ranked[1] if len(ranked) > 1 else 0.0)
 
 
 async def _verdict_for_message_id(session: AsyncSession, *, chat_id: int, message_id: int) -> Verdict | None:

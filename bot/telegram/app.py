@@ -14,6 +14,7 @@ from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, Defaul
 from bot.moderation import Moderation
 from bot.settings import Settings
 from bot.telegram import handlers
+from bot.telegram.limits import clip_request
 from bot.telegram.redaction import install_token_redaction
 
 if TYPE_CHECKING:
@@ -25,7 +26,8 @@ FIRST_BACKOFF_SECONDS = 0.5
 
 BOT_COMMANDS = (
     BotCommand("predict", "리뷰의 분류별 확률 보기"),
-    BotCommand("feedback", "판정 정정하기 (wrong 또는 분류 이름)"),
+    BotCommand("feedback", "판정 정정·확인 (wrong, right 또는 분류 이름)"),
+    BotCommand("review", "애매한 판정 검토하기 (검토자)"),
     BotCommand("stats", "통계"),
     BotCommand("model", "사용 중인 모델"),
     BotCommand("help", "도움말"),
@@ -38,6 +40,9 @@ class RetryingRateLimiter(AIORateLimiter):
 
     Bad requests (4xx) are not retried: sending them again cannot help. A timed-out send may have reached
     Telegram, so a retry can rarely duplicate a message; losing the answer would be worse.
+
+    Every request but getUpdates passes through here, so this is also where texts are clipped to Telegram's
+    limits (bot.telegram.limits).
     """
 
     def __init__(self, *, attempts: int, first_backoff_s: float = FIRST_BACKOFF_SECONDS) -> None:
@@ -54,6 +59,7 @@ class RetryingRateLimiter(AIORateLimiter):
         data: dict[str, Any],
         rate_limit_args: int | None,
     ) -> Any:
+        clip_request(endpoint, data)  # every text that goes out fits Telegram's limits
         for attempt in range(1, self._attempts + 1):
             try:
                 return await super().process_request(callback, args, kwargs, endpoint, data, rate_limit_args)
@@ -79,7 +85,8 @@ class RetryingRateLimiter(AIORateLimiter):
 def build_application(
     settings: Settings, *, moderation: Moderation, engine: AsyncEngine | None = None
 ) -> Application:
-    """The bot, ready for `run_polling`/`run_webhook` (or `initialize`/`start` in tests).
+    """The bot, without PTB's Updater: `bot.telegram.runner.BotRunner` fetches updates (long polling or a
+    webhook) into the database inbox and feeds them to `Application.process_update`.
 
     `post_init` publishes the command list; `post_shutdown` stops the micro-batcher and disposes `engine`.
     The retraining service, when there is one, is `moderation.retrainer`.
@@ -105,13 +112,14 @@ def build_application(
         .base_file_url(settings.telegram_base_file_url)
         .defaults(Defaults(do_quote=True))  # every answer is a reply to the message it answers
         .rate_limiter(RetryingRateLimiter(attempts=settings.telegram_send_attempts))
-        .concurrent_updates(True)
+        .updater(None)  # updates come from the inbox (bot.telegram.runner), not from PTB's Updater
+        .concurrent_updates(True)  # the runner bounds concurrency through application.update_processor
         .connect_timeout(timeout)
         .read_timeout(timeout)
         .write_timeout(timeout)
         .pool_timeout(timeout)
         .get_updates_connect_timeout(timeout)
-        .get_updates_read_timeout(timeout)
+        .get_updates_read_timeout(timeout)  # the long-polling timeout is added to it per request
         .get_updates_write_timeout(timeout)
         .get_updates_pool_timeout(timeout)
         .post_init(post_init)

@@ -6,7 +6,7 @@ import asyncio
 from typing import TextIO
 
 from bot import storage
-from bot.moderation import Actor, IncomingText, Moderation, Reply
+from bot.moderation import REVIEW_SKIP, Actor, IncomingText, Moderation, Reply, echo, parse_id, parse_label
 from bot.storage import RunTrigger
 from bot.telegram import texts
 
@@ -34,6 +34,7 @@ class TerminalChat:
         self._moderation = moderation
         self._output = output
         self._next_message_id: int | None = None
+        self._review_verdict_id: int | None = None  # the review item on screen, answered by `/review <label>`
 
     async def _message_id(self) -> int:
         if self._next_message_id is None:
@@ -71,6 +72,8 @@ class TerminalChat:
             return await moderation.model_info()
         if command == "runs":
             return await moderation.runs(actor=TERMINAL_ACTOR)
+        if command == "review":
+            return await self._review(argument)
         if command == "rollback":
             return await moderation.rollback(actor=TERMINAL_ACTOR)
         if command == "void":
@@ -81,6 +84,33 @@ class TerminalChat:
             )
         return Reply(texts.CHAT_UNKNOWN_COMMAND)
 
+    async def _review(self, argument: str) -> Reply:
+        """`/review` shows the next item; `/review <label>` or `/review skip` answers the one on screen."""
+        moderation = self._moderation
+        answer = argument.strip()
+        if answer and self._review_verdict_id is not None:
+            if answer.casefold() in {REVIEW_SKIP, texts.BUTTON_SKIP}:
+                label = None
+            else:
+                label = parse_label(answer, moderation.labels())
+                if label is None:
+                    return Reply(
+                        texts.FEEDBACK_UNKNOWN_LABEL.format(
+                            given=echo(answer), labels=", ".join(moderation.labels().values())
+                        )
+                    )
+            reply = await moderation.answer_review_item(
+                actor=TERMINAL_ACTOR, verdict_id=self._review_verdict_id, label=label
+            )
+        else:
+            reply = await moderation.review(actor=TERMINAL_ACTOR)
+        self._review_verdict_id = next(
+            (parse_id(b.data.split(":")[1]) for b in reply.buttons if b.data.startswith("rv:")), None
+        )
+        if reply.toast and reply.toast != reply.text:
+            return Reply(f"{reply.toast}\n\n{reply.text}", buttons=reply.buttons)
+        return reply
+
     async def _incoming(self, text: str) -> IncomingText:
         return IncomingText(
             chat_id=TERMINAL_CHAT_ID, message_id=await self._message_id(), user_id=TERMINAL_USER_ID, text=text
@@ -90,6 +120,8 @@ class TerminalChat:
         print(reply.text, file=self._output)
         if reply.verdict_id is not None:
             print(texts.CHAT_BUTTONS_HINT, file=self._output)
+        elif any(button.data.startswith("rv:") for button in reply.buttons):  # a review item
+            print("  ".join(f"/review {button.text}" for button in reply.buttons), file=self._output)
         elif reply.buttons:  # a choice of labels
             print("  ".join(f"/feedback {button.text}" for button in reply.buttons), file=self._output)
         self._output.flush()

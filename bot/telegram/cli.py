@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
-from urllib.parse import urlparse
 
 if TYPE_CHECKING:
     from bot.settings import Settings
@@ -58,6 +57,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 class ActiveVersion:
     version_id: int
     path: Path
+    classifier: object = None  # loaded as served and trial-checked by `_prepare_database`
 
 
 def _settings() -> Settings:
@@ -74,22 +74,32 @@ def _no_model_message() -> str:
 
 
 async def _prepare_database(settings: Settings) -> ActiveVersion | None:
-    """Migrations, recovery of runs left by a crashed process, and the active model version."""
-    from bot import storage
+    """Migrations, recovery of abandoned training runs, and the active model version loaded as served.
+
+    A run owned by another live process (`moderator retrain`) is left alone; only runs whose heartbeat stopped
+    are failed. When the active version cannot load, the newest earlier version that can takes over (recorded
+    in the activation history, logged loudly). Raises VersionError when no version can serve.
+    """
+    from datetime import timedelta
+
+    from bot import storage, versions
 
     await asyncio.to_thread(storage.upgrade_database, settings.database_url)
     engine = storage.create_engine(settings.database_url)
     try:
-        async with storage.make_session_factory(engine).begin() as session:
+        session_factory = storage.make_session_factory(engine)
+        async with session_factory.begin() as session:
             failed = await storage.fail_stale_runs(
-                session, reason="the bot restarted while the run was in progress"
+                session, stale_after=timedelta(seconds=settings.run_stale_seconds)
             )
             if failed:
-                logger.warning("marked %d interrupted training run(s) as failed", failed)
-            active = await storage.get_active_model_version(session)
+                logger.warning("marked %d abandoned training run(s) as failed", failed)
+        active = await versions.load_active_or_fall_back(session_factory, settings)
     finally:
         await engine.dispose()
-    return None if active is None else ActiveVersion(active.id, Path(active.path))
+    if active is None:
+        return None
+    return ActiveVersion(active.version.id, Path(active.version.path), active.classifier)
 
 
 def _build_moderation(
@@ -111,6 +121,8 @@ def _build_moderation(
 
 
 def _load_classifier(settings: Settings, active: ActiveVersion):
+    if active.classifier is not None:
+        return active.classifier
     from bot.serving import load_serving_classifier
 
     return load_serving_classifier(active.path, settings)
@@ -125,8 +137,6 @@ def run_command(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_NOT_READY
-    from telegram import Update
-
     from bot.telegram.app import build_application
     from bot.telegram.redaction import install_token_redaction
 
@@ -141,23 +151,14 @@ def run_command(args: argparse.Namespace) -> int:
     from bot.retraining import attach_retraining
 
     attach_retraining(application, settings=settings, moderation=moderation)  # /retrain, schedule, hot swap
-    # run_polling/run_webhook stop cleanly on SIGINT/SIGTERM: in-flight updates finish, then post_shutdown.
-    if settings.webhook_url:
-        logger.info(
-            "starting the bot with a webhook on %s:%d", settings.webhook_listen, settings.webhook_port
-        )
-        application.run_webhook(
-            listen=settings.webhook_listen,
-            port=settings.webhook_port,
-            url_path=urlparse(settings.webhook_url).path.lstrip("/"),
-            webhook_url=settings.webhook_url,
-            secret_token=settings.webhook_secret.get_secret_value() if settings.webhook_secret else None,
-            allowed_updates=Update.ALL_TYPES,
-        )
-    else:
-        logger.info("starting the bot with long polling")
-        application.run_polling(allowed_updates=Update.ALL_TYPES)
-    return 0
+    from bot.telegram.runner import BotRunner
+
+    # Updates are stored in the inbox before they are confirmed, replies go through the outbox; SIGINT/SIGTERM
+    # stop within SHUTDOWN_TIMEOUT_SECONDS. A refused token or a deleted database raises runner.FatalError,
+    # which `moderator` prints as one line (exit 1).
+    runner = BotRunner(application, settings=settings, session_factory=moderation.session_factory)
+    logger.info("starting the bot with %s", "a webhook" if settings.webhook_url else "long polling")
+    return asyncio.run(runner.run())
 
 
 def chat_command(args: argparse.Namespace) -> int:
@@ -189,29 +190,26 @@ async def _chat(settings: Settings, classifier: object, version_id: int) -> int:
 
 
 def model_import_command(args: argparse.Namespace) -> int:
-    from classifier import Classifier, ModelDirError
+    from bot.versions import VersionError
 
     settings = _settings()
     source: Path = args.directory.resolve()
-    try:
-        classifier = Classifier.load(source)
-    except (ModelDirError, OSError, ValueError) as exc:
-        print(f"Cannot import {source}: {exc}", file=sys.stderr)
+    if not (source / "config.json").is_file():
+        print(f"Cannot import {source}: not a model version directory (no config.json)", file=sys.stderr)
         return 1
     model_dir = settings.model_dir.resolve()
-    if source.is_relative_to(model_dir):
-        target = source  # already where model versions live
-    else:
-        stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-        target = model_dir / f"{source.name}-{stamp}"
-        suffix = 1
-        while target.exists():
-            suffix += 1
-            target = model_dir / f"{source.name}-{stamp}-{suffix}"
+    copied = not source.is_relative_to(model_dir)
+    target = source if not copied else _free_target(model_dir, source.name)
+    if copied:
         model_dir.mkdir(parents=True, exist_ok=True)
         shutil.copytree(source, target)
-    metrics = classifier.metrics or {}
-    version_id, activated = asyncio.run(_register(settings, target, metrics, activate=args.activate))
+    try:
+        version_id, activated = asyncio.run(_register(settings, target, activate=args.activate))
+    except VersionError as exc:
+        if copied:
+            shutil.rmtree(target, ignore_errors=True)
+        print(f"Cannot import {source}: {exc}", file=sys.stderr)
+        return 1
     print(f"imported {source} as model version #{version_id} at {target}")
     print(
         "it is now the active model"
@@ -221,23 +219,29 @@ def model_import_command(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _register(settings: Settings, path: Path, metrics: dict, *, activate: bool) -> tuple[int, bool]:
-    from bot import storage
+def _free_target(model_dir: Path, name: str) -> Path:
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    target = model_dir / f"{name}-{stamp}"
+    suffix = 1
+    while target.exists():
+        suffix += 1
+        target = model_dir / f"{name}-{stamp}-{suffix}"
+    return target
+
+
+async def _register(settings: Settings, path: Path, *, activate: bool) -> tuple[int, bool]:
+    """Validate (load as served + trial prediction), register and maybe activate; VersionError if it cannot serve."""
+    from bot import storage, versions
 
     await asyncio.to_thread(storage.upgrade_database, settings.database_url)
     engine = storage.create_engine(settings.database_url)
     try:
-        async with storage.make_session_factory(engine).begin() as session:
-            version = await storage.register_model_version(
-                session,
-                path=str(path),
-                base_checkpoint=str(metrics.get("base_checkpoint") or "") or None,
-                metrics=metrics,
-            )
-            activate = activate or await storage.get_active_model_version(session) is None
-            if activate:
-                await storage.activate_model_version(session, version_id=version.id)
-            return version.id, activate
+        return await versions.register(
+            storage.make_session_factory(engine),
+            settings,
+            path=path,
+            activate_it=activate,
+        )
     finally:
         await engine.dispose()
 
@@ -283,30 +287,31 @@ async def _list(settings: Settings, *, limit: int) -> list[tuple[object, ...]]:
 
 
 def model_activate_command(args: argparse.Namespace) -> int:
-    from bot import storage
+    from bot import storage, versions
+    from bot.storage import ActivationReason
 
     settings = _settings()
 
-    async def activate() -> str | None:
+    async def activate() -> versions.Activated:
         await asyncio.to_thread(storage.upgrade_database, settings.database_url)
         engine = storage.create_engine(settings.database_url)
         try:
-            async with storage.make_session_factory(engine).begin() as session:
-                version = await storage.get_model_version(session, version_id=args.version_id)
-                if version is None:
-                    return None
-                await storage.activate_model_version(session, version_id=version.id)
-                return version.path
+            return await versions.activate(
+                storage.make_session_factory(engine),
+                settings,
+                version_id=args.version_id,
+                reason=ActivationReason.MANUAL,
+            )
         finally:
             await engine.dispose()
 
     try:
-        path = asyncio.run(activate())
-    except storage.StorageError as exc:
+        activated = asyncio.run(activate())
+    except (versions.VersionError, storage.StorageError) as exc:
         print(f"Cannot activate model version #{args.version_id}: {exc}", file=sys.stderr)
         return 1
-    if path is None:
-        print(f"There is no model version #{args.version_id}; see: moderator model list", file=sys.stderr)
-        return 1
-    print(f"model version #{args.version_id} ({path}) is now active; a running bot serves it after a restart")
+    print(
+        f"model version #{args.version_id} ({activated.version.path}) is now active; "
+        "a running bot switches to it within a minute"
+    )
     return 0

@@ -6,6 +6,7 @@ import logging
 import re
 import time
 
+from sqlalchemy.exc import SQLAlchemyError
 from telegram import (
     Bot,
     InlineKeyboardButton,
@@ -25,8 +26,10 @@ from telegram.ext import (
 )
 
 from bot.moderation import Actor, IncomingText, Moderation, Reply, parse_id
-from bot.storage import RunTrigger
+from bot.storage import RunTrigger, StorageError
 from bot.telegram import texts
+from bot.telegram.delivery import current_outbox
+from bot.telegram.limits import MESSAGE_TEXT_LIMIT, clip
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +43,7 @@ def register(application: Application) -> None:
         ("start", "help"): help_command,
         ("predict",): predict_command,
         ("feedback",): feedback_command,
+        ("review",): review_command,
         ("stats",): stats_command,
         ("model",): model_command,
         ("retrain",): retrain_command,
@@ -77,12 +81,26 @@ def _keyboard(reply: Reply) -> InlineKeyboardMarkup | None:
     return InlineKeyboardMarkup([[InlineKeyboardButton(b.text, callback_data=b.data) for b in reply.buttons]])
 
 
-async def _answer(message: Message, moderation: Moderation, reply: Reply) -> Message:
-    """Reply to `message`; then remember which message announced the verdict. Every answer goes out here."""
-    sent = await message.reply_text(reply.text, reply_markup=_keyboard(reply))
-    if reply.verdict_id is not None:
-        await moderation.remember_reply(verdict_id=reply.verdict_id, reply_message_id=sent.message_id)
-    return sent
+async def _answer(message: Message, moderation: Moderation, reply: Reply) -> Message | None:
+    """Reply to `message`; every answer goes out here.
+
+    Under the runner the reply goes through the outbox (bot.telegram.delivery): stored, sent, then marked sent
+    together with the verdict's reply message id. A reply that cannot be sent now stays in the outbox and is
+    sent later (None is returned); a reply already sent when an update is processed again is not sent twice.
+    """
+    outbox = current_outbox()
+    if outbox is None:  # outside the runner (no inbox, no outbox): send directly
+        sent = await message.reply_text(clip(reply.text, MESSAGE_TEXT_LIMIT), reply_markup=_keyboard(reply))
+        if reply.verdict_id is not None:
+            await moderation.remember_reply(verdict_id=reply.verdict_id, reply_message_id=sent.message_id)
+        return sent
+    return await outbox.send(
+        chat_id=message.chat.id,
+        text=reply.text,
+        reply_to_message_id=message.message_id,
+        reply_markup=_keyboard(reply),
+        verdict_id=reply.verdict_id,
+    )
 
 
 def _command_argument(message: Message) -> str:
@@ -147,6 +165,10 @@ async def predict_command(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
     replied = message.reply_to_message
     if argument:
         target, text = message, argument
+    elif replied is not None and replied.from_user is not None and replied.from_user.id == context.bot.id:
+        # The bot's own words are not a review: a verdict on them would poison the review queue and training.
+        await _answer(message, moderation, Reply(texts.PREDICT_BOT_MESSAGE))
+        return
     elif replied is not None and (replied.text or replied.caption):
         target, text = replied, replied.text or replied.caption or ""
     else:
@@ -203,9 +225,20 @@ async def button_pressed(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
     reply = await moderation.button(
         actor=_actor(update, moderation), chat_id=query.message.chat.id, data=query.data
     )
-    await query.answer(reply.text[:CALLBACK_ANSWER_LIMIT])
+    await query.answer((reply.toast or reply.text)[:CALLBACK_ANSWER_LIMIT])
     if reply.buttons:  # more than two labels: ask which one is right
-        await context.bot.send_message(query.message.chat.id, reply.text, reply_markup=_keyboard(reply))
+        outbox = current_outbox()
+        if outbox is None:
+            await context.bot.send_message(query.message.chat.id, reply.text, reply_markup=_keyboard(reply))
+        else:
+            await outbox.send(chat_id=query.message.chat.id, text=reply.text, reply_markup=_keyboard(reply))
+
+
+async def review_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    message = update.message
+    if message is not None:
+        moderation = _moderation(context)
+        await _answer(message, moderation, await moderation.review(actor=_actor(update, moderation)))
 
 
 async def stats_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -250,7 +283,7 @@ async def retrain_command(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
         actor=_actor(update, moderation), trigger=RunTrigger.ADMIN, reporter=reporter
     )
     sent = await _answer(message, moderation, reply)
-    if reply.run_id is not None:
+    if reply.run_id is not None and sent is not None:
         reporter.attach(sent.message_id)
 
 
@@ -262,6 +295,7 @@ class TelegramRunReporter:
 
     def __init__(self, bot: Bot, *, chat_id: int) -> None:
         self._bot = bot
+        self._outbox = current_outbox()  # the result is kept in the outbox until it is sent
         self._chat_id = chat_id
         self._message_id: int | None = None
         self._last_edit = 0.0
@@ -288,25 +322,31 @@ class TelegramRunReporter:
             logger.warning("could not show progress of run %s: %s", run_id, exc)
 
     async def finished(self, run_id: int, text: str) -> None:
+        body = texts.RETRAIN_PROGRESS.format(run_id=run_id, text=text)
         try:
-            await self._bot.send_message(
-                self._chat_id,
-                texts.RETRAIN_PROGRESS.format(run_id=run_id, text=text),
-                reply_to_message_id=self._message_id,
-            )
-        except TelegramError as exc:
-            logger.warning("could not report the end of run %s: %s", run_id, exc)
+            if self._outbox is not None:  # not tied to the /retrain update: it is sent whenever it can be
+                await self._outbox.send(
+                    chat_id=self._chat_id, text=body, reply_to_message_id=self._message_id, scoped=False
+                )
+            else:
+                await self._bot.send_message(self._chat_id, body, reply_to_message_id=self._message_id)
+        except (TelegramError, StorageError, SQLAlchemyError, OSError) as exc:
+            logger.warning("could not report the end of run %s: %s", run_id, type(exc).__name__)
 
 
 async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """Log (the token is redacted by the logging filter) and keep running; apologise where possible."""
+    """Log (the token is redacted by the logging filter) and keep running; apologise where possible, and never
+    leave a button's callback unanswered (the user's client would show a spinner)."""
     update_id = update.update_id if isinstance(update, Update) else None
     logger.error("update %s failed: %s", update_id, type(context.error).__name__, exc_info=context.error)
-    if (
-        isinstance(update, Update)
-        and update.effective_chat
-        and update.effective_chat.type == ChatType.PRIVATE
-    ):
+    if not isinstance(update, Update):
+        return
+    if update.callback_query is not None:
+        try:
+            await update.callback_query.answer(texts.INTERNAL_ERROR[:CALLBACK_ANSWER_LIMIT])
+        except TelegramError:
+            pass  # already answered, or Telegram is unreachable; the error is already logged
+    elif update.effective_chat and update.effective_chat.type == ChatType.PRIVATE:
         try:
             await context.bot.send_message(update.effective_chat.id, texts.INTERNAL_ERROR)
         except TelegramError:

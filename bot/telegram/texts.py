@@ -4,16 +4,19 @@ from __future__ import annotations
 
 BUTTON_RIGHT = "맞아요"
 BUTTON_WRONG = "틀렸어요"
+BUTTON_SKIP = "건너뛰기"
 
 HELP = (
     "안녕하세요! 한국어 리뷰를 보내 주시면 긍정/부정을 판정해 드려요.\n\n"
     "• 리뷰를 그냥 보내면 판정과 확률을 답장해요. 그룹에서는 저를 멘션하거나 제 메시지에 답장해 주세요.\n"
     "• /predict 텍스트 — 모든 분류의 확률을 보여줘요 (메시지에 답장하며 /predict 해도 돼요).\n"
     "• 판정이 틀렸다면 '틀렸어요' 버튼을 누르거나 판정에 답장하며 /feedback wrong 을 보내 주세요. "
-    "분류가 셋 이상이면 /feedback <분류 이름> 으로 정답을 알려 주세요.\n"
+    "맞았다면 '맞아요' 버튼이나 /feedback right 로 알려 주세요. "
+    "/feedback <분류 이름> 으로 정답을 직접 알려 줘도 돼요.\n"
     "• /stats — 통계, /model — 사용 중인 모델\n"
+    "검토자: /review — 판정이 애매한 리뷰를 하나씩 보여 드려요.\n"
     "관리자: /retrain, /runs, /rollback, /void 사용자ID\n\n"
-    "여러분의 정정은 모아 두었다가 다음 재학습에 쓰여요."
+    "여러분이 알려 주신 정답(정정과 확인 모두)은 모아 두었다가 다음 재학습에 쓰여요."
 )
 
 VERDICT = "{label} 리뷰 ({confidence:.1f}%)"
@@ -25,6 +28,7 @@ EMPTY_TEXT = "분류할 글자가 없어요. 리뷰 내용을 텍스트로 보�
 TEXT_TOO_LONG = "리뷰가 너무 길어요 ({length}자). {limit}자 이하로 보내 주세요."
 NON_TEXT = "텍스트 리뷰만 판정할 수 있어요. 사진에는 설명(캡션)을 붙여 주세요."
 PREDICT_USAGE = "사용법: /predict 리뷰 내용 — 또는 판정할 메시지에 답장하며 /predict 를 보내 주세요."
+PREDICT_BOT_MESSAGE = "제가 보낸 메시지는 판정하지 않아요. 리뷰 원문에 답장하며 /predict 를 보내 주세요."
 NO_MODEL = "아직 사용할 수 있는 모델이 없어요. 관리자가 모델을 준비하는 중이에요."
 STORAGE_ERROR = "죄송해요, 기록을 저장하는 중에 문제가 생겼어요. 잠시 후 다시 시도해 주세요."
 INVALID_DATA = "죄송해요, 이 메시지는 저장할 수 없어요: {detail}"
@@ -32,21 +36,25 @@ INTERNAL_ERROR = "죄송해요, 처리 중에 문제가 생겼어요. 잠시 후
 
 FEEDBACK_NO_VERDICT = "정정할 판정을 찾지 못했어요. 제 판정 메시지에 답장하며 /feedback wrong 을 보내 주세요."
 FEEDBACK_RECORDED = "고마워요! 이 리뷰를 '{label}'(으)로 기록했어요. 다음 재학습에 반영돼요."
+FEEDBACK_CONFIRMED = "고마워요! '{label}' 판정이 맞다고 기록했어요. 다음 재학습에 반영돼요."
 FEEDBACK_ALREADY = "이미 '{label}'(으)로 기록되어 있어요."
 FEEDBACK_SAME_AS_VERDICT = "'{label}'은(는) 제 판정과 같아요. 정답이 다른 분류라면 그 이름을 알려 주세요."
 FEEDBACK_CHOOSE = "어떤 분류가 맞나요?"
 FEEDBACK_UNKNOWN_LABEL = "'{given}'은(는) 모르는 분류예요. 가능한 분류: {labels}"
-FEEDBACK_USAGE = "사용법: /feedback wrong (판정이 틀렸을 때) 또는 /feedback <분류 이름>"
+FEEDBACK_USAGE = (
+    "사용법: /feedback wrong (판정이 틀렸을 때), /feedback right (맞았을 때) 또는 /feedback <분류 이름>"
+)
 FEEDBACK_RATE_LIMITED = (
     "정정을 너무 많이 보내셨어요. 한 시간에 {limit}개까지 받을 수 있어요. 잠시 후 다시 시도해 주세요."
 )
-FEEDBACK_THANKS = "확인해 주셔서 고마워요!"
 FEEDBACK_NOT_YOURS = "이 버튼은 이 채팅의 판정에만 쓸 수 있어요."
 
 STATS = (
     "📊 통계\n"
     "• 판정: {verdicts}건\n"
     "• 정정: {corrections}건 (정정된 판정 {corrected_verdicts}건, {corrected_share:.1f}%)\n"
+    "• 확인(맞아요): {confirmations}건\n"
+    "• 검토 대기열 라벨: {review_labels}건\n"
     "{by_label}"
     "• 모델: {model}"
 )
@@ -55,6 +63,9 @@ STATS_BY_LABEL_LINE = "• {label}: {count}건\n"
 MODEL_NONE = "활성 모델이 없어요."
 MODEL_INFO = "#{id} ({status}), 정확도 {accuracy}, macro-F1 {macro_f1}, 만든 때 {created}"
 MODEL_INFO_HEADER = "사용 중인 모델: "
+MODEL_SERVING_OTHER = (
+    "⚠️ 지금 답하는 모델은 #{served}이고, 데이터베이스의 활성 모델은 #{active}이에요. 곧 맞춰져요."
+)
 METRIC_UNKNOWN = "알 수 없음"
 
 ADMIN_ONLY = "관리자만 쓸 수 있는 명령이에요."
@@ -68,8 +79,16 @@ RUNS_HEADER = "최근 재학습:"
 RUN_LINE = "#{id} {status} ({trigger}) {created}{details}"
 
 ROLLBACK_NONE = "되돌릴 이전 모델이 없어요."
-ROLLBACK_FAILED = "이전 모델 #{id}을(를) 불러오지 못했어요: {detail}"
 ROLLBACK_DONE = "모델을 #{old}에서 #{new}(으)로 되돌렸어요."
+ROLLBACK_SKIPPED = "불러올 수 없어 건너뛴 버전: {skipped}"
+
+REVIEW_ONLY = "검토자와 관리자만 쓸 수 있는 명령이에요."
+REVIEW_EMPTY = "검토할 리뷰가 더 없어요. 고마워요!"
+REVIEW_SKIPPED = "건너뛰었어요."
+REVIEW_ITEM = (
+    "🔎 검토 (남은 {remaining}건)\n\n{text}\n\n"
+    "모델 판정: {verdict} ({probabilities})\n맞는 분류를 눌러 주세요."
+)
 
 VOID_USAGE = "사용법: /void 사용자ID"
 VOID_DONE = "사용자 {user_id}의 정정 {count}건을 무효로 했어요."

@@ -57,6 +57,8 @@ def make_settings(
         "batch_window_ms": 5.0,
         "max_batch_size": 32,
         "retrain_cron": None,
+        "outbox_flush_interval_seconds": 0.5,
+        "telegram_auth_retry_seconds": 3.0,
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)
@@ -70,6 +72,7 @@ class RunningBot:
     session_factory: Any
     settings: Settings
     version_id: int
+    runner: Any = None  # bot.telegram.runner.BotRunner
 
     def session(self) -> Any:
         return self.session_factory.begin()
@@ -91,17 +94,19 @@ async def start_bot(
     bot_model_dir: Path,
     caplog: pytest.LogCaptureFixture,
 ) -> AsyncIterator[Callable[..., Awaitable[RunningBot]]]:
-    """Starts the real Application (long polling against the stand-in); stops it at the end of the test and
-    checks that the token never reached the logs."""
-    from telegram import Update
-
+    """Starts the real Application through the real runner (inbox, outbox, long polling against the stand-in,
+    or a webhook with `webhook=True`); stops it at the end of the test and checks that the token never reached
+    the logs."""
     from bot.telegram.app import build_application
+    from bot.telegram.runner import BotRunner
 
     caplog.set_level(logging.DEBUG)
     logging.getLogger("httpx").setLevel(logging.INFO)  # its request lines carry the token: prove redaction
     started: list[Any] = []
 
-    async def start(*, retrainer: Retrainer | None = None, **overrides: Any) -> RunningBot:
+    async def start(
+        *, retrainer: Retrainer | None = None, webhook: bool = False, **overrides: Any
+    ) -> RunningBot:
         settings = make_settings(database_url=database_url, base_url=api.base_url, **overrides)
         engine = storage.create_engine(database_url)
         session_factory = storage.make_session_factory(engine)
@@ -124,21 +129,16 @@ async def start_bot(
             retrainer=retrainer,
         )
         application = build_application(settings, moderation=moderation, engine=engine)
-        await application.initialize()
-        await application.post_init(application)
-        await application.updater.start_polling(
-            poll_interval=0.0, timeout=1, allowed_updates=Update.ALL_TYPES
+        runner = BotRunner(
+            application, settings=settings, session_factory=session_factory, poll_timeout=1, webhook=webhook
         )
-        await application.start()
-        started.append(application)
-        return RunningBot(api, application, moderation, session_factory, settings, version.id)
+        await runner.start()
+        started.append(runner)
+        return RunningBot(api, application, moderation, session_factory, settings, version.id, runner)
 
     yield start
-    for application in started:
-        await application.updater.stop()
-        await application.stop()
-        await application.post_shutdown(application)
-        await application.shutdown()
+    for runner in started:
+        await runner.stop()
     assert TOKEN not in caplog.text
     for record in caplog.records:
         assert TOKEN not in record.getMessage()

@@ -1,6 +1,7 @@
 """A Bot API stand-in on 127.0.0.1 (tornado): queues updates for getUpdates, records every request,
-answers sendMessage & co. like Telegram, and injects faults (429 with retry_after, 500, a hanging response).
-Used by the tests and by bench/bench_bot.py.
+answers sendMessage & co. like Telegram, and injects faults (429 with retry_after, 500, a hanging response, a
+refused token or a conflict on chosen methods). It records which updates were confirmed (the getUpdates
+offset) and when. Used by the tests and by bench/bench_bot.py, bench/bench_fuzz.py.
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ class FakeBotApi:
     hang_s: float = 30.0
     requests: list[RecordedRequest] = field(default_factory=list)
     delivered_at: dict[int, float] = field(default_factory=dict)  # update_id -> first getUpdates delivery
+    confirmed_at: dict[int, float] = field(default_factory=dict)  # update_id -> confirmed by an offset
     port: int = 0
 
     def __post_init__(self) -> None:
@@ -67,6 +69,12 @@ class FakeBotApi:
         self._server: tornado.httpserver.HTTPServer | None = None
         self.chat_types: dict[int, str] = {}
         self.update_of_message: dict[tuple[int, int], int] = {}  # (chat, message) -> update_id
+        self.refusals: dict[
+            str, int
+        ] = {}  # method ("*": every method) -> HTTP status answered, until cleared
+        self.webhook: dict[str, Any] | None = None  # the last setWebhook parameters
+        self.on_confirm: Callable[[int], None] | None = None  # called with each update id as it is confirmed
+        self.wrong_token_calls: list[tuple[str, float]] = []  # (method, when) of calls with another token
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -93,6 +101,23 @@ class FakeBotApi:
     def inject(self, method: str, *faults: Fault) -> None:
         """The next calls of `method` fail with these faults, in order."""
         self._faults[method].extend(faults)
+
+    def refuse(self, method: str, status: int | None) -> None:
+        """Answer every call of `method` ("*": of every method) with this HTTP error (401 or 404: a refused
+        token, 409: a conflict with another poller), until called again with None."""
+        if status is None:
+            self.refusals.pop(method, None)
+        else:
+            self.refusals[method] = status
+
+    @property
+    def confirmed_offset(self) -> int:
+        """Updates below this id are confirmed (Telegram forgets them)."""
+        return max(self.confirmed_at, default=0) + 1 if self.confirmed_at else 0
+
+    def duplicates(self, messages: list[dict[str, Any]]) -> int:
+        """How many of these messages got more than one reply."""
+        return sum(1 for message in messages if len(self.replies_to(message)) > 1)
 
     def push(self, update: dict[str, Any]) -> dict[str, Any]:
         update = {"update_id": next(self._update_ids), **update}
@@ -195,6 +220,18 @@ class FakeBotApi:
     async def handle(self, method: str, params: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         record = RecordedRequest(method, params, time.monotonic())
         self.requests.append(record)
+        refusal = self.refusals.get(method) or self.refusals.get("*")
+        if refusal is not None:
+            descriptions = {
+                401: "Unauthorized",
+                404: "Not Found",
+                409: "Conflict: terminated by other getUpdates",
+            }
+            return refusal, {
+                "ok": False,
+                "error_code": refusal,
+                "description": descriptions.get(refusal, "Error"),
+            }
         faults = self._faults.get(method)
         if faults:
             record.fault = faults.popleft()
@@ -229,6 +266,11 @@ class FakeBotApi:
         return BOT_USER
 
     async def _api_deleteWebhook(self, params: dict[str, Any]) -> Any:
+        self.webhook = None
+        return True
+
+    async def _api_setWebhook(self, params: dict[str, Any]) -> Any:
+        self.webhook = params
         return True
 
     async def _api_setMyCommands(self, params: dict[str, Any]) -> Any:
@@ -240,8 +282,12 @@ class FakeBotApi:
     async def _api_getUpdates(self, params: dict[str, Any]) -> Any:
         offset = int(params.get("offset") or 0)
         limit = int(params.get("limit") or 100)
+        now = time.monotonic()
         while self._updates and self._updates[0]["update_id"] < offset:
-            self._updates.popleft()  # confirmed by the offset
+            confirmed = self._updates.popleft()  # confirmed by the offset
+            self.confirmed_at.setdefault(confirmed["update_id"], now)
+            if self.on_confirm is not None:
+                self.on_confirm(confirmed["update_id"])
         if not self._updates:
             wait_s = min(float(params.get("timeout") or 0), LONG_POLL_CAP_S)
             assert self._changed is not None
@@ -252,6 +298,8 @@ class FakeBotApi:
                 pass
         batch = list(itertools.islice(self._updates, limit))
         now = time.monotonic()
+        if self.refusals.get("getUpdates") or self.refusals.get("*"):
+            return []  # refused while waiting
         for update in batch:
             self.delivered_at.setdefault(update["update_id"], now)
         return batch
@@ -294,6 +342,7 @@ class _Handler(tornado.web.RequestHandler):
 
     async def post(self, token: str, method: str) -> None:
         if token != self.api.token:
+            self.api.wrong_token_calls.append((method, time.monotonic()))
             self.set_status(404)
             self.finish({"ok": False, "error_code": 404, "description": "Not Found"})
             return

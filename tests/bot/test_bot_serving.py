@@ -93,3 +93,22 @@ async def test_a_bad_text_fails_alone_and_empty_or_unloaded_is_refused(bot_class
     with pytest.raises(NoActiveModelError):
         await empty.classify("모델이 없어요")
     await empty.aclose()
+
+
+async def test_an_invisible_text_is_refused_at_the_edge_and_never_fails_its_batchmates(bot_classifier, caplog):
+    """Zero-width characters only: the batcher applies the classifier's own emptiness rule before batching, so the
+    batch it would have joined is predicted in one go, not retried text by text."""
+    counting = CountingClassifier(bot_classifier)
+    batcher = MicroBatcher(ServingModel(counting, 3), window_ms=30, max_batch=64)
+    invisible = "\u200b\u200c\u200d\ufeff\u2060"
+    try:
+        results = await asyncio.gather(
+            *(batcher.classify(text) for text in [*REVIEWS[:8], invisible, *REVIEWS[8:16]]),
+            return_exceptions=True,
+        )
+    finally:
+        await batcher.aclose()
+    assert isinstance(results[8], EmptyTextError)
+    assert all(not isinstance(result, BaseException) for index, result in enumerate(results) if index != 8)
+    assert sum(counting.batches) == 16 and 1 not in counting.batches  # no one-by-one retries
+    assert "failed; retrying texts one by one" not in caplog.text

@@ -12,7 +12,7 @@ from fake_telegram import Fault
 from sqlalchemy import func, select, text
 
 from bot import storage
-from bot.storage import Feedback, RunStatus, RunTrigger, TrainingRun, Verdict
+from bot.storage import Feedback, OutboxMessage, OutboxStatus, RunStatus, RunTrigger, TrainingRun, Verdict
 from bot.telegram import texts
 
 VERDICT_RE = re.compile(r"^(부정|긍정) 리뷰 \(\d{1,3}\.\d%\)")
@@ -76,8 +76,9 @@ async def test_buttons_and_feedback_command_record_the_other_label_once(start_bo
     other_name = bot.moderation.serving.active.classifier.id2label[other]
 
     bot.api.push_callback(data=f"ok:{verdict.id}", message=reply)
-    assert (await callback_answers(bot, 1))[-1] == texts.FEEDBACK_THANKS
-    assert await count(bot, Feedback) == 0  # 맞아요 only thanks
+    verdict_name = bot.moderation.serving.active.classifier.id2label[verdict.label]
+    assert (await callback_answers(bot, 1))[-1] == texts.FEEDBACK_CONFIRMED.format(label=verdict_name)
+    assert await count(bot, Feedback) == 1  # 맞아요 is a confirmation; 틀렸어요 next replaces it
 
     bot.api.push_callback(data=f"wrong:{verdict.id}", message=reply)
     assert (await callback_answers(bot, 2))[-1] == texts.FEEDBACK_RECORDED.format(label=other_name)
@@ -301,16 +302,26 @@ async def test_send_faults_are_retried_and_the_bot_recovers(start_bot, faults):
     await bot.api.wait_for_reply(after)
 
 
-async def test_a_verdict_survives_a_send_that_keeps_failing(start_bot):
+async def test_a_verdict_survives_a_send_that_keeps_failing_and_its_reply_is_sent_later_once(start_bot):
     bot = await start_bot(telegram_send_attempts=2)
-    # the verdict reply fails twice (all attempts); the apology also fails once, then gets through
-    bot.api.inject("sendMessage", Fault.SERVER_ERROR, Fault.SERVER_ERROR, Fault.SERVER_ERROR)
+    # Every attempt of the first send fails: the reply stays in the outbox and the flusher sends it later.
+    bot.api.inject("sendMessage", Fault.SERVER_ERROR, Fault.SERVER_ERROR)
     message = bot.api.push_message("저장은 되어야 하는 리뷰")
-    await bot.api.wait_until(lambda: bool(bot.api.sent()), timeout=30)
-    assert bot.api.sent()[0]["text"] == texts.INTERNAL_ERROR
-    stored = await verdict_for(bot, message)
-    assert stored is not None and stored.reply_message_id is None
+    reply = await bot.api.wait_for_reply(message, timeout=30)
+
+    assert VERDICT_RE.match(reply["text"])
+    assert [b["text"] for b in reply["reply_markup"]["inline_keyboard"][0]] == [
+        texts.BUTTON_RIGHT,
+        texts.BUTTON_WRONG,
+    ]
+    faults = [r.fault for r in bot.api.calls("sendMessage", ok_only=False)]
+    assert faults == [Fault.SERVER_ERROR, Fault.SERVER_ERROR, None]
+    assert await stored_reply_id(bot, message) == reply["message_id"]
+    async with bot.session() as session:
+        (row,) = (await session.scalars(select(OutboxMessage))).all()
+    assert (row.status, row.attempts, row.sent_message_id) == (OutboxStatus.SENT, 2, reply["message_id"])
     await bot.api.wait_for_reply(bot.api.push_message("그 다음 리뷰"))
+    assert len(bot.api.replies_to(message)) == 1
 
 
 async def test_a_database_hiccup_gets_an_apology_and_the_bot_recovers(start_bot):

@@ -1,4 +1,5 @@
-"""Dynamic int8 quantization and `evaluate`, on the suite's trained tiny model and held-out NSMC reviews."""
+"""Torch dynamic int8 (the old fast path, kept for the benchmarks) and `evaluate`, on the suite's trained tiny
+model and held-out NSMC reviews. The serving fast path is tested in test_fastpath.py."""
 
 from __future__ import annotations
 
@@ -24,8 +25,9 @@ def test_quantized_model_is_int8_and_agrees_with_fp32(
     scratch_model_dir: Path, scratch_classifier: Classifier, held_out_reviews
 ) -> None:
     texts, _ = held_out_reviews
-    quantized = Classifier.load(scratch_model_dir, device="cpu", quantize=True)
+    quantized = Classifier.load(scratch_model_dir, device="cpu", backend="torch-int8")
     assert quantized.quantized is True
+    assert quantized.backend == "torch-int8"
     modules = list(quantized.model.modules())
     assert not any(isinstance(module, torch.nn.Linear) for module in modules)  # every Linear replaced
     assert any(isinstance(module, torch.ao.nn.quantized.dynamic.Linear) for module in modules)

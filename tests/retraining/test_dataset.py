@@ -1,19 +1,29 @@
-"""Exporting a run's training set: the deterministic hold-out, the corrections CSV, the trainer's flags."""
+"""A run's data: the held-out slice of human labels, class-balanced weights, the fixed evaluation set (never
+trained on), fresh base rows per run, and the trainer flags."""
 
 from __future__ import annotations
 
 import csv
+from collections import Counter
 
+import pytest
 from retraining_helpers import add_corrections, make_settings
 
 from bot.retraining.dataset import (
+    MAX_CLASS_BOOST,
+    HumanExample,
     base_train_config,
+    class_balanced_weights,
+    class_mix,
+    gate_eval_set,
     is_held_out,
-    split_corrections,
-    write_corrections_csv,
+    split_human_labels,
+    write_human_labels_csv,
 )
-from bot.storage import Correction, export_corrections
+from bot.storage import HumanLabel, export_human_labels
 from trainer.cli import arguments_for
+
+NAMES = {0: "부정", 1: "긍정"}
 
 
 def test_hold_out_is_deterministic_by_verdict_id_and_close_to_the_fraction():
@@ -26,40 +36,168 @@ def test_hold_out_is_deterministic_by_verdict_id_and_close_to_the_fraction():
     assert not any(is_held_out(verdict_id, 0.0) for verdict_id in ids)
 
 
-def test_split_skips_purged_texts_and_collects_feedback_ids():
-    corrections = [
-        Correction(verdict_id=i, text=f"리뷰 {i}", label=i % 2, feedback_ids=[10 * i, 10 * i + 1])
+def test_the_held_out_slice_keeps_each_class_share():
+    labels = [
+        HumanLabel(verdict_id=i, text=f"리뷰 {i}", label=int(i % 5 == 0), feedback_ids=[i])
+        for i in range(1, 2001)
+    ]
+    split = split_human_labels(labels, holdout_fraction=0.2)
+    for label in (0, 1):
+        total = sum(1 for example in labels if example.label == label)
+        held = sum(1 for example in split.holdout if example.label == label)
+        assert 0.15 < held / total < 0.25, (label, held, total)
+    assert not {e.verdict_id for e in split.holdout} & {e.verdict_id for e in split.train}
+
+
+def test_split_skips_purged_texts_and_keeps_what_the_gate_needs():
+    labels = [
+        HumanLabel(
+            verdict_id=i,
+            text=f"리뷰 {i}",
+            label=i % 2,
+            predicted=1,
+            trusted=i == 3,
+            feedback_ids=[10 * i, 10 * i + 1],
+        )
         for i in range(1, 41)
     ]
-    corrections.append(
-        Correction(verdict_id=99, text=None, label=1, feedback_ids=[990])
-    )  # purged by retention
-    split = split_corrections(corrections, holdout_fraction=0.25)
+    labels.append(HumanLabel(verdict_id=99, text=None, label=1, feedback_ids=[990]))  # purged by retention
+    split = split_human_labels(labels, holdout_fraction=0.25)
     assert len(split.train) + len(split.holdout) == 40
-    assert split.holdout and split.train
     assert {c.verdict_id for c in split.holdout} == {i for i in range(1, 41) if is_held_out(i, 0.25)}
     assert 990 not in split.feedback_ids and len(split.feedback_ids) == 80
+    examples = {e.verdict_id: e for e in (*split.train, *split.holdout)}
+    assert examples[3].trusted and examples[1].predicted == 1
 
 
-def test_corrections_csv_uses_label_names_and_survives_commas_and_newlines(tmp_path):
-    split = split_corrections(
-        [Correction(verdict_id=1, text='재밌다, "진짜"\n두 줄', label=1, feedback_ids=[1])],
-        holdout_fraction=0.0,
-    )
-    path = write_corrections_csv(tmp_path / "c.csv", split.train, {0: "부정", 1: "긍정"})
+@pytest.mark.parametrize(
+    ("counts", "average"),
+    [
+        ({1: 70, 0: 7}, 4),
+        ({1: 40, 0: 40}, 4),
+        ({1: 30, 0: 10}, 4),
+        ({0: 12}, 4),
+        ({1: 50, 0: 20}, 8),
+        ({1: 9, 0: 2}, 4),
+    ],
+)
+def test_class_balanced_weights_give_every_class_the_same_rows(counts, average):
+    labels = [label for label, count in counts.items() for _ in range(count)]
+    weights = class_balanced_weights(labels, average_weight=average)
+    rows = Counter()
+    for label, weight in zip(labels, weights, strict=True):
+        rows[label] += weight
+    assert max(rows.values()) - min(rows.values()) <= 1  # balanced as designed
+    nominal = average * len(labels) / len(counts)
+    if all(nominal <= average * MAX_CLASS_BOOST * count for count in counts.values()):
+        assert abs(sum(rows.values()) - average * len(labels)) <= len(counts)  # the nominal total
+    else:  # a rare class hit the cap: the others came down to its level
+        assert min(rows.values()) == average * MAX_CLASS_BOOST * min(counts.values())
+    for label in counts:  # within a class, examples differ by at most one repeat
+        own = [weight for weight, of in zip(weights, labels, strict=True) if of == label]
+        assert max(own) - min(own) <= 1 and min(own) >= 1
+
+
+def test_a_class_with_very_few_labels_is_boosted_at_most_to_the_cap():
+    labels = [1] * 300 + [0] * 3
+    weights = class_balanced_weights(labels, average_weight=4)
+    assert set(weights[300:]) == {4 * MAX_CLASS_BOOST}  # 48 rows: the cap
+    assert set(weights[:300]) == {1}  # the majority comes down as far as it can (each example once)
+
+
+def test_human_labels_csv_carries_names_and_weights_and_the_trainer_balances_them(tmp_path, korpora_root):
+    """The exported class mix is balanced as designed, as the trainer actually reads it."""
+    from trainer import TrainConfig
+    from trainer.data import load_training_data
+
+    examples = [
+        HumanExample(verdict_id=i, text=f"문구 {i} 좋았지만 별로", label=1, predicted=0) for i in range(30)
+    ]
+    examples += [
+        HumanExample(verdict_id=100 + i, text=f"문구 {i} 별로였다", label=0, predicted=0) for i in range(10)
+    ]
+    examples.append(HumanExample(verdict_id=999, text='재밌다, "진짜"\n두 줄', label=1, predicted=1))
+    weights = class_balanced_weights([e.label for e in examples], average_weight=4)
+    path = write_human_labels_csv(tmp_path / "human.csv", examples, NAMES, weights)
     with open(path, encoding="utf-8", newline="") as handle:
         rows = list(csv.DictReader(handle))
-    assert rows == [{"text": '재밌다, "진짜"\n두 줄', "label": "긍정"}]
+    assert rows[-1] == {"text": '재밌다, "진짜"\n두 줄', "label": "긍정", "weight": str(weights[-1])}
+
+    mix = class_mix(examples, weights, NAMES)
+    assert mix["부정"]["examples"] == 10 and mix["부정"]["confirmations"] == 10
+    assert mix["긍정"]["confirmations"] == 1
+    assert abs(mix["부정"]["share"] - 0.5) < 0.05
+
+    data = load_training_data(
+        TrainConfig(
+            output=tmp_path / "out", korpora_root=korpora_root, train_size=200, eval_size=50, extra=path
+        )
+    )
+    trained = data.extra_class_mix
+    assert trained == {"긍정": {"examples": 31, "rows": 82}, "부정": {"examples": 10, "rows": 82}}
+    assert Counter(data.train.texts)["문구 0 별로였다"] == weights[30] == 9
 
 
-async def test_exported_corrections_respect_the_agreement_rule(tmp_path, session_factory):
+async def test_exported_labels_respect_the_agreement_rule(tmp_path, session_factory):
     await add_corrections(session_factory, [("두 사람이 고친 리뷰", 1)])
     await add_corrections(session_factory, [("한 사람만 고친 리뷰", 0)], users=(1003,), first_message_id=50)
     async with session_factory() as session:
-        agreed = await export_corrections(session, require_agreement=True)
-        everything = await export_corrections(session, require_agreement=False)
+        agreed = await export_human_labels(session, require_agreement=True)
+        everything = await export_human_labels(session, require_agreement=False)
     assert [c.text for c in agreed] == ["두 사람이 고친 리뷰"]
     assert len(everything) == 2
+
+
+def test_the_gate_evaluation_set_is_fixed_and_never_trained_on(tmp_path, korpora_root):
+    from trainer.data import load_training_data, normalized_text
+
+    settings = make_settings(tmp_path, korpora_root=korpora_root, gate_eval_size=3000, retrain_eval_size=2000)
+    first, again = gate_eval_set(settings), gate_eval_set(settings)
+    assert first.size == 3000 and first.digest == again.digest and first.texts == again.texts
+    assert first.path.is_file() and first.identity["source"] == "NSMC test"
+    assert 0.4 < first.labels.count("긍정") / first.size < 0.6
+
+    # Two runs with their own seeds: fresh base rows each time, and never a text of the evaluation set, neither
+    # in training nor in the trainer's own validation split.
+    held = {normalized_text(text) for text in first.texts}
+    samples = []
+    for seed in (1, 2):
+        config = base_train_config(
+            settings,
+            output=tmp_path / f"out{seed}",
+            base="scratch",
+            extra=None,
+            seed=seed,
+            exclude=first.path,
+            checkpoint_dir=None,
+        )
+        data = load_training_data(config)
+        assert not held & {normalized_text(text) for text in data.train.texts + data.eval.texts}
+        assert data.excluded > 0  # NSMC test texts the trainer's validation draw had to skip
+        samples.append(set(data.train.texts))
+    overlap = len(samples[0] & samples[1]) / len(samples[0])
+    assert overlap < 0.2, overlap  # 600 of 150,000 rows each time: a new sample, not a replay
+
+
+def test_the_evaluation_set_of_base_data_is_a_stable_part_of_it(tmp_path):
+    rows = [(f"리뷰 번호 {i} 입니다 {'좋다' if i % 2 else '싫다'}", i % 2) for i in range(1000)]
+    data_file = tmp_path / "reviews.csv"
+    with open(data_file, "w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["text", "label"])
+        writer.writerows(reversed(rows))
+    settings = make_settings(tmp_path, base_data=data_file, gate_eval_size=5000)
+    eval_set = gate_eval_set(settings)
+    assert 150 < eval_set.size < 250  # about a fifth, chosen by the text's hash
+    shuffled = tmp_path / "shuffled.csv"
+    with open(shuffled, "w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["text", "label"])
+        writer.writerows(rows[::2] + rows[1::2])
+    assert (
+        gate_eval_set(make_settings(tmp_path, base_data=shuffled, gate_eval_size=5000)).digest
+        == eval_set.digest
+    )
 
 
 def test_trainer_flags_reproduce_the_config(tmp_path):
@@ -71,11 +209,17 @@ def test_trainer_flags_reproduce_the_config(tmp_path):
     add_train_arguments(parser)
     settings = make_settings(tmp_path, korpora_root=tmp_path / "korpora")
     config = base_train_config(
-        settings, output=tmp_path / "out", base="scratch", extra=tmp_path / "extra.csv"
+        settings,
+        output=tmp_path / "out",
+        base="scratch",
+        extra=tmp_path / "extra.csv",
+        seed=1234,
+        exclude=tmp_path / "eval.csv",
+        checkpoint_dir=tmp_path / "checkpoints",
     )
     assert config_from_args(parser.parse_args(arguments_for(config))) == config
     assert (
-        config.extra_weight == settings.correction_weight and config.max_length == settings.retrain_max_length
+        config.extra_weight == 1 and config.seed == 1234 and config.max_length == settings.retrain_max_length
     )
 
     everything = base_train_config(
@@ -85,6 +229,9 @@ def test_trainer_flags_reproduce_the_config(tmp_path):
         output=tmp_path / "out",
         base="/models/active",
         extra=None,
+        seed=7,
+        exclude=None,
+        checkpoint_dir=None,
     )
     assert config_from_args(parser.parse_args(arguments_for(everything))) == everything
     assert everything.korpora_root is None and everything.data == tmp_path / "reviews.csv"

@@ -1,68 +1,184 @@
-"""The promotion gate's rules, one by one."""
+"""The promotion gate's statistics and rules, on per-example correctness vectors with known differences.
+
+The end-to-end tests (tests/retraining/test_service.py) train real candidates; here the rules themselves are
+pinned down exactly: noise never rejects, a real loss beyond the tolerance does, the drift guard stops small
+losses from adding up, and a shortcut shows up as a loss on one class of the human labels.
+"""
 
 from __future__ import annotations
 
-import math
+import random
 
-from bot.retraining.gate import ModelScores, decide_promotion
+import pytest
+from scipy.stats import binomtest
 
-LABELS = ("부정", "긍정")
+from bot.retraining.gate import Scores, compare, decide
+
+N = 5000  # the default size of the fixed evaluation set
+CONFIDENCE = 0.95
 
 
-def decide(candidate: ModelScores, active: ModelScores | None, tolerance: float = 0.5):
-    return decide_promotion(candidate=candidate, active=active, tolerance_points=tolerance, num_labels=2)
+def model(accuracy: float, *, seed: int = 0, n: int = N) -> list[bool]:
+    rng = random.Random(seed)
+    correct = [True] * round(accuracy * n) + [False] * (n - round(accuracy * n))
+    rng.shuffle(correct)
+    return correct
 
 
-def test_candidate_within_tolerance_and_better_on_corrections_is_promoted():
-    active = ModelScores(base_accuracy=0.800, holdout_accuracy=0.40, labels=LABELS)
-    candidate = ModelScores(base_accuracy=0.796, holdout_accuracy=0.90, labels=LABELS)
-    decision = decide(candidate, active)
+def worse(base: list[bool], examples: int, *, seed: int = 1) -> list[bool]:
+    """`base` with `examples` of its right answers turned wrong (a loss of examples / n)."""
+    rng = random.Random(seed)
+    flipped = list(base)
+    for index in rng.sample([i for i, right in enumerate(base) if right], examples):
+        flipped[index] = False
+    return flipped
+
+
+def noisy(base: list[bool], changes: int, *, seed: int) -> list[bool]:
+    """`base` with `changes` right answers turned wrong and as many wrong ones turned right: same accuracy."""
+    rng = random.Random(seed)
+    flipped = list(base)
+    for index in rng.sample([i for i, right in enumerate(base) if right], changes):
+        flipped[index] = False
+    for index in rng.sample([i for i, right in enumerate(base) if not right], changes):
+        flipped[index] = True
+    return flipped
+
+
+def gate(candidate, active, reference=None, *, human=None, active_human=None, tolerance=0.5):
+    return decide(
+        candidate=Scores(candidate, human or {}),
+        active=None if active is None else Scores(active, active_human or {}),
+        reference=None if reference is None else Scores(reference),
+        active_version=2,
+        reference_version=None if reference is None else 1,
+        tolerance_points=tolerance,
+        confidence=CONFIDENCE,
+    )
+
+
+def test_compare_is_a_paired_test_with_an_interval():
+    active = model(0.78)
+    candidate = noisy(active, 100, seed=3)[:]  # 200 discordant pairs, no net change
+    candidate = worse(candidate, 30, seed=4)  # then 30 more lost: -0.6 points
+    result = compare(candidate, active, confidence=CONFIDENCE)
+    assert result.difference == pytest.approx(-30 / N)
+    assert result.low < result.difference < result.high
+    assert result.other_only - result.candidate_only == 30
+    test = binomtest(result.candidate_only, result.candidate_only + result.other_only, 0.5)
+    assert result.p_value == pytest.approx(test.pvalue)
+    share = test.proportion_ci(confidence_level=CONFIDENCE, method="exact")
+    discordant = (result.candidate_only + result.other_only) / N
+    assert (result.low, result.high) == pytest.approx(
+        (discordant * (2 * share.low - 1), discordant * (2 * share.high - 1))
+    )
+
+    # A tiny slice where the candidate wins all 12 discordant pairs: an honest, wide interval above zero.
+    small = compare([True] * 12, [False] * 12, confidence=CONFIDENCE)
+    assert small.difference == 1.0 and 0.4 < small.low < 0.8 and small.high == pytest.approx(1.0)
+    assert compare(active, active, confidence=CONFIDENCE).high == 0.0  # identical answers: no interval at all
+
+
+def test_a_loss_within_noise_is_not_a_reason_to_reject():
+    """The issue's case: a candidate 0.8 points lower on a small sample. Here the loss beyond the tolerance is
+    real in the point estimate, but with few examples the interval includes zero: noise, so it is promoted."""
+    active = model(0.78, n=1000)
+    candidate = worse(noisy(active, 40, seed=5), 8)
+    decision = gate(candidate, active)
+    (check,) = decision.checks
+    assert check.comparison.difference < -0.005 and check.comparison.high > 0
     assert decision.promote, decision.reason
-    assert "80.0% -> 79.6%" in decision.reason
 
 
-def test_base_accuracy_drop_beyond_tolerance_is_rejected():
-    active = ModelScores(base_accuracy=0.800, holdout_accuracy=0.40)
-    candidate = ModelScores(base_accuracy=0.790, holdout_accuracy=1.0)  # 1 point lower, tolerance 0.5
-    decision = decide(candidate, active)
+def test_a_significant_loss_beyond_the_tolerance_rejects():
+    active = model(0.78)
+    candidate = worse(noisy(active, 80, seed=6), 60)  # -1.2 points, 220 discordant pairs
+    decision = gate(candidate, active)
     assert not decision.promote
-    assert "base accuracy fell" in decision.reason and "1.00 points" in decision.reason
-    assert decide(candidate, active, tolerance=1.5).promote
+    assert "base_vs_active" in decision.reason and "exceeds the tolerance" in decision.reason
 
 
-def test_worse_on_held_out_corrections_is_rejected_even_with_better_base_accuracy():
-    active = ModelScores(base_accuracy=0.80, holdout_accuracy=0.75)
-    candidate = ModelScores(base_accuracy=0.85, holdout_accuracy=0.70)
-    decision = decide(candidate, active)
-    assert not decision.promote
-    assert "held-out correction accuracy fell" in decision.reason
+def test_a_significant_loss_within_the_tolerance_is_accepted():
+    active = model(0.78)
+    candidate = worse(active, 15)  # -0.3 points, every discordant pair against the candidate: significant
+    decision = gate(candidate, active)
+    (check,) = decision.checks
+    assert check.comparison.significantly_worse and decision.promote
 
 
-def test_equal_held_out_accuracy_is_enough():
-    active = ModelScores(base_accuracy=0.80, holdout_accuracy=0.5)
-    assert decide(ModelScores(base_accuracy=0.80, holdout_accuracy=0.5), active).promote
+def test_the_drift_guard_rejects_successive_small_losses():
+    """Three candidates in a row, each within the tolerance of the model it would replace, but the active model
+    has already drifted below the best version ever promoted: against that reference each loses too much."""
+    reference = model(0.80)
+    active = worse(reference, 20, seed=10)  # an earlier promotion lost 0.4 points, within tolerance
+    rejected = 0
+    current_reference = reference
+    for step, seed in enumerate((11, 12, 13), start=1):
+        candidate = worse(active, 8 + 4 * step, seed=seed)  # -0.24 .. -0.4 points against the active model
+        decision = gate(candidate, active, current_reference)
+        by_name = {check.name: check for check in decision.checks}
+        assert by_name["base_vs_active"].passed  # the active model alone would let every one through
+        assert not by_name["base_vs_reference"].passed  # the drift guard stops it
+        rejected += not decision.promote
+        # Without the guard it would have been promoted and become the next active model.
+        assert gate(candidate, active).promote
+    assert rejected == 3
 
 
-def test_without_held_out_corrections_only_base_accuracy_counts():
-    active = ModelScores(base_accuracy=0.80)
-    assert decide(ModelScores(base_accuracy=0.797), active).promote
-    assert not decide(ModelScores(base_accuracy=0.79), active).promote
+def test_without_the_guard_losses_would_add_up():
+    """The same small steps, each promoted against the then-active model, lose more than twice the tolerance in
+    all; with the guard the chain stops as soon as the total exceeds it."""
+    reference = model(0.80)
+    unguarded, guarded = reference, reference
+    for seed in range(20, 25):
+        candidate = worse(unguarded, 20, seed=seed)
+        if gate(candidate, unguarded).promote:
+            unguarded = candidate
+        candidate = worse(guarded, 20, seed=seed)
+        if gate(candidate, guarded, reference).promote:
+            guarded = candidate
+    assert sum(reference) - sum(unguarded) >= 100  # 2 points lost, step by step
+    assert sum(reference) - sum(guarded) <= 0.01 * N  # never more than ~the tolerance plus one step
 
 
-def test_changed_label_set_is_rejected():
-    active = ModelScores(base_accuracy=0.8, labels=("부정", "긍정"))
-    candidate = ModelScores(base_accuracy=0.9, labels=("긍정", "부정"))
-    decision = decide(candidate, active)
-    assert not decision.promote and "label set changed" in decision.reason
+def test_a_shortcut_shows_as_a_loss_on_the_other_class_of_human_labels():
+    """A candidate that learned "this phrase -> 긍정": better on corrected 긍정 examples, but it now calls the
+    phrase's 부정 examples 긍정 too. Base accuracy is unchanged; the per-class human-label check rejects it."""
+    base = model(0.8)
+    active_human = {"긍정": [False] * 30 + [True] * 10, "부정": [True] * 36 + [False] * 4}
+    shortcut_human = {"긍정": [True] * 40, "부정": [True] * 12 + [False] * 28}
+    decision = gate(base, base, human=shortcut_human, active_human=active_human)
+    by_name = {check.name: check for check in decision.checks}
+    assert by_name["human_긍정"].passed and by_name["human_긍정"].comparison.significantly_better
+    assert not by_name["human_부정"].passed and not decision.promote
+
+    genuine_human = {"긍정": [True] * 34 + [False] * 6, "부정": [True] * 35 + [False] * 5}
+    assert gate(base, base, human=genuine_human, active_human=active_human).promote
 
 
-def test_no_active_model_promotes_a_sane_candidate_only():
-    assert decide(ModelScores(base_accuracy=0.7), None).promote
-    at_chance = decide(ModelScores(base_accuracy=0.5), None)
+def test_no_active_model_needs_better_than_chance_and_labels_must_match():
+    assert gate(model(0.7), None).promote
+    at_chance = gate(model(0.5), None)
     assert not at_chance.promote and "chance" in at_chance.reason
+    mismatch = decide(
+        candidate=Scores(model(0.9)),
+        active=Scores(model(0.8)),
+        reference=None,
+        active_version=1,
+        reference_version=None,
+        tolerance_points=0.5,
+        confidence=CONFIDENCE,
+        labels_match=False,
+    )
+    assert not mismatch.promote and "label set" in mismatch.reason
 
 
-def test_non_finite_metrics_are_rejected():
-    active = ModelScores(base_accuracy=0.5)
-    assert not decide(ModelScores(base_accuracy=math.nan), active).promote
-    assert not decide(ModelScores(base_accuracy=0.9, holdout_accuracy=math.inf), None).promote
+def test_the_record_is_plain_json_with_every_number():
+    import json
+
+    active = model(0.78)
+    decision = gate(worse(active, 10), active, model(0.79, seed=9))
+    record = json.loads(json.dumps(decision.record()))
+    assert {check["name"] for check in record["checks"]} == {"base_vs_active", "base_vs_reference"}
+    check = record["checks"][0]
+    assert {"n", "candidate_accuracy", "other_accuracy", "difference", "low", "high", "p_value"} <= set(check)

@@ -78,6 +78,27 @@ async def test_a_killed_child_is_reported_as_killed(tmp_path):
         await run_trainer_process(command, log_path=tmp_path / "train.log")
     assert caught.value.returncode == -signal.SIGKILL
     assert "SIGKILL" in str(caught.value) and "about to be killed" in str(caught.value)
+    assert "out of memory?" not in str(caught.value)  # no guess: it names the ways a SIGKILL happens
+
+
+async def test_a_failure_message_carries_the_cause_not_progress_bars(tmp_path):
+    command = script(
+        tmp_path,
+        """
+        import json, sys
+        for step in range(40):
+            sys.stderr.write(f"\\r {step * 2}%|███       | {step}/50 [00:0{step % 10}<00:10,  3.{step}1it/s]")
+            print(json.dumps({"event": "progress", "step": step, "total_steps": 50}))
+        sys.stderr.write("\\nValueError: the real cause\\n")
+        sys.exit(1)
+        """,
+    )
+    with pytest.raises(TrainingProcessError) as caught:
+        await run_trainer_process(command, log_path=tmp_path / "train.log")
+    message = str(caught.value)
+    assert "the real cause" in message
+    assert "it/s" not in message and "%|" not in message and '"event"' not in message
+    assert len(message.splitlines()) <= 3
 
 
 async def test_a_failing_progress_callback_does_not_stop_training(tmp_path):

@@ -41,7 +41,7 @@ async def test_scheduler_calls_the_job_repeatedly(tmp_path):
 
 
 async def test_scheduled_job_starts_a_run_only_after_enough_new_corrections(
-    tmp_path, session_factory, caplog
+    tmp_path, session_factory, caplog, korpora_root
 ):
     caplog.set_level(logging.INFO, logger="bot.retraining.service")
     settings = make_settings(
@@ -49,6 +49,7 @@ async def test_scheduled_job_starts_a_run_only_after_enough_new_corrections(
         retrain_interval_seconds=0.3,
         retrain_min_new_feedback=4,
         retrain_from="base",
+        korpora_root=korpora_root,
         base_model=str(
             tmp_path / "no-such-checkpoint"
         ),  # the run itself may fail; the trigger is what counts
@@ -56,7 +57,7 @@ async def test_scheduled_job_starts_a_run_only_after_enough_new_corrections(
     service = RetrainingService(settings=settings, session_factory=session_factory)
 
     def skipped(count: int) -> int:
-        return sum(f"skipped: {count} new correction(s), need 4" in r.getMessage() for r in caplog.records)
+        return sum(f"skipped: {count} new label(s), need 4" in r.getMessage() for r in caplog.records)
 
     async def runs():
         async with session_factory() as session:

@@ -6,11 +6,14 @@ Each run trains a tiny BERT on a few hundred NSMC reviews for a couple of epochs
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import signal
+from pathlib import Path
 
 import pytest
 from retraining_helpers import (
+    LABEL_NAMES,
     RecordingReporter,
     activate_version,
     add_corrections,
@@ -133,10 +136,11 @@ async def test_retraining_learns_a_corrected_mistake_and_hot_swaps(
     outcome = await asyncio.wait_for(service.wait_for_run(run_id), 300)
 
     assert outcome.status is RunStatus.SUCCEEDED, outcome.summary
-    assert outcome.candidate.holdout_accuracy >= outcome.active.holdout_accuracy
-    assert (
-        outcome.candidate.base_accuracy >= outcome.active.base_accuracy - settings.promotion_tolerance / 100
-    )
+    checks = {check["name"]: check for check in outcome.gate["checks"]}
+    assert checks["base_vs_active"]["passed"] and checks["base_vs_active"]["n"] == settings.gate_eval_size
+    human = [check for name, check in checks.items() if name.startswith("human_")]
+    assert human and all(check["passed"] for check in human)
+    assert all(check["low"] <= check["difference"] <= check["high"] for check in checks.values())
     new_version = outcome.model_version_id
     assert serving.active.version_id == new_version != old_version  # hot-swapped, no restart
     accuracy_after = accuracy(serving.active.classifier, fresh_texts, correct_label)
@@ -157,14 +161,25 @@ async def test_retraining_learns_a_corrected_mistake_and_hot_swaps(
     )
     assert active.id == new_version and old.status is ModelStatus.RETIRED
     assert active.metrics["gate"]["promote"] is True and active.metrics["accuracy"] > 0.6
+    # The run's record: its seed, the evaluation set's identity, the human labels' class mix, every gate number.
+    on_disk = json.loads((Path(active.path) / "metrics.json").read_text(encoding="utf-8"))
+    assert on_disk["gate"] == outcome.gate == run.gate
+    assert on_disk["gate"]["seed"] == run.seed == on_disk["seed"]
+    assert (
+        on_disk["gate"]["eval_set"]["size"] == settings.gate_eval_size
+        and len(on_disk["gate"]["eval_set"]["hash"]) == 16
+    )
+    mix = on_disk["gate"]["human_labels"]["train"]
+    assert mix[LABEL_NAMES[correct_label]]["examples"] > 0
     assert {row.used_by_run_id for row in feedback} == {run_id}
     run_dir = settings.runs_dir / f"run-{run_id}"
     assert '"event": "progress"' in (run_dir / "train.log").read_text(encoding="utf-8")
-    assert (run_dir / "corrections_train.csv").exists() and (run_dir / "corrections_holdout.csv").exists()
+    assert (run_dir / "human_labels_train.csv").exists() and (run_dir / "human_labels_holdout.csv").exists()
+    assert not (run_dir / "checkpoints").exists()  # the trainer's checkpoints are gone with the run
     assert any(text.startswith("학습 중") for text in reporter.progress_texts)
-    assert len(reporter.finished_texts) == 1 and f"새 v{new_version}" in reporter.finished_texts[0]
-    assert notices == reporter.finished_texts  # admins see old vs new metrics side by side
-    assert "기본 평가 정확도" in notices[0] and f"기존 v{old_version}" in notices[0]
+    assert len(reporter.finished_texts) == 1 and f"새 모델 v{new_version}" in reporter.finished_texts[0]
+    assert notices == reporter.finished_texts  # admins see every check with its interval, in Korean
+    assert f"현재 모델 v{old_version} 대비" in notices[0] and "95% 구간" in notices[0]
 
 
 @pytest.mark.slow
@@ -198,15 +213,16 @@ async def test_gate_rejects_a_candidate_trained_on_shuffled_labels(
     outcome = await asyncio.wait_for(service.wait_for_run(run_id), 300)
 
     assert outcome.status is RunStatus.REJECTED, outcome.summary
-    assert "base accuracy fell" in outcome.decision.reason
-    assert outcome.candidate.base_accuracy < outcome.active.base_accuracy - 0.05
+    assert "base_vs_active" in outcome.decision.reason
+    (base,) = [check for check in outcome.gate["checks"] if check["name"] == "base_vs_active"]
+    assert base["difference"] < -0.05 and base["high"] < 0
     assert serving.active.classifier is scratch_classifier and serving.active.version_id == old_version
     async with session_factory() as session:
         active = await get_active_model_version(session)
         candidate = await get_model_version(session, version_id=outcome.model_version_id)
         run = await get_training_run(session, run_id=run_id)
     assert active.id == old_version
-    assert candidate.status is ModelStatus.REJECTED and "base accuracy fell" in candidate.status_reason
+    assert candidate.status is ModelStatus.REJECTED and "base_vs_active" in candidate.status_reason
     assert run.status is RunStatus.REJECTED and run.model_version_id == candidate.id
 
 

@@ -9,7 +9,7 @@ import pytest
 from retraining_helpers import activate_version, make_settings, wait_for
 from sqlalchemy import func, select
 
-from bot.retraining.service import RetrainingService, RollbackError
+from bot import versions
 from bot.serving import MicroBatcher, ServingModel
 from bot.storage import Verdict, add_verdict, get_active_model_version
 
@@ -42,9 +42,7 @@ async def test_swap_while_messages_keep_arriving(tmp_path, session_factory, scra
 
     serving = ServingModel(models[original_version], original_version)
     batcher = MicroBatcher(serving, window_ms=5, max_batch=16)
-    service = RetrainingService(
-        settings=make_settings(tmp_path), session_factory=session_factory, serving=serving
-    )
+    settings = make_settings(tmp_path)
     sent: list[tuple[int, str]] = []
     stop = asyncio.Event()
 
@@ -78,8 +76,9 @@ async def test_swap_while_messages_keep_arriving(tmp_path, session_factory, scra
     users = [asyncio.create_task(user(user_id)) for user_id in (1, 2, 3, 4)]
     try:
         await wait_for(lambda: _at_least(verdicts_of(original_version), 20))
-        rolled_back_to = await service.rollback()  # the swap happens while the users keep writing
-        assert rolled_back_to.id == shifted_version
+        rolled_back = await versions.rollback(session_factory, settings, actor=1)
+        serving.swap(rolled_back.classifier, rolled_back.version.id)  # while the users keep writing
+        assert rolled_back.version.id == shifted_version
         await wait_for(lambda: _at_least(verdicts_of(shifted_version), 20))
     finally:
         stop.set()
@@ -113,6 +112,5 @@ async def _at_least(count_coroutine, minimum: int) -> bool:
 
 async def test_rollback_without_a_previous_version_is_refused(tmp_path, session_factory, scratch_model_dir):
     await activate_version(session_factory, scratch_model_dir)
-    service = RetrainingService(settings=make_settings(tmp_path), session_factory=session_factory)
-    with pytest.raises(RollbackError, match="이전 모델이 없어요"):
-        await service.rollback()
+    with pytest.raises(versions.VersionError, match="no earlier model version"):
+        await versions.rollback(session_factory, make_settings(tmp_path), actor=1)

@@ -1,19 +1,23 @@
-"""Corrections: replacement, voiding, rate-limit counts, and the training-set conflict rule."""
+"""Human labels (corrections and confirmations): replacement, voiding, trust, rate-limit counts, and the
+training-set conflict rule."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import select
 from storage_helpers import count_rows, insert_verdict
 
 from bot.storage import (
+    FeedbackSource,
     InvalidDataError,
+    RateLimitedError,
     RunStatus,
     RunTrigger,
     count_feedback_by_user_since,
     count_unused_feedback,
-    export_corrections,
+    export_human_labels,
     finish_training_run,
     mark_feedback_used,
     purge_old_texts,
@@ -27,17 +31,23 @@ NEGATIVE, POSITIVE = 0, 1
 ADMIN = 1000
 
 
-async def correct(session_factory, verdict, user_id, label, *, is_admin=False):
+async def correct(session_factory, verdict, user_id, label, *, is_admin=False, **options):
     async with session_factory() as session, session.begin():
         return await record_feedback(
-            session, verdict_id=verdict.id, user_id=user_id, label=label, num_labels=2, is_admin=is_admin
+            session,
+            verdict_id=verdict.id,
+            user_id=user_id,
+            label=label,
+            num_labels=2,
+            is_admin=is_admin,
+            **options,
         )
 
 
 async def export(session_factory, *, require_agreement):
     async with session_factory() as session:
-        corrections = await export_corrections(session, require_agreement=require_agreement)
-    return {correction.verdict_id: correction.label for correction in corrections}
+        labels = await export_human_labels(session, require_agreement=require_agreement)
+    return {example.verdict_id: example.label for example in labels}
 
 
 async def test_a_users_newer_correction_replaces_the_older_one(session_factory):
@@ -178,9 +188,9 @@ async def test_export_carries_text_and_feedback_ids_and_skips_purged_texts(sessi
         assert await purge_old_texts(session, older_than_days=30) == 1
 
     async with session_factory() as session:
-        corrections = await export_corrections(session, require_agreement=True)
-    assert [(c.verdict_id, c.text, c.label) for c in corrections] == [(kept.id, "최악의 영화", NEGATIVE)]
-    assert sorted(corrections[0].feedback_ids) == sorted([first.id, second.id])
+        labels = await export_human_labels(session, require_agreement=True)
+    assert [(c.verdict_id, c.text, c.label) for c in labels] == [(kept.id, "최악의 영화", NEGATIVE)]
+    assert sorted(labels[0].feedback_ids) == sorted([first.id, second.id])
 
 
 async def test_used_feedback_is_counted_once_and_keeps_its_first_run(session_factory):
@@ -236,3 +246,39 @@ async def test_lone_non_admin_corrections_do_not_count_towards_retraining_unless
         assert await count_unused_feedback(session) == 3
         assert await count_unused_feedback(session, require_agreement=False) == 3
         assert await count_unused_feedback(session, require_agreement=True) == 2  # the lone one waits
+
+
+async def test_a_confirmation_is_stored_and_exported_like_a_correction(session_factory):
+    verdict = await insert_verdict(session_factory)  # the bot said 긍정 (1)
+    for user_id in (7, 8):
+        await correct(session_factory, verdict, user_id, POSITIVE)  # 맞아요: the same label as the verdict
+    async with session_factory() as session:
+        (example,) = await export_human_labels(session, require_agreement=True)
+        rows = (await session.scalars(select(Feedback))).all()
+    assert (example.label, example.predicted, example.is_confirmation) == (POSITIVE, POSITIVE, True)
+    assert all(row.label == POSITIVE and not row.trusted for row in rows)
+
+
+async def test_a_review_queue_label_is_trusted_and_wins_without_a_second_opinion(session_factory):
+    verdict = await insert_verdict(session_factory)
+    await correct(session_factory, verdict, 7, NEGATIVE)
+    await correct(session_factory, verdict, 8, NEGATIVE)
+    await correct(session_factory, verdict, 99, POSITIVE, trusted=True, source=FeedbackSource.REVIEW)
+    async with session_factory() as session:
+        (example,) = await export_human_labels(session, require_agreement=True)
+        reviewer_row = await session.scalar(select(Feedback).where(Feedback.user_id == 99))
+    assert example.label == POSITIVE and example.trusted
+    assert reviewer_row.source == FeedbackSource.REVIEW and reviewer_row.trusted and not reviewer_row.is_admin
+
+    lone = await insert_verdict(session_factory, message_id=2)
+    await correct(session_factory, lone, 99, NEGATIVE, trusted=True, source=FeedbackSource.REVIEW)
+    assert (await export(session_factory, require_agreement=True))[lone.id] == NEGATIVE
+
+
+async def test_the_hourly_limit_refuses_an_untrusted_user_without_writing(session_factory):
+    verdicts = [await insert_verdict(session_factory, message_id=index) for index in range(3)]
+    await correct(session_factory, verdicts[0], 7, NEGATIVE, hourly_limit=2)
+    await correct(session_factory, verdicts[1], 7, NEGATIVE, hourly_limit=2)
+    with pytest.raises(RateLimitedError):
+        await correct(session_factory, verdicts[2], 7, NEGATIVE, hourly_limit=2)
+    assert await count_rows(session_factory, Feedback) == 2

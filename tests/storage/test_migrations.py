@@ -14,7 +14,7 @@ from bot.storage import (
     RunTrigger,
     create_engine,
     downgrade_database,
-    export_corrections,
+    export_human_labels,
     get_active_model_version,
     get_stats,
     make_session_factory,
@@ -216,7 +216,7 @@ async def assert_rows_intact(engine) -> None:
         run = await session.get(TrainingRun, 1)
         active = await get_active_model_version(session)
         stats = await get_stats(session)
-        corrections = await export_corrections(session, require_agreement=True)
+        corrections = await export_human_labels(session, require_agreement=True)
 
     assert [(v.id, v.text, v.label, v.reply_message_id) for v in verdicts] == [
         (1, "재밌다", 1, 101),
@@ -230,7 +230,11 @@ async def assert_rows_intact(engine) -> None:
         (2, 2, 0, None, None),
         (3, 3, 1, None, None),
     ]
-    assert [(f.trusted, f.source) for f in feedback] == [(False, "button"), (False, "button"), (True, "button")]
+    assert [(f.trusted, f.source) for f in feedback] == [
+        (False, "button"),
+        (False, "button"),
+        (True, "button"),
+    ]
     assert (run.example_count, run.model_version_id, run.progress) == (4000, 2, None)
     assert active.id == 2 and active.metrics == {"accuracy": 0.87}
     assert (

@@ -7,15 +7,19 @@ from sqlalchemy import insert
 from sqlalchemy.exc import IntegrityError
 
 from bot.storage import (
+    ActivationReason,
     InvalidDataError,
     ModelStatus,
     activate_model_version,
     get_active_model_version,
     get_model_version,
+    list_activations,
     list_model_versions,
-    previous_model_version,
+    mark_version_pruned,
+    prunable_rejected_versions,
     register_model_version,
     reject_model_version,
+    rollback_candidates,
 )
 from bot.storage.models import ModelVersion, utcnow
 
@@ -89,29 +93,62 @@ async def test_the_database_refuses_a_second_active_version(session_factory):
                 await session.execute(insert(ModelVersion).values(**row, active_slot=None))
 
 
-async def test_previous_model_version_is_the_rollback_target(session_factory):
+async def test_rollback_candidates_walk_back_through_the_history(session_factory):
     first = await register(session_factory, "v1")
     second = await register(session_factory, "v2")
     third = await register(session_factory, "v3")
     async with session_factory() as session:
-        assert await previous_model_version(session) is None
+        assert await rollback_candidates(session) == []
     await activate(session_factory, first)
     async with session_factory() as session:
-        assert await previous_model_version(session) is None  # nothing to roll back to
+        assert await rollback_candidates(session) == []  # nothing to roll back to
     await activate(session_factory, second)
     await activate(session_factory, third)
     async with session_factory() as session:
-        assert (await previous_model_version(session)).id == second.id
+        assert [v.id for v in await rollback_candidates(session)] == [second.id, first.id]
 
     # Roll back from v3 to v2, rejecting v3: the next rollback target is v1, never the rejected v3.
-    await activate(session_factory, second)
     async with session_factory() as session, session.begin():
+        await activate_model_version(session, version_id=second.id, reason=ActivationReason.ROLLBACK, actor=7)
         await reject_model_version(session, version_id=third.id, reason="rolled back: worse on live data")
     async with session_factory() as session:
         assert (await get_active_model_version(session)).id == second.id
-        assert (await previous_model_version(session)).id == first.id
+        assert [v.id for v in await rollback_candidates(session)] == [first.id]
         rejected = await get_model_version(session, version_id=third.id)
+        history = await list_activations(session)
     assert rejected.status is ModelStatus.REJECTED and rejected.status_reason.startswith("rolled back")
+    assert [(a.version_id, a.previous_version_id, a.reason, a.actor) for a in history] == [
+        (second.id, third.id, ActivationReason.ROLLBACK, 7),
+        (third.id, second.id, ActivationReason.MANUAL, None),
+        (second.id, first.id, ActivationReason.MANUAL, None),
+        (first.id, None, ActivationReason.MANUAL, None),
+    ]
+
+
+async def test_pruned_versions_are_neither_rollback_targets_nor_activatable(session_factory):
+    first = await register(session_factory, "v1")
+    second = await register(session_factory, "v2")
+    await activate(session_factory, first)
+    await activate(session_factory, second)
+    async with session_factory() as session, session.begin():
+        await mark_version_pruned(session, version_id=first.id)
+    async with session_factory() as session:
+        assert await rollback_candidates(session) == []
+    with pytest.raises(InvalidDataError, match="files were deleted"):
+        await activate(session_factory, first)
+    with pytest.raises(InvalidDataError, match="is active"):
+        async with session_factory() as session, session.begin():
+            await mark_version_pruned(session, version_id=second.id)
+
+
+async def test_only_rejected_versions_beyond_the_newest_few_are_prunable(session_factory):
+    versions = [await register(session_factory, f"v{index}") for index in range(5)]
+    async with session_factory() as session, session.begin():
+        for version in versions[:4]:
+            await reject_model_version(session, version_id=version.id, reason="gate")
+    async with session_factory() as session:
+        assert [v.id for v in await prunable_rejected_versions(session, keep=3)] == [versions[0].id]
+        assert await prunable_rejected_versions(session, keep=4) == []
 
 
 async def test_reject_candidate_and_refuse_to_reject_the_active_version(session_factory):

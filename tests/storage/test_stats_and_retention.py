@@ -9,6 +9,7 @@ from sqlalchemy import update
 from storage_helpers import insert_verdict
 
 from bot.storage import (
+    FeedbackSource,
     InvalidDataError,
     get_stats,
     purge_old_texts,
@@ -19,7 +20,8 @@ from bot.storage.models import Verdict, utcnow
 
 
 async def fill(session_factory) -> list[Verdict]:
-    """Four verdicts (three 긍정, one 부정); two corrected, one of those only by a user who gets voided."""
+    """Four verdicts (three 긍정, one 부정): the first corrected to 부정 by two users; the third confirmed (부정) by
+    a user who gets voided; the fourth confirmed in the review queue."""
     verdicts = [
         await insert_verdict(session_factory, message_id=number, label=label, label_name=name)
         for number, (label, name) in enumerate([(1, "긍정"), (1, "긍정"), (0, "부정"), (1, "긍정")])
@@ -29,6 +31,16 @@ async def fill(session_factory) -> list[Verdict]:
             await record_feedback(
                 session, verdict_id=verdict.id, user_id=user_id, label=0, num_labels=2, is_admin=False
             )
+        await record_feedback(
+            session,
+            verdict_id=verdicts[3].id,
+            user_id=5,
+            label=1,
+            num_labels=2,
+            is_admin=False,
+            trusted=True,
+            source=FeedbackSource.REVIEW,
+        )
     return verdicts
 
 
@@ -46,15 +58,16 @@ async def test_stats(session_factory):
     async with session_factory() as session:
         stats = await get_stats(session)
     assert stats.verdicts == 4
-    assert stats.corrections == 3 and stats.corrected_verdicts == 2
-    assert stats.corrected_share == pytest.approx(0.5)
+    assert stats.corrections == 2 and stats.corrected_verdicts == 1  # corrections and confirmations apart
+    assert stats.confirmations == 2 and stats.review_labels == 1
+    assert stats.corrected_share == pytest.approx(0.25)
     assert stats.verdicts_by_label == {"긍정": 3, "부정": 1}
 
     async with session_factory() as session, session.begin():
         await void_feedback_of_user(session, user_id=9, voided_by=1000)
     async with session_factory() as session:
         stats = await get_stats(session)
-    assert (stats.corrections, stats.corrected_verdicts, stats.corrected_share) == (2, 1, pytest.approx(0.25))
+    assert (stats.corrections, stats.confirmations, stats.corrected_verdicts) == (2, 1, 1)
 
 
 async def test_purge_forgets_old_texts_and_keeps_labels_and_statistics(session_factory):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import insert
@@ -11,26 +12,30 @@ from storage_helpers import count_rows
 
 from bot.storage import (
     InvalidDataError,
+    RunNotOwnedError,
     RunStatus,
     RunTrigger,
     create_engine,
     fail_stale_runs,
     finish_training_run,
     get_training_run,
+    heartbeat_run,
+    is_stale,
     last_training_run,
     list_training_runs,
     make_session_factory,
     mark_run_running,
     register_model_version,
+    require_run_owner,
     start_training_run,
     update_run_progress,
 )
 from bot.storage.models import TrainingRun, utcnow
 
 
-async def start(session_factory, trigger=RunTrigger.ADMIN, requested_by=1000):
+async def start(session_factory, trigger=RunTrigger.ADMIN, requested_by=1000, owner=None):
     async with session_factory() as session, session.begin():
-        return await start_training_run(session, trigger=trigger, requested_by=requested_by)
+        return await start_training_run(session, trigger=trigger, requested_by=requested_by, owner=owner)
 
 
 async def test_run_lifecycle(session_factory):
@@ -135,23 +140,78 @@ async def test_invalid_transitions_are_clear_errors(session_factory):
         assert (await get_training_run(session, run_id=run.id)).status is RunStatus.REJECTED
 
 
-async def test_stale_runs_fail_at_start_up(session_factory):
+async def test_only_runs_whose_heartbeat_stopped_are_stale(session_factory):
     finished, _ = await start(session_factory)
     async with session_factory() as session, session.begin():
         await finish_training_run(session, run_id=finished.id, status=RunStatus.SUCCEEDED)
-    crashed, _ = await start(session_factory)
+    live, _ = await start(session_factory, owner="elsewhere:1:a")
     async with session_factory() as session, session.begin():
-        await mark_run_running(session, run_id=crashed.id, log_path="runs/2/train.log")
+        await mark_run_running(
+            session, run_id=live.id, log_path="runs/2/train.log", seed=5, owner="elsewhere:1:a"
+        )
 
+    # A run owned by another live process (here: another host, beating) is never swept, and blocks a new run.
     async with session_factory() as session, session.begin():
-        assert await fail_stale_runs(session, reason="bot restarted while training") == 1
+        assert await fail_stale_runs(session, stale_after=timedelta(seconds=60)) == 0
+    again, created = await start(session_factory, owner="me:2:b")
+    assert not created and again.id == live.id
     async with session_factory() as session, session.begin():
-        assert await fail_stale_runs(session, reason="again") == 0
+        assert await heartbeat_run(session, run_id=live.id, owner="elsewhere:1:a")
+        assert not await heartbeat_run(session, run_id=live.id, owner="me:2:b")  # not its owner
+
+    # Its heartbeat stops: after `stale_after` it is failed, by the sweep or by the next request.
+    async with session_factory() as session, session.begin():
+        row = await session.get(TrainingRun, live.id)
+        row.heartbeat_at = utcnow() - timedelta(seconds=120)
+    async with session_factory() as session, session.begin():
+        assert await fail_stale_runs(session, stale_after=timedelta(seconds=60)) == 1
+        assert await fail_stale_runs(session, stale_after=timedelta(seconds=60)) == 0
     async with session_factory() as session:
-        recovered = await get_training_run(session, run_id=crashed.id)
+        recovered = await get_training_run(session, run_id=live.id)
         untouched = await get_training_run(session, run_id=finished.id)
-    assert recovered.status is RunStatus.FAILED and recovered.error == "bot restarted while training"
-    assert recovered.finished_at is not None
+    assert recovered.status is RunStatus.FAILED and recovered.error.startswith("abandoned")
+    assert recovered.finished_at is not None and recovered.seed == 5
     assert untouched.status is RunStatus.SUCCEEDED and untouched.error is None
+    async with session_factory() as session, session.begin():
+        assert not await heartbeat_run(
+            session, run_id=live.id, owner="elsewhere:1:a"
+        )  # the owner learns it lost
+        with pytest.raises(RunNotOwnedError):
+            await require_run_owner(session, run_id=live.id, owner="elsewhere:1:a")
     _, created = await start(session_factory)
     assert created  # the slot is free again
+
+
+async def test_a_stale_run_is_replaced_by_the_next_request_and_its_owner_cannot_finish_it(session_factory):
+    stale, _ = await start(session_factory, owner="elsewhere:1:a")
+    async with session_factory() as session, session.begin():
+        row = await session.get(TrainingRun, stale.id)
+        row.heartbeat_at = utcnow() - timedelta(hours=1)
+    fresh, created = await start(session_factory, owner="me:2:b")
+    assert created and fresh.id != stale.id
+    with pytest.raises(RunNotOwnedError):
+        async with session_factory() as session, session.begin():
+            await finish_training_run(
+                session, run_id=stale.id, status=RunStatus.SUCCEEDED, owner="elsewhere:1:a"
+            )
+    async with session_factory() as session, session.begin():
+        await finish_training_run(session, run_id=fresh.id, status=RunStatus.REJECTED, owner="me:2:b")
+
+
+def test_an_owner_process_on_this_host_that_is_gone_makes_its_run_stale_at_once():
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    child = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], check=True, capture_output=True, text=True
+    )
+    gone_pid = int(child.stdout)
+    host = socket.gethostname()
+    run = TrainingRun(active_slot=1, owner=f"{host}:{gone_pid}:x", heartbeat_at=utcnow())
+    assert is_stale(run, stale_after=timedelta(hours=1))
+    alive = TrainingRun(active_slot=1, owner=f"{host}:{os.getpid()}:x", heartbeat_at=utcnow())
+    assert not is_stale(alive, stale_after=timedelta(hours=1))
+    remote = TrainingRun(active_slot=1, owner=f"other-host:{gone_pid}:x", heartbeat_at=utcnow())
+    assert not is_stale(remote, stale_after=timedelta(hours=1))

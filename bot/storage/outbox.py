@@ -1,0 +1,172 @@
+"""The outbox: messages the bot sends, stored before they are sent and marked once Telegram accepted them.
+
+A reply to an update is keyed by (bot, update id, sequence number): when an update is processed again after a
+crash, its reply is found here, and one already sent is not sent again. A reply whose send failed (retries
+exhausted) or was cut by a shutdown stays pending and is sent later, once. Functions flush; the caller commits.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.storage.errors import InvalidDataError
+from bot.storage.models import InboxStatus, OutboxMessage, OutboxStatus, TelegramUpdate, Verdict, utcnow
+
+ERROR_TEXT_LIMIT = 1000
+
+
+async def enqueue_message(
+    session: AsyncSession,
+    *,
+    bot_id: int,
+    chat_id: int,
+    text: str,
+    update_id: int | None = None,
+    seq: int = 0,
+    reply_to_message_id: int | None = None,
+    reply_markup: dict[str, Any] | None = None,
+    verdict_id: int | None = None,
+) -> OutboxMessage:
+    """Store a message to send (pending); returns the row.
+
+    With an `update_id`, idempotent on (bot, update, seq): when that reply exists already, whatever its status,
+    the existing row is returned unchanged (re-processing an update must not queue a second reply).
+    """
+    if not isinstance(text, str) or not text:
+        raise InvalidDataError("A message needs a non-empty text.")
+    # PostgreSQL text cannot hold NUL; echoed user input may carry one.
+    values = {
+        "bot_id": bot_id,
+        "update_id": update_id,
+        "seq": seq,
+        "chat_id": chat_id,
+        "reply_to_message_id": reply_to_message_id,
+        "text": text.replace("\x00", ""),
+        "reply_markup": reply_markup,
+        "verdict_id": verdict_id,
+        "status": OutboxStatus.PENDING,
+        "attempts": 0,
+        "created_at": utcnow(),
+    }
+    if update_id is None:
+        row = OutboxMessage(**values)
+        session.add(row)
+        await session.flush()
+        return row
+    dialect = session.get_bind().dialect.name
+    insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    await session.execute(
+        insert(OutboxMessage)
+        .values(values)
+        .on_conflict_do_nothing(index_elements=["bot_id", "update_id", "seq"])
+    )
+    row = await session.scalar(
+        select(OutboxMessage)
+        .where(OutboxMessage.bot_id == bot_id, OutboxMessage.update_id == update_id, OutboxMessage.seq == seq)
+        .execution_options(populate_existing=True)
+    )
+    assert row is not None  # inserted above, or there before
+    return row
+
+
+async def get_outbox_message(session: AsyncSession, *, message_id: int) -> OutboxMessage | None:
+    return await session.get(OutboxMessage, message_id, populate_existing=True)
+
+
+async def due_outbox_messages(
+    session: AsyncSession,
+    *,
+    now: datetime | None = None,
+    created_before: datetime | None = None,
+    limit: int = 100,
+) -> list[OutboxMessage]:
+    """Pending messages whose next attempt is due, oldest first.
+
+    A message never tried yet counts only when created before `created_before` (default: `now`): a fresh one
+    belongs to the handler that is sending it.
+    """
+    now = now or utcnow()
+    created_before = created_before or now
+    never_tried = OutboxMessage.next_attempt_at.is_(None) & (OutboxMessage.created_at <= created_before)
+    return list(
+        (
+            await session.scalars(
+                select(OutboxMessage)
+                .where(
+                    OutboxMessage.status == OutboxStatus.PENDING,
+                    never_tried | (OutboxMessage.next_attempt_at <= now),
+                )
+                .order_by(OutboxMessage.id)
+                .limit(limit)
+            )
+        ).all()
+    )
+
+
+async def mark_outbox_sent(session: AsyncSession, *, message_id: int, sent_message_id: int) -> None:
+    """Telegram accepted the message: mark it sent and, when it announces a verdict, store the message's id on
+    the verdict (replies to the bot's message then find the verdict) in the same transaction."""
+    row = await session.get(OutboxMessage, message_id)
+    if row is None:
+        raise InvalidDataError(f"Outbox message {message_id} does not exist.")
+    row.status = OutboxStatus.SENT
+    row.sent_at = utcnow()
+    row.sent_message_id = sent_message_id
+    row.attempts += 1
+    row.last_error = None
+    row.next_attempt_at = None
+    if row.verdict_id is not None:
+        await session.execute(
+            update(Verdict).where(Verdict.id == row.verdict_id).values(reply_message_id=sent_message_id)
+        )
+    await session.flush()
+
+
+async def mark_outbox_failed_attempt(
+    session: AsyncSession,
+    *,
+    message_id: int,
+    error: str,
+    retry_at: datetime | None,
+) -> OutboxMessage:
+    """A send failed: keep the message pending until `retry_at`, or mark it failed for good (`retry_at=None`)."""
+    row = await session.get(OutboxMessage, message_id)
+    if row is None:
+        raise InvalidDataError(f"Outbox message {message_id} does not exist.")
+    row.attempts += 1
+    row.last_error = error[:ERROR_TEXT_LIMIT]
+    if retry_at is None:
+        row.status = OutboxStatus.FAILED
+        row.next_attempt_at = None
+    else:
+        row.next_attempt_at = retry_at
+    await session.flush()
+    return row
+
+
+async def purge_outbox(session: AsyncSession, *, older_than: datetime) -> int:
+    """Delete sent and failed messages created before `older_than`. Pending ones always stay, and so do the
+    replies to updates still pending in the inbox (re-processing them must find their replies)."""
+    still_pending = (
+        select(TelegramUpdate.id)
+        .where(
+            TelegramUpdate.bot_id == OutboxMessage.bot_id,
+            TelegramUpdate.update_id == OutboxMessage.update_id,
+            TelegramUpdate.status == InboxStatus.PENDING,
+        )
+        .exists()
+    )
+    result = await session.execute(
+        delete(OutboxMessage).where(
+            OutboxMessage.status != OutboxStatus.PENDING,
+            OutboxMessage.created_at < older_than,
+            ~still_pending,
+        )
+    )
+    return int(result.rowcount or 0)

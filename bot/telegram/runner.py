@@ -1,0 +1,699 @@
+"""`moderator run`'s delivery loop around the python-telegram-bot `Application` (built without an Updater).
+
+Nothing lost:
+- **Inbox.** The poller stores each getUpdates batch in one transaction and only then advances the offset, which
+  the next getUpdates confirms to Telegram; in webhook mode the answer is 200 only after the commit. Each
+  update is then processed from memory (`Application.process_update`, at most
+  `application.update_processor.max_concurrent_updates` at once) and marked done. At start-up the updates
+  left pending by a crash are processed first. An update whose processing started `INBOX_MAX_ATTEMPTS` times
+  without finishing (the process died each time) is marked failed instead of crashing the bot forever.
+- **Outbox.** Replies go through `bot.telegram.delivery.Outbox`: stored, sent, marked sent. One already sent
+  is not sent again when its update is processed again; one that could not be sent is sent later, once.
+
+Nothing stuck:
+- **Telegram trouble.** Network errors, timeouts, 5xx and 429 on getUpdates are one WARNING line each, then a
+  growing pause, forever. A refused token (401/404) or another poller (409) is retried the same way for
+  `TELEGRAM_AUTH_RETRY_SECONDS`, then the runner stops with a `FatalError` (one line, exit 1) so that a
+  supervisor restarts it. getMe at start-up likewise.
+- **Shutdown.** SIGTERM/SIGINT stop fetching, give in-flight updates until `SHUTDOWN_TIMEOUT_SECONDS` (minus a
+  short reserve for the shutdown hooks), cancel the rest (their inbox rows and replies stay pending for the
+  next start), then run the application's `post_stop`/`post_shutdown` hooks within the deadline.
+- **A deleted database file** is noticed before and after every inbox commit and every second; the runner
+  then stops with a `FatalError` instead of confirming updates written to a file that no longer exists.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import json
+import logging
+import re
+import signal
+import time
+import warnings
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlparse
+
+import tornado.httpserver
+import tornado.netutil
+import tornado.web
+from telegram import Update
+from telegram.error import Conflict, Forbidden, InvalidToken, RetryAfter, TelegramError
+from telegram.warnings import PTBDeprecationWarning
+
+from bot import storage
+from bot.storage import DatabaseFileGuard, DatabaseGoneError, InboxStatus
+from bot.storage.models import utcnow
+from bot.telegram.delivery import Outbox, SentJournal, update_scope
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+    from telegram.ext import Application
+
+    from bot.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+FIRST_BACKOFF_SECONDS = 1.0
+MAX_BACKOFF_SECONDS = 30.0
+GUARD_INTERVAL_SECONDS = 1.0  # how often the database file is checked besides every inbox commit
+PURGE_INTERVAL_SECONDS = 3600.0
+FIRST_PURGE_AFTER_SECONDS = 60.0
+HOOK_RESERVE_SECONDS = 2.0  # of the shutdown deadline, kept for post_stop/shutdown/post_shutdown
+BACKLOG_PER_SLOT = 4  # updates held in memory per concurrency slot before polling pauses
+DB_RETRY_ATTEMPTS = 3
+SUSPECT_ATTEMPTS = 2  # pending updates started this often are re-processed one at a time after a restart
+SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+
+
+class FatalError(Exception):
+    """The bot cannot go on serving; the message is one line for the operator, without secrets."""
+
+
+class _Backoff:
+    def __init__(self) -> None:
+        self.failures = 0
+
+    def next_delay(self) -> float:
+        self.failures += 1
+        return min(FIRST_BACKOFF_SECONDS * 2 ** (self.failures - 1), MAX_BACKOFF_SECONDS)
+
+    def reset(self) -> None:
+        self.failures = 0
+
+
+class _RefusalWindow:
+    """How long Telegram has kept refusing us (bad token, another poller) without a success in between."""
+
+    def __init__(self, limit_s: float) -> None:
+        self.limit_s = limit_s
+        self.since: float | None = None
+
+    def failed(self) -> float:
+        now = time.monotonic()
+        if self.since is None:
+            self.since = now
+        return now - self.since
+
+    def reset(self) -> None:
+        self.since = None
+
+
+def _refusal(error: BaseException) -> str | None:
+    """Why Telegram refuses to serve this bot at all, or None for trouble that passes by itself."""
+    if isinstance(error, InvalidToken):
+        return "Telegram rejected the bot token (401/404); check TELEGRAM_BOT_TOKEN"
+    if isinstance(error, Forbidden):
+        return "Telegram forbids this bot to fetch updates (403)"
+    if isinstance(error, Conflict):
+        return (
+            "another process is fetching updates with this token, or a webhook is set (409 Conflict); "
+            "run one bot per token"
+        )
+    return None
+
+
+def _retry_after(error: RetryAfter) -> float:
+    with warnings.catch_warnings():  # PTB 22 warns that the type changes to timedelta in a future version
+        warnings.simplefilter("ignore", PTBDeprecationWarning)
+        value = error.retry_after
+    return float(value.total_seconds() if isinstance(value, timedelta) else value)
+
+
+def _describe(error: BaseException) -> str:
+    """One line about a Telegram/network error; never the exception's text for refusals (it can hold the
+    token, e.g. PTB's 'The token `…` was rejected by the server')."""
+    refusal = _refusal(error)
+    if refusal is not None:
+        return refusal
+    if isinstance(error, RetryAfter):
+        return f"flood control (429, retry after {_retry_after(error):.0f} s)"
+    text = " ".join(str(error).split())[:200]
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
+class _InboxMarks:
+    """Group commit of the inbox bookkeeping: "processing starts" (awaited: it must be on disk before the
+    handler runs, or a poison update would never be counted) and "done" (not awaited) for every update that
+    asked since the last commit, in one short transaction. A burst then costs a few transactions instead of
+    two per update queueing for SQLite's one write lock, which keeps the commits that mark replies sent quick.
+    """
+
+    def __init__(self, session_factory: async_sessionmaker[AsyncSession], bot_id: int) -> None:
+        self._session_factory = session_factory
+        self._bot_id = bot_id
+        self._claims: dict[int, asyncio.Future[int | None]] = {}
+        self._done: set[int] = set()
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="inbox-marks")
+
+    async def claim(self, update_id: int) -> int | None:
+        """Attempts so far once committed (0: not pending any more; None: the database failed)."""
+        future = self._claims.get(update_id)
+        if future is None:
+            future = self._claims[update_id] = asyncio.get_running_loop().create_future()
+            self._wake.set()
+        return await asyncio.shield(future)
+
+    def done(self, update_id: int) -> None:
+        self._done.add(update_id)
+        self._wake.set()
+
+    async def _run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            await self.commit()
+
+    async def commit(self) -> None:
+        claims, self._claims = self._claims, {}
+        done, self._done = self._done, set()
+        if not claims and not done:
+            return
+        attempts: dict[int, int] | None = None
+        for attempt in range(1, DB_RETRY_ATTEMPTS + 1):
+            try:
+                async with self._session_factory.begin() as session:
+                    attempts = await storage.start_updates(
+                        session, bot_id=self._bot_id, update_ids=list(claims)
+                    )
+                    await storage.finish_updates(session, bot_id=self._bot_id, update_ids=sorted(done))
+                break
+            except asyncio.CancelledError:
+                self._done |= done  # committed by the final flush
+                for future in claims.values():
+                    if not future.done():
+                        future.set_result(None)
+                raise
+            except Exception as error:  # noqa: BLE001 - the rows stay pending; processed again after a restart
+                if attempt == DB_RETRY_ATTEMPTS:
+                    logger.warning("inbox: could not record progress (%s: %s)", type(error).__name__, error)
+                    break
+                await asyncio.sleep(0.25 * attempt)
+        for update_id, future in claims.items():
+            if not future.done():
+                future.set_result(None if attempts is None else attempts.get(update_id, 0))
+
+    async def close(self) -> None:
+        """Stop the loop, then commit what is left."""
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        await self.commit()
+
+
+class BotRunner:
+    """Runs an `Application` built with `.updater(None)`: `await runner.run()` until SIGINT/SIGTERM (exit
+    code 0), or `start()`/`stop()` from tests. Raises `FatalError` when it cannot go on."""
+
+    def __init__(
+        self,
+        application: Application,
+        *,
+        settings: Settings,
+        session_factory: async_sessionmaker[AsyncSession],
+        poll_timeout: int | None = None,
+        webhook: bool | None = None,
+    ) -> None:
+        self.application = application
+        self.settings = settings
+        self.session_factory = session_factory
+        self.poll_timeout = settings.telegram_poll_timeout_seconds if poll_timeout is None else poll_timeout
+        self.webhook = bool(settings.webhook_url) if webhook is None else webhook
+        self.outbox: Outbox | None = None
+        self.guard: DatabaseFileGuard | None = None
+        self._marks: _InboxMarks | None = None
+        self.fatal: FatalError | None = None
+        self.stopped = asyncio.Event()  # set once stop() finished
+        self._stop_requested = asyncio.Event()
+        self._stopping = False
+        self._started_hooks = False
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._inflight: set[asyncio.Task[Any]] = set()
+        self._room = asyncio.Condition()  # notified when an in-flight update finishes (backlog bound)
+        self._server: tornado.httpserver.HTTPServer | None = None
+        self.webhook_port: int | None = None
+
+    @property
+    def bot(self) -> Any:
+        return self.application.bot
+
+    # -- lifecycle --------------------------------------------------------------------------------------
+
+    async def run(self) -> int:
+        """Start, serve until SIGINT/SIGTERM or a fatal error, stop within the deadline. Returns 0 or raises
+        FatalError."""
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, self._on_signal, signum)
+        try:
+            starting = asyncio.create_task(self.start())
+            stop_waiter = asyncio.create_task(self._stop_requested.wait())
+            await asyncio.wait({starting, stop_waiter}, return_when=asyncio.FIRST_COMPLETED)
+            if not starting.done():  # a signal (or a fatal error) while starting
+                starting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await starting  # re-raises a FatalError from start-up
+            await self._stop_requested.wait()  # a signal, or a fatal error while serving
+        except FatalError as error:
+            self.fatal = self.fatal or error
+        finally:
+            await self.stop()
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(signum)
+        if self.fatal is not None:
+            raise self.fatal
+        return 0
+
+    def _on_signal(self, signum: int) -> None:
+        if self._stop_requested.is_set():
+            logger.warning("%s again: already stopping", signal.Signals(signum).name)
+            return
+        logger.info(
+            "%s: stopping (at most %.0f s)",
+            signal.Signals(signum).name,
+            self.settings.shutdown_timeout_seconds,
+        )
+        self._stop_requested.set()
+
+    def request_stop(self) -> None:
+        self._stop_requested.set()
+
+    def _fail(self, error: FatalError) -> None:
+        """Stop serving; `run()` raises `error` once stopped (`moderator` prints it as its one error line)."""
+        if self.fatal is None:
+            self.fatal = error
+        self._stop_requested.set()
+
+    async def start(self) -> None:
+        """Connect (getMe, bounded on a refused token), run post_init, re-process what a crash left pending,
+        then fetch updates. Raises FatalError when the token stays refused."""
+        self._tasks.append(asyncio.create_task(self._stop_when_requested(), name="stop-watch"))
+        await self._initialize()
+        self.guard = DatabaseFileGuard(self.settings.database_url)
+        journal = None
+        if self.guard.path is not None:  # SQLite: a journal file next to the database (see delivery)
+            journal = SentJournal(self.guard.path.with_name(self.guard.path.name + "-sent.journal"))
+        self.outbox = Outbox(
+            bot=self.bot,
+            session_factory=self.session_factory,
+            max_attempts=self.settings.outbox_max_attempts,
+            journal=journal,
+        )
+        await self.outbox.recover_journal()
+        self._marks = _InboxMarks(self.session_factory, self.bot.id)
+        self._marks.start()
+        if self.application.post_init is not None:
+            await self.application.post_init(self.application)
+        self._started_hooks = True
+        await self.application.start()
+        await self._recover()
+        self._tasks.append(asyncio.create_task(self._flush_loop(), name="outbox-flusher"))
+        self._tasks.append(asyncio.create_task(self._maintenance_loop(), name="inbox-maintenance"))
+        if self.webhook:
+            await self._start_webhook()
+        else:
+            await self._call_telegram("deleteWebhook", lambda: self.bot.delete_webhook())
+            self._tasks.append(asyncio.create_task(self._poll_loop(), name="getUpdates"))
+        logger.info("the bot is running (%s)", "webhook" if self.webhook else "long polling")
+
+    async def _stop_when_requested(self) -> None:
+        await self._stop_requested.wait()
+        await self.stop()
+
+    async def _initialize(self) -> None:
+        await self._call_telegram("getMe", self.application.initialize)
+
+    async def _call_telegram(self, what: str, call: Callable[[], Awaitable[Any]]) -> Any:
+        """`call()`, retried with backoff: forever on passing trouble, for TELEGRAM_AUTH_RETRY_SECONDS on a
+        refusal (then FatalError)."""
+        backoff = _Backoff()
+        refused = _RefusalWindow(self.settings.telegram_auth_retry_seconds)
+        while True:
+            try:
+                return await call()
+            except TelegramError as error:
+                delay = _retry_after(error) if isinstance(error, RetryAfter) else backoff.next_delay()
+                if _refusal(error) is not None:
+                    waited = refused.failed()
+                    if waited >= refused.limit_s:
+                        raise FatalError(f"{_describe(error)}; gave up after {waited:.0f} s") from None
+                    delay = min(delay, max(refused.limit_s - waited, 0.1))
+                logger.warning("%s failed: %s; retrying in %.1f s", what, _describe(error), delay)
+                await asyncio.sleep(delay)
+
+    async def stop(self) -> None:
+        """Stop within SHUTDOWN_TIMEOUT_SECONDS: stop fetching, let in-flight updates finish until the deadline
+        (minus a reserve for the hooks), cancel the rest (they stay pending), then the application's hooks."""
+        if self._stopping:
+            await self.stopped.wait()
+            return
+        self._stopping = True
+        self._stop_requested.set()
+        loop = asyncio.get_running_loop()
+        timeout = self.settings.shutdown_timeout_seconds
+        deadline = loop.time() + timeout
+        reserve = min(HOOK_RESERVE_SECONDS, timeout / 2)
+        started = loop.time()
+        try:
+            if self._server is not None:
+                self._server.stop()  # no new webhook requests
+            current = asyncio.current_task()
+            background = [task for task in self._tasks if task is not current]
+            for task in background:
+                task.cancel()
+            await asyncio.gather(*background, return_exceptions=True)
+            unfinished = await self._drain(deadline - reserve - loop.time())
+            if self._marks is not None:  # what finished is marked done, so it is not processed again
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(
+                        self._marks.close(), max(deadline - reserve / 2 - loop.time(), 0.2)
+                    )
+            if self._server is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(self._server.close_all_connections(), 0.5)
+            await self._run_hooks(deadline)
+            if self.outbox is not None and self.outbox.journal is not None:
+                self.outbox.compact_journal()
+                self.outbox.journal.close()
+            logger.info(
+                "stopped in %.1f s%s",
+                loop.time() - started,
+                f"; {unfinished} unfinished update(s) are processed after the restart" if unfinished else "",
+            )
+        finally:
+            self.stopped.set()
+
+    async def _drain(self, budget_s: float) -> int:
+        """Wait for in-flight updates up to `budget_s`, then cancel the rest; returns how many were cut."""
+        inflight = set(self._inflight)
+        if not inflight:
+            return 0
+        _, pending = await asyncio.wait(inflight, timeout=max(budget_s, 0.0))
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.wait(pending, timeout=1.0)
+        return len(pending)
+
+    async def _run_hooks(self, deadline: float) -> None:
+        loop = asyncio.get_running_loop()
+        application = self.application
+
+        async def bounded(name: str, step: Callable[[], Awaitable[Any]], *, floor_s: float = 0.2) -> None:
+            try:
+                await asyncio.wait_for(step(), max(deadline - loop.time(), floor_s))
+            except TimeoutError:
+                logger.warning("shutdown: %s did not finish in time; skipped", name)
+            except Exception as error:  # noqa: BLE001 - shutdown goes on whatever a hook does
+                logger.warning("shutdown: %s failed (%s: %s)", name, type(error).__name__, error)
+
+        if application.running:
+            await bounded("Application.stop", application.stop)
+        if self._started_hooks and application.post_stop is not None:
+            await bounded("post_stop", lambda: application.post_stop(application))  # type: ignore[misc]
+        await bounded("Application.shutdown", application.shutdown)
+        if application.post_shutdown is not None:
+            # disposes the database engine: granted a moment even past the deadline
+            await bounded("post_shutdown", lambda: application.post_shutdown(application), floor_s=1.0)  # type: ignore[misc]
+
+    # -- the inbox --------------------------------------------------------------------------------------
+
+    async def _store(self, payloads: list[dict[str, Any]]) -> list[int]:
+        """Store updates (one transaction); returns the ids new to the inbox. Checks the database file before
+        and after the commit: an update is never confirmed to Telegram into a deleted file."""
+        assert self.guard is not None
+        self.guard.check()
+        async with self.session_factory.begin() as session:
+            new_ids = await storage.store_updates(session, bot_id=self.bot.id, updates=payloads)
+        self.guard.check()
+        return new_ids
+
+    def _schedule(self, update: Update) -> None:
+        self._track(asyncio.create_task(self._process(update), name=f"update-{update.update_id}"))
+
+    def _track(self, task: asyncio.Task[Any]) -> None:
+        """In flight: counted for the backlog bound, waited for (until the deadline) by stop()."""
+        self._inflight.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[Any]) -> None:
+        self._inflight.discard(task)
+
+        async def notify() -> None:
+            async with self._room:
+                self._room.notify_all()
+
+        if not self._stopping:
+            asyncio.get_running_loop().create_task(notify())
+
+    async def _process(self, update: Update) -> None:
+        coroutine = self._handle(update)
+        try:
+            await self.application.update_processor.process_update(update, coroutine)
+        except asyncio.CancelledError:
+            coroutine.close()  # cancelled while waiting for a slot: never started
+            raise
+
+    async def _handle(self, update: Update) -> None:
+        assert self.outbox is not None and self._marks is not None
+        update_id = update.update_id
+        if await self._marks.claim(update_id) == 0:
+            return  # processed meanwhile (or not in the inbox): nothing to do
+        with update_scope(self.outbox, update_id):
+            await self.application.process_update(update)  # handler errors go to the error handlers
+        self._marks.done(update_id)
+
+    async def _recover(self) -> None:
+        """Mark poison updates failed, then schedule the updates a previous process left pending.
+
+        Updates whose processing already started twice without finishing (two processes died with them in
+        flight) are suspects: they are processed one at a time, so that if one of them kills the process
+        again, only its own attempt is counted and it alone reaches INBOX_MAX_ATTEMPTS. The others run
+        concurrently as usual.
+        """
+        async with self.session_factory.begin() as session:
+            poisoned = await storage.fail_poison_updates(
+                session, bot_id=self.bot.id, max_attempts=self.settings.inbox_max_attempts
+            )
+        for update_id in poisoned:
+            logger.warning(
+                "update %s skipped: its processing started %d times and never finished",
+                update_id,
+                self.settings.inbox_max_attempts,
+            )
+        async with self.session_factory.begin() as session:
+            rows = await storage.pending_updates(session, bot_id=self.bot.id)
+        suspects: list[Update] = []
+        for row in rows:
+            try:
+                update = Update.de_json(row.payload, self.bot)
+            except Exception as error:  # noqa: BLE001 - an unreadable payload cannot be processed, ever
+                logger.warning("update %s skipped: unreadable (%s)", row.update_id, type(error).__name__)
+                async with self.session_factory.begin() as session:
+                    await storage.finish_updates(
+                        session,
+                        bot_id=self.bot.id,
+                        update_ids=[row.update_id],
+                        status=InboxStatus.FAILED,
+                        error=f"unreadable: {error}",
+                    )
+                continue
+            if row.attempts >= SUSPECT_ATTEMPTS:
+                suspects.append(update)
+            else:
+                self._schedule(update)
+        if suspects:
+            self._track(asyncio.create_task(self._process_one_by_one(suspects), name="suspect-updates"))
+        if rows:
+            logger.info(
+                "re-processing %d update(s) left pending by the previous run%s",
+                len(rows),
+                f" ({len(suspects)} one at a time)" if suspects else "",
+            )
+
+    async def _process_one_by_one(self, updates: list[Update]) -> None:
+        for update in updates:
+            await self._process(update)
+
+    async def _wait_for_room(self) -> None:
+        limit = max(self.application.update_processor.max_concurrent_updates, 1) * BACKLOG_PER_SLOT
+        async with self._room:
+            await self._room.wait_for(lambda: len(self._inflight) < limit)
+
+    # -- long polling -----------------------------------------------------------------------------------
+
+    async def _poll_loop(self) -> None:
+        offset: int | None = None
+        backoff = _Backoff()
+        refused = _RefusalWindow(self.settings.telegram_auth_retry_seconds)
+        while True:
+            await self._wait_for_room()
+            try:
+                updates = await self.bot.get_updates(
+                    offset=offset, timeout=self.poll_timeout, allowed_updates=Update.ALL_TYPES
+                )
+            except TelegramError as error:
+                delay = _retry_after(error) if isinstance(error, RetryAfter) else backoff.next_delay()
+                if _refusal(error) is not None:
+                    waited = refused.failed()
+                    if waited >= refused.limit_s:
+                        self._fail(FatalError(f"{_describe(error)}; gave up after {waited:.0f} s"))
+                        return
+                    delay = min(delay, max(refused.limit_s - waited, 0.1))
+                logger.warning("getUpdates failed: %s; retrying in %.1f s", _describe(error), delay)
+                await asyncio.sleep(delay)
+                continue
+            except Exception:  # a bug must not stop fetching for good
+                delay = backoff.next_delay()
+                logger.exception("getUpdates failed unexpectedly; retrying in %.1f s", delay)
+                await asyncio.sleep(delay)
+                continue
+            backoff.reset()
+            refused.reset()
+            if not updates:
+                continue
+            try:
+                new_ids = set(await self._store([update.to_dict() for update in updates]))
+            except DatabaseGoneError as error:
+                self._fail(FatalError(str(error)))
+                return
+            except Exception as error:  # noqa: BLE001 - not stored: not confirmed; Telegram sends them again
+                delay = backoff.next_delay()
+                logger.warning(
+                    "could not store %d update(s) (%s: %s); fetching them again in %.1f s",
+                    len(updates),
+                    type(error).__name__,
+                    " ".join(str(error).split())[:200],
+                    delay,
+                )
+                await asyncio.sleep(delay)
+                continue
+            for update in updates:
+                if update.update_id in new_ids:
+                    self._schedule(update)
+            offset = updates[-1].update_id + 1  # the next getUpdates confirms this batch: it is stored
+
+    # -- webhook ----------------------------------------------------------------------------------------
+
+    async def _start_webhook(self) -> None:
+        settings = self.settings
+        path = urlparse(settings.webhook_url or "").path or "/"
+        secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else None
+        if not secret:
+            logger.warning("WEBHOOK_SECRET is not set: anyone who finds the webhook URL can send updates")
+        app = tornado.web.Application([(re.escape(path), _WebhookHandler, {"runner": self})])
+        sockets = tornado.netutil.bind_sockets(settings.webhook_port, settings.webhook_listen)
+        self.webhook_port = sockets[0].getsockname()[1]
+        self._server = tornado.httpserver.HTTPServer(app, xheaders=True)
+        self._server.add_sockets(sockets)
+        await self._call_telegram(
+            "setWebhook",
+            lambda: self.bot.set_webhook(
+                url=settings.webhook_url, secret_token=secret, allowed_updates=Update.ALL_TYPES
+            ),
+        )
+        logger.info("webhook listening on %s:%d%s", settings.webhook_listen, self.webhook_port, path)
+
+    async def accept_webhook_update(self, payload: Any) -> int:
+        """Store one update posted to the webhook; returns the HTTP status to answer (200 once stored)."""
+        if self._stopping:
+            return 503
+        if not isinstance(payload, dict):
+            return 400
+        try:
+            update = Update.de_json(payload, self.bot)
+        except Exception:  # noqa: BLE001 - not an update
+            return 400
+        try:
+            new_ids = await self._store([payload])
+        except DatabaseGoneError as error:
+            self._fail(FatalError(str(error)))
+            return 500
+        except Exception as error:  # noqa: BLE001 - not stored: 5xx, so Telegram delivers it again
+            logger.warning(
+                "webhook: could not store update %s (%s); Telegram will send it again",
+                payload.get("update_id"),
+                type(error).__name__,
+            )
+            return 500
+        if update.update_id in new_ids:
+            self._schedule(update)
+        return 200
+
+    # -- background work --------------------------------------------------------------------------------
+
+    async def _flush_loop(self) -> None:
+        assert self.outbox is not None
+        interval = self.settings.outbox_flush_interval_seconds
+        await asyncio.sleep(min(interval, 1.0))  # replies left by the previous run go out soon after start
+        while True:
+            try:
+                await self.outbox.flush()
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:  # noqa: BLE001 - retried at the next interval
+                logger.warning("outbox: flush failed (%s: %s)", type(error).__name__, error)
+            await asyncio.sleep(interval)
+
+    async def _maintenance_loop(self) -> None:
+        assert self.guard is not None
+        loop = asyncio.get_running_loop()
+        next_purge = loop.time() + FIRST_PURGE_AFTER_SECONDS
+        while True:
+            try:
+                self.guard.check()
+            except DatabaseGoneError as error:
+                self._fail(FatalError(str(error)))
+                return
+            if self.outbox is not None:
+                self.outbox.compact_journal()
+            if loop.time() >= next_purge:
+                next_purge = loop.time() + PURGE_INTERVAL_SECONDS
+                await self.purge()
+            await asyncio.sleep(GUARD_INTERVAL_SECONDS)
+
+    async def purge(self) -> tuple[int, int]:
+        """Delete processed updates and sent messages older than INBOX_RETENTION_HOURS."""
+        cutoff = utcnow() - timedelta(hours=self.settings.inbox_retention_hours)
+        try:
+            async with self.session_factory.begin() as session:
+                updates = await storage.purge_inbox(session, older_than=cutoff)
+                messages = await storage.purge_outbox(session, older_than=cutoff)
+        except Exception as error:  # noqa: BLE001 - tried again at the next interval
+            logger.warning("inbox: purge failed (%s: %s)", type(error).__name__, error)
+            return 0, 0
+        if updates or messages:
+            logger.info("purged %d processed update(s) and %d sent message(s)", updates, messages)
+        return updates, messages
+
+
+class _WebhookHandler(tornado.web.RequestHandler):
+    """POST <webhook path>: check the secret header, store the update, answer 200 only once it is stored."""
+
+    def initialize(self, runner: BotRunner) -> None:
+        self.runner = runner
+
+    async def post(self) -> None:
+        secret = self.runner.settings.webhook_secret
+        if secret is not None:
+            given = self.request.headers.get(SECRET_HEADER, "")
+            if not hmac.compare_digest(given.encode(), secret.get_secret_value().encode()):
+                self.set_status(403)
+                return
+        try:
+            payload = json.loads(self.request.body or b"null")
+        except ValueError:
+            self.set_status(400)
+            return
+        self.set_status(await self.runner.accept_webhook_update(payload))
+
+    def log_exception(self, typ: Any, value: Any, tb: Any) -> None:  # one line, never a traceback
+        logger.warning("webhook request failed: %s", typ.__name__ if typ else "?")

@@ -1,0 +1,211 @@
+"""Model version lifecycle: import and activate validate first, start-up falls back, rollback walks the history.
+
+Real model directories (copies of the scratch model, some damaged on purpose), a real SQLite file, and the real
+`moderator model` commands as subprocesses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bot import storage, versions
+from bot.settings import Settings
+from bot.storage import ActivationReason, ModelStatus
+
+
+def settings_for(tmp_path: Path) -> Settings:
+    return Settings(
+        _env_file=None,
+        database_url=f"sqlite+aiosqlite:///{tmp_path / 'moderator.db'}",
+        model_dir=tmp_path / "models",
+        runs_dir=tmp_path / "runs",
+        retrain_cron=None,
+        quantize=False,
+    )
+
+
+def nan_copy(source: Path, target: Path) -> Path:
+    """The same model with NaN classifier weights: it loads fine, and answers nothing usable."""
+    from safetensors.torch import load_file, save_file
+
+    shutil.copytree(source, target)
+    weights = load_file(target / "model.safetensors")
+    weights["classifier.weight"] = weights["classifier.weight"] * float("nan")
+    save_file(weights, target / "model.safetensors", metadata={"format": "pt"})
+    return target
+
+
+def truncated_copy(source: Path, target: Path) -> Path:
+    shutil.copytree(source, target)
+    weights = target / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    return target
+
+
+@pytest.fixture
+async def registry(tmp_path):
+    settings = settings_for(tmp_path)
+    await asyncio.to_thread(storage.upgrade_database, settings.database_url)
+    engine = storage.create_engine(settings.database_url)
+    yield settings, storage.make_session_factory(engine)
+    await engine.dispose()
+
+
+async def register(session_factory, path: Path, *, activate: bool = False) -> int:
+    async with session_factory() as session, session.begin():
+        version = await storage.register_model_version(
+            session, path=str(path), base_checkpoint="t", metrics={}
+        )
+        if activate:
+            await storage.activate_model_version(session, version_id=version.id)
+        return version.id
+
+
+async def active_id(session_factory) -> int | None:
+    async with session_factory() as session:
+        active = await storage.get_active_model_version(session)
+    return None if active is None else active.id
+
+
+@pytest.mark.parametrize("damage", ["nan", "truncated", "deleted"])
+async def test_activate_refuses_a_version_that_cannot_serve_and_changes_nothing(
+    registry, tmp_path, scratch_model_dir, damage
+):
+    settings, session_factory = registry
+    good = await register(session_factory, scratch_model_dir, activate=True)
+    broken_dir = tmp_path / f"broken-{damage}"
+    if damage == "nan":
+        nan_copy(scratch_model_dir, broken_dir)
+    elif damage == "truncated":
+        truncated_copy(scratch_model_dir, broken_dir)
+    else:
+        shutil.copytree(scratch_model_dir, broken_dir)
+    broken = await register(session_factory, broken_dir)
+    if damage == "deleted":
+        shutil.rmtree(broken_dir)
+
+    with pytest.raises(versions.VersionError) as raised:
+        await versions.activate(session_factory, settings, version_id=broken, reason=ActivationReason.MANUAL)
+    assert (
+        str(broken_dir) in str(raised.value)
+        or "does not exist" in str(raised.value)
+        or "NaN" in str(raised.value)
+    )
+    assert await active_id(session_factory) == good
+    async with session_factory() as session:
+        # nothing recorded either: the history still holds only the good version's activation
+        assert [a.version_id for a in await storage.list_activations(session)] == [good]
+
+
+async def test_start_up_falls_back_to_the_newest_version_that_loads_and_records_it(
+    registry, tmp_path, scratch_model_dir, caplog
+):
+    settings, session_factory = registry
+    oldest = await register(session_factory, scratch_model_dir, activate=True)
+    middle_dir = shutil.copytree(scratch_model_dir, tmp_path / "middle")
+    middle = await register(session_factory, middle_dir)
+    async with session_factory() as session, session.begin():
+        await storage.activate_model_version(session, version_id=middle)
+    newest_dir = shutil.copytree(scratch_model_dir, tmp_path / "newest")
+    newest = await register(session_factory, newest_dir)
+    async with session_factory() as session, session.begin():
+        await storage.activate_model_version(session, version_id=newest)
+    shutil.rmtree(newest_dir)  # the active version's files vanish
+    (middle_dir / "model.safetensors").write_bytes(b"garbage")  # and the one before is damaged
+
+    loaded = await versions.load_active_or_fall_back(session_factory, settings)
+
+    assert loaded.version.id == oldest and loaded.classifier.predict(["재밌어요"])
+    assert [vid for vid, _ in loaded.skipped] == [newest, middle]
+    assert await active_id(session_factory) == oldest
+    async with session_factory() as session:
+        history = await storage.list_activations(session, limit=1)
+        gone = await storage.get_model_version(session, version_id=newest)
+    assert history[0].reason is ActivationReason.FALLBACK and history[0].previous_version_id == newest
+    assert gone.status is ModelStatus.REJECTED
+    assert "CANNOT LOAD" in caplog.text and f"NOW SERVING MODEL VERSION #{oldest}" in caplog.text
+
+
+async def test_rollback_walks_back_through_the_history_and_skips_what_cannot_load(
+    registry, tmp_path, scratch_model_dir
+):
+    settings, session_factory = registry
+    ids = []
+    for name in ("v1", "v2", "v3", "v4"):
+        path = shutil.copytree(scratch_model_dir, tmp_path / name)
+        ids.append(await register(session_factory, path))
+        async with session_factory() as session, session.begin():
+            await storage.activate_model_version(
+                session, version_id=ids[-1], reason=ActivationReason.PROMOTION
+            )
+    v1, v2, v3, v4 = ids
+    (tmp_path / "v3" / "config.json").unlink()  # v3 can no longer load
+
+    first = await versions.rollback(session_factory, settings, actor=42)
+    assert (first.version.id, first.previous_id, [vid for vid, _ in first.skipped]) == (v2, v4, [v3])
+    second = await versions.rollback(session_factory, settings, actor=42)
+    # Never back to the version just rolled back from (v4 -> v2 -> v4 was the bug): onwards to v1.
+    assert (second.version.id, second.previous_id) == (v1, v2)
+    with pytest.raises(versions.VersionError, match="no earlier model version can serve"):
+        await versions.rollback(session_factory, settings, actor=42)
+    async with session_factory() as session:
+        history = await storage.list_activations(session, limit=2)
+        statuses = {vid: (await storage.get_model_version(session, version_id=vid)).status for vid in ids}
+    assert [(a.version_id, a.reason, a.actor) for a in history] == [
+        (v1, ActivationReason.ROLLBACK, 42),
+        (v2, ActivationReason.ROLLBACK, 42),
+    ]
+    assert statuses[v4] is ModelStatus.REJECTED and statuses[v2] is ModelStatus.REJECTED
+    assert statuses[v1] is ModelStatus.ACTIVE
+
+
+def moderator(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'moderator.db'}",
+        "MODEL_DIR": str(tmp_path / "models"),
+        "QUANTIZE": "false",
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "bot.cli", "model", *args],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+async def test_model_commands_validate_before_anything_changes(registry, tmp_path, scratch_model_dir):
+    settings, session_factory = registry
+    imported = await asyncio.to_thread(moderator, tmp_path, "import", str(scratch_model_dir))
+    assert imported.returncode == 0, imported.stderr
+    assert "now the active model" in imported.stdout
+
+    nan_dir = nan_copy(scratch_model_dir, tmp_path / "nan-model")
+    refused = await asyncio.to_thread(moderator, tmp_path, "import", str(nan_dir))
+    assert refused.returncode == 1 and "trial prediction" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    assert sorted(p.name for p in settings.model_dir.iterdir()) == [
+        p.name for p in settings.model_dir.iterdir() if p.name.startswith(scratch_model_dir.name)
+    ]  # the refused copy was removed again
+
+    second_dir = shutil.copytree(scratch_model_dir, tmp_path / "second")
+    second = await register(session_factory, second_dir)
+    shutil.rmtree(second_dir)
+    gone = await asyncio.to_thread(moderator, tmp_path, "activate", str(second))
+    assert gone.returncode == 1 and f"Cannot activate model version #{second}" in gone.stderr
+    missing = await asyncio.to_thread(moderator, tmp_path, "activate", "9999")
+    assert missing.returncode == 1 and "no model version #9999" in missing.stderr
+    async with session_factory() as session:
+        active = await storage.get_active_model_version(session)
+        history = await storage.list_activations(session)
+    assert active.id == 1 and [(a.version_id, a.reason) for a in history] == [(1, ActivationReason.IMPORT)]

@@ -1,0 +1,106 @@
+"""The review queue: least certain first, both classes, no near-duplicates in a row, never an item twice."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from storage_helpers import insert_verdict
+
+from bot.storage import (
+    FeedbackSource,
+    ReviewOutcome,
+    next_review_item,
+    record_feedback,
+    record_review_outcome,
+)
+from bot.storage.models import utcnow
+
+REVIEWER = 500
+SINCE = timedelta(days=14)
+
+
+async def add(session_factory, message_id, text, positive):
+    """A verdict whose top probability is `positive` (긍정) or 1 - positive (부정)."""
+    label = int(positive >= 0.5)
+    return await insert_verdict(
+        session_factory,
+        message_id=message_id,
+        text=text,
+        label=label,
+        label_name=["부정", "긍정"][label],
+        confidence=max(positive, 1 - positive),
+        probabilities={"부정": 1 - positive, "긍정": positive},
+    )
+
+
+async def next_item(session_factory, reviewer=REVIEWER):
+    async with session_factory() as session, session.begin():
+        return await next_review_item(session, reviewer_id=reviewer, since=utcnow() - SINCE)
+
+
+async def test_least_certain_first_alternating_classes_and_never_twice(session_factory):
+    # 긍정 verdicts are the least certain ones; a plain margin order would show three 긍정 in a row.
+    rows = [
+        await add(session_factory, 1, "배우 연기가 좋았다 추천", 0.52),  # margin 0.04
+        await add(session_factory, 2, "음악이 정말 좋았어요", 0.55),  # 0.10
+        await add(session_factory, 3, "영상미가 멋진 영화", 0.58),  # 0.16
+        await add(session_factory, 4, "지루하고 길었다", 0.35),  # 부정, margin 0.30
+        await add(session_factory, 5, "돈 아까운 영화", 0.10),  # 부정, 0.80
+        await add(session_factory, 6, "완벽한 걸작", 0.99),  # 0.98
+    ]
+    shown = []
+    while (item := await next_item(session_factory)) is not None:
+        shown.append((item.verdict.id, item.verdict.label, item.remaining))
+    ids = {row.id: index + 1 for index, row in enumerate(rows)}
+    order = [ids[verdict_id] for verdict_id, _, _ in shown]
+    assert order == [1, 4, 2, 5, 3, 6]  # margin order, alternating 긍정/부정 while both are left
+    assert [remaining for _, _, remaining in shown] == [6, 5, 4, 3, 2, 1]
+    assert {label for _, label, _ in shown[:2]} == {0, 1}
+    assert await next_item(session_factory) is None  # nothing is shown twice
+
+    # Another reviewer has a queue of their own.
+    assert (await next_item(session_factory, reviewer=REVIEWER + 1)).verdict.id == rows[0].id
+
+
+async def test_labelled_old_and_near_duplicate_items_are_handled(session_factory):
+    labelled = await add(session_factory, 1, "애매한 리뷰 하나", 0.50)
+    async with session_factory() as session, session.begin():
+        await record_feedback(
+            session, verdict_id=labelled.id, user_id=7, label=1, num_labels=2, is_admin=False
+        )
+    old = await add(session_factory, 2, "오래된 리뷰 입니다", 0.51)
+    async with session_factory() as session, session.begin():
+        row = await session.get(type(old), old.id)
+        row.created_at = utcnow() - timedelta(days=30)
+    first = await add(session_factory, 3, "이 영화 정말 좋았다 ㅋㅋ", 0.53)
+    twin = await add(session_factory, 4, "이 영화 정말 좋았다 ㅋㅋㅋ", 0.54)  # a near-duplicate of `first`
+    other = await add(session_factory, 5, "스토리가 신선했어요", 0.60)
+
+    item = await next_item(session_factory)
+    assert item.verdict.id == first.id and item.remaining == 3  # labelled and old verdicts are not queued
+    assert (await next_item(session_factory)).verdict.id == other.id  # the twin waits a turn
+    assert (await next_item(session_factory)).verdict.id == twin.id
+
+
+async def test_outcomes_are_recorded_only_for_items_shown_to_that_reviewer(session_factory):
+    verdict = await add(session_factory, 1, "리뷰", 0.5)
+    async with session_factory() as session, session.begin():
+        assert not await record_review_outcome(
+            session, reviewer_id=REVIEWER, verdict_id=verdict.id, outcome=ReviewOutcome.SKIPPED
+        )
+    await next_item(session_factory)
+    async with session_factory() as session, session.begin():
+        assert await record_review_outcome(
+            session, reviewer_id=REVIEWER, verdict_id=verdict.id, outcome=ReviewOutcome.LABELLED
+        )
+        await record_feedback(
+            session,
+            verdict_id=verdict.id,
+            user_id=REVIEWER,
+            label=0,
+            num_labels=2,
+            is_admin=False,
+            trusted=True,
+            source=FeedbackSource.REVIEW,
+        )
+    assert await next_item(session_factory, reviewer=REVIEWER + 1) is None  # labelled now: out of every queue
