@@ -154,7 +154,10 @@ def bench_model(name: str, model_dir: Path, *, single_texts: list[str], batch_te
     precisions = ["fp32", "int8"] if device.type == "cpu" else ["fp32"]  # dynamic int8 is CPU-only
     labels_by_precision = {
         precision: bench_ours(
-            Classifier.load(model_dir, device=str(device), quantize=precision == "int8"), precision
+            Classifier.load(
+                model_dir, device=str(device), backend="torch-int8" if precision == "int8" else "torch"
+            ),
+            precision,
         )
         for precision in precisions
     }

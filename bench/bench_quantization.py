@@ -1,4 +1,6 @@
-"""Dynamic int8 quantization (`Classifier.load(..., quantize=True)`) vs fp32 on the CPU.
+"""Torch dynamic int8 (`Classifier.load(..., backend="torch-int8")`, the old fast path) vs fp32 on the CPU.
+
+Superseded by bench/bench_serving.py (issue 9), which scores 10,000 reviews and every serving path.
 
 The e5 encoder is first fine-tuned briefly with `trainer` (600 NSMC train reviews, 1 epoch, max_length 64) so
 that accuracy means something; both variants are then scored on the same NSMC test reviews and timed at
@@ -96,7 +98,10 @@ def main() -> None:
         rows = []
         for quantize in (False, True):
             classifier = Classifier.load(
-                model_dir, device="cpu", quantize=quantize, max_length=args.max_length
+                model_dir,
+                device="cpu",
+                backend="torch-int8" if quantize else "torch",
+                max_length=args.max_length,
             )
             numbers = measure(classifier, reviews.texts, reviews.labels, single_count=args.single_count)
             rows.append({"variant": "int8 dynamic" if quantize else "fp32", **numbers})

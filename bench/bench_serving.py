@@ -257,9 +257,12 @@ def speed(
 ) -> dict[str, dict[str, Any]]:
     """Interleaved timing: each chunk of texts (and each single message) runs on every variant in turn."""
     names = list(classifiers)
-    for classifier in classifiers.values():  # warm-up: first calls allocate, pack weights, compile
+    warm_up: dict[str, float] = {}
+    for name, classifier in classifiers.items():  # warm-up: first calls allocate, pack weights, compile
+        started = time.perf_counter()
         classifier.predict(texts[: 2 * chunk])
         classifier.predict(singles[:2], batch_size=1)
+        warm_up[name] = time.perf_counter() - started
     rng = random.Random(seed)
     batch_seconds = dict.fromkeys(names, 0.0)
     load_before = os.getloadavg()
@@ -288,6 +291,7 @@ def speed(
             "batch_ratio": base_batch / batch_seconds[name],
             "single_ms": 1000 * single,
             "single_ratio": base_single / single,
+            "warm_up_seconds": warm_up[name],
         }
     rows["_load"] = {"before": [round(x, 2) for x in load_before], "after": [round(x, 2) for x in load_after]}
     return rows
@@ -459,9 +463,12 @@ def main(argv: list[str] | None = None) -> int:
             results[model_name] = model_result
             print_tables(model_name, model_result, args.variants)
 
-    decision = decide(results)
+    if args.timing_only:
+        decision = {"chosen": None, "note": "timing only: the rule also needs accuracy and batch-dependence"}
+    else:
+        decision = decide(results)
     print(f"\nchosen by the rule: {decision['chosen']}")
-    for name, verdict in decision["variants"].items():
+    for name, verdict in decision.get("variants", {}).items():
         print(f"  {name}: {'qualifies' if verdict['qualifies'] else '; '.join(verdict['reasons'])}")
     path = write_result(
         NAME,

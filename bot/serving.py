@@ -94,7 +94,9 @@ def prepare_model_version(path: str | Path, settings: Settings) -> Classifier:
 
 def serving_tag(settings: Settings) -> str:
     """A short name for how models are served (the gate caches each version's answers per tag)."""
-    return "fast" if settings.fast_inference else "torch-fp32"
+    from classifier.fastpath import FAST_BACKEND
+
+    return FAST_BACKEND if settings.fast_inference else "torch"
 
 
 async def load_classifier(path: str | Path, *, settings: Settings) -> Classifier:

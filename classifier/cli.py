@@ -38,8 +38,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         dest="quantize",
         action="store_true",
         help=(
-            "the CPU fast path, as the bot serves with FAST_INFERENCE=true: ONNX Runtime in full precision, "
-            "from the ONNX file built when the version was imported (without it: torch, with a warning)"
+            "the CPU fast path, as the bot serves with FAST_INFERENCE=true: static int8 in ONNX Runtime, "
+            "from the files built when the version was imported (without them: torch fp32, with a warning)"
         ),
     )
     parser.add_argument(

@@ -26,13 +26,3 @@ def scratch_classifier(scratch_model_dir: Path):
     from classifier import Classifier
 
     return Classifier.load(scratch_model_dir, device="cpu")
-
-
-# TEMPORARY (issue-9 iteration only; removed before hand-off)
-import os as _os  # noqa: E402
-
-if _os.environ.get("I9_SCRATCH"):
-
-    @pytest.fixture(scope="session")
-    def scratch_model_dir() -> Path:
-        return Path(_os.environ["I9_SCRATCH"])
