@@ -95,7 +95,9 @@ async def test_a_bad_text_fails_alone_and_empty_or_unloaded_is_refused(bot_class
     await empty.aclose()
 
 
-async def test_an_invisible_text_is_refused_at_the_edge_and_never_fails_its_batchmates(bot_classifier, caplog):
+async def test_an_invisible_text_is_refused_at_the_edge_and_never_fails_its_batchmates(
+    bot_classifier, caplog
+):
     """Zero-width characters only: the batcher applies the classifier's own emptiness rule before batching, so the
     batch it would have joined is predicted in one go, not retried text by text."""
     counting = CountingClassifier(bot_classifier)
