@@ -267,7 +267,12 @@ class RetrainingService:
         )
         try:
             run_dir.mkdir(parents=True, exist_ok=True)
-            seed = secrets.randbelow(2**31 - 1)  # fresh base rows every run, recorded with it
+            # fresh base rows every run (a retry too), recorded with it
+            seed = (
+                secrets.randbelow(2**31 - 1)
+                if self.settings.retrain_seed is None
+                else self.settings.retrain_seed + run_id
+            )
             async with self._session_factory() as session, session.begin():
                 await storage.mark_run_running(
                     session, run_id=run_id, log_path=str(log_path), seed=seed, owner=self.owner

@@ -32,6 +32,8 @@ def make_settings(tmp_path: Path, **overrides) -> Settings:
         "correction_weight": 4,
         "correction_holdout_fraction": 0.25,
         "promotion_tolerance": 0.5,
+        "gate_eval_size": 5000,
+        "retrain_seed": 42,  # reproducible runs (each still draws its own sample: the seed is 42 + run id)  # the default 20,000 resolves real models' tolerance; the scratch tests need less
         "quantize": False,  # swaps are checked against full-precision reference probabilities
     }
     return Settings(_env_file=None, **{**values, **overrides})

@@ -114,7 +114,11 @@ def test_extra_examples_map_names_and_ids_and_are_oversampled(korpora_root: Path
     )
     assert data.extra_size == 3 and len(data.train) == 200 + 12
     assert data.train.texts.count("이 영화 진짜 최고였다") == 4
-    assert data.train.labels[-3:] == [1, 0, 1]
+    extra_rows = list(zip(data.train.texts[200:], data.train.labels[200:], strict=True))
+    assert sorted(set(extra_rows)) == sorted(
+        {("이 영화 진짜 최고였다", 1), ("돈 아까운 최악의 영화", 0), ("배우 연기가 좋았어요", 1)}
+    )
+    assert data.extra_class_mix == {"긍정": {"examples": 2, "rows": 8}, "부정": {"examples": 1, "rows": 4}}
 
 
 def _config(tmp_path: Path, **overrides) -> TrainConfig:
