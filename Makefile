@@ -22,11 +22,20 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -ra
 
-# The figures in docs/benchmarks.md: CPU serving paths on the quick-start e5 and a fine-tuned scratch model, 10,000
-# NSMC test reviews, 2 and 1 threads (~40 min on 2 cores; trains the models first when models/quickstart-e5 is
-# missing, ~10 min more). The other bench/ scripts are run by hand (bench/README.md).
+# The figures in docs/benchmarks.md and docs/reliability.md:
+# - CPU serving paths on the quick-start e5 and a fine-tuned scratch model, 10,000 NSMC test reviews, 2 and 1
+#   threads (~40 min on 2 cores; trains the models first when models/quickstart-e5 is missing, ~10 min more);
+# - the learning loop through the real bot: honest corrections, then poisoning (~1.5 h on 2 quiet cores: four
+#   retraining runs of e5 with the default settings);
+# - 10,000 fuzzed updates through the real bot (~5 min on 2 quiet cores);
+# - the kill, stop and stale-run figures of docs/reliability.md (real processes; printed as RELIABILITY lines).
+# The other bench/ scripts are run by hand (bench/README.md).
 bench: $(STAMP)
 	$(BIN)/python -m bench.bench_serving
+	$(BIN)/python -m bench.bench_learning_loop
+	$(BIN)/python -m bench.bench_fuzz --count 10000
+	RELIABILITY_KILL_AFTER=1,20,100,190 $(BIN)/python -m pytest -s -q -p no:cacheprovider \
+		tests/bot/test_process_signals.py tests/retraining/test_run_recovery.py tests/bot/test_versions.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache

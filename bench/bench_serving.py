@@ -13,7 +13,8 @@ Variants: torch fp32 (the baseline), torch dynamic int8 (the old default), torch
 ONNX Runtime fp32 and static int8 (`classifier.fastpath`; the backends `quantize=True` can serve), and the other
 ONNX Runtime int8 paths: dynamic, static on every weight MatMul (the product's static path keeps the FFN output
 projections in fp32), and blockwise weight-only int8 (MatMulNBits). Static paths are calibrated on 256 NSMC
-training reviews (classifier/calibration_texts.py).
+training reviews longer than 5 characters, drawn with seed 2024: the sample the bot calibrates on
+(`bot.retraining.dataset.calibration_texts`).
 
     python -m bench.bench_serving                       # both models, 10,000 reviews, 2 and 1 threads (~35 min)
     python -m bench.bench_serving --timing-only         # only the speed part (reuses nothing: retrains if needed)
@@ -46,6 +47,8 @@ from bench.common import (
     setup_torch,
     write_result,
 )
+from bot.retraining.dataset import CALIBRATION_SEED
+from classifier.fastpath import CALIBRATION_SIZE
 
 NAME = "serving"
 BASELINE = "torch-fp32"
@@ -127,7 +130,7 @@ def model_dir_for(name: str, args, workdir: Path) -> tuple[Path, str]:
 
 
 # --- variants ---------------------------------------------------------------------------------------
-def build_variant_files(model_dir: Path, variants: list[str]) -> dict[str, Any]:
+def build_variant_files(model_dir: Path, variants: list[str], calibration: list[str]) -> dict[str, Any]:
     """Build what the ONNX variants need; returns {variant: file} and the seconds each build took.
 
     onnx-fp32 and onnx-int8-static are the product's artefacts (`classifier.fastpath.build_fast_path`); the
@@ -142,7 +145,9 @@ def build_variant_files(model_dir: Path, variants: list[str]) -> dict[str, Any]:
     seconds["onnx-fp32"] = time.perf_counter() - start
     if "onnx-int8-static" in variants:
         start = time.perf_counter()
-        files["onnx-int8-static"] = fastpath.build_fast_path(model_dir, fastpath.ONNX_INT8)
+        files["onnx-int8-static"] = fastpath.build_fast_path(
+            model_dir, fastpath.ONNX_INT8, calibration_texts=calibration
+        )
         seconds["onnx-int8-static"] = time.perf_counter() - start
     fp32 = files["onnx-fp32"]
     out = model_dir / "bench-variants"
@@ -179,7 +184,9 @@ def build_variant_files(model_dir: Path, variants: list[str]) -> dict[str, Any]:
     timed_build("onnx-int8-dynamic", dynamic)
     timed_build(
         "onnx-int8-static-all",
-        lambda path: fastpath.quantize_int8_static(model_dir, fp32, path, skip_ffn_output=False),
+        lambda path: fastpath.quantize_int8_static(
+            model_dir, fp32, path, texts=calibration, skip_ffn_output=False
+        ),
     )
     timed_build("onnx-int8-blockwise", blockwise)
     return {"files": files, "build_seconds": seconds}
@@ -413,7 +420,10 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="bench-serving-") as workdir:
         for model_name in args.models:
             model_dir, source = model_dir_for(model_name, args, Path(workdir))
-            built = build_variant_files(model_dir, args.variants)
+            calibration = sample_nsmc(
+                shared_dir=args.shared_dir, split="train", count=CALIBRATION_SIZE, seed=CALIBRATION_SEED
+            ).texts
+            built = build_variant_files(model_dir, args.variants, calibration)
             files = {name: str(path) for name, path in built["files"].items()}
             model_result: dict[str, Any] = {
                 "source": source,

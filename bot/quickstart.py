@@ -8,6 +8,7 @@ Every step goes through the `moderator` commands, so this file only decides what
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -95,6 +96,9 @@ def active_model_path(settings) -> str | None:
 
 
 def main() -> int:
+    if not os.environ.get("KORPORA_ROOT") and SHARED_KORPORA.exists():
+        # Retraining draws base rows from NSMC, and the fast path calibrates on it: point the bot at the shared copy.
+        os.environ["KORPORA_ROOT"] = str(SHARED_KORPORA)
     settings = get_settings()
     model_path = active_model_path(settings)
     if model_path is None:

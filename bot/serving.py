@@ -78,14 +78,18 @@ def prepare_model_version(path: str | Path, settings: Settings) -> Classifier:
     served and runs a trial prediction. Raises `ModelDirError` (nothing changed elsewhere) when it cannot serve.
     """
     if settings.fast_inference:
+        from bot.retraining.dataset import calibration_texts
         from classifier import fastpath
 
         try:
-            fastpath.build_fast_path(Path(path))  # reuses an up-to-date artefact instead of rebuilding it
-        except fastpath.FastPathError:
+            up_to_date, _ = fastpath.fast_path_status(Path(path), fastpath.FAST_BACKEND)
+            if not up_to_date:  # an up-to-date artefact is reused, never rebuilt
+                texts = calibration_texts(settings, fastpath.CALIBRATION_SIZE)
+                fastpath.build_fast_path(Path(path), calibration_texts=texts)
+        except fastpath.FastPathError as error:
             # The version still serves (torch fp32, which load_serving_classifier logs); do not refuse it.
             logger.warning(
-                "could not build the fast path of %s; it will be served in torch fp32", path, exc_info=True
+                "could not build the fast path of %s (%s); it is served in torch fp32", path, error
             )
     classifier = load_serving_classifier(path, settings)
     classifier.self_check()

@@ -2,7 +2,8 @@
 
 Two artefacts, in `<version>/onnx/`: `model.onnx`, the torch.onnx export in full precision (same verdicts as
 torch, probabilities within ~1e-5), and `model.int8.onnx`, its static int8 quantization (weights per channel,
-activation ranges fixed by calibration on NSMC training reviews; the feed-forward output projections stay fp32).
+activation ranges fixed by calibration on training reviews the caller passes, e.g. 256 NSMC training reviews; the
+feed-forward output projections stay fp32).
 `Classifier.load(..., quantize=True)` serves FAST_BACKEND, chosen by `bench/bench_serving.py` under the rule of
 issue 9 (docs/benchmarks.md): the fastest path whose probabilities do not depend on a text's batchmates (within
 1e-4) and that costs at most 0.3 accuracy points on 10,000 NSMC test reviews. Static int8 met both (it computes
@@ -13,7 +14,8 @@ The artefacts are built once per version (`build_fast_path`, called by `bot.serv
 version is imported or promoted) and only read at start-up (`fast_path_status`, `open_session`). `manifest.json`
 records the fingerprint of the weights they were built from, so a stale or half-written artefact is never served.
 
-    python -m classifier.fastpath [--kind onnx|onnx-int8] DIR [DIR ...]   # build (or confirm) version artefacts
+    python -m classifier.fastpath --calibration reviews.csv DIR [DIR ...]   # build (or confirm) version artefacts
+    python -m classifier.fastpath --kind onnx DIR                           # the fp32 export only (no calibration)
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import os
 import tempfile
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -39,7 +41,8 @@ MANIFEST_FILE = "manifest.json"
 FORMAT = 2
 # The kinds of artefact, by the Classifier backend that serves them.
 ONNX_FP32 = "onnx"  # the torch.onnx export, run in full precision
-ONNX_INT8 = "onnx-int8"  # static int8 (QDQ) of that export, calibrated on classifier/calibration_texts.py
+ONNX_INT8 = "onnx-int8"  # static int8 (QDQ) of that export, calibrated on texts the caller gives
+CALIBRATION_SIZE = 256  # texts enough for stable activation ranges (bench_serving measured with 256)
 FILES = {ONNX_FP32: "model.onnx", ONNX_INT8: "model.int8.onnx"}
 # What `Classifier.load(..., quantize=True)` serves, chosen by bench/bench_serving.py (docs/benchmarks.md).
 FAST_BACKEND = ONNX_INT8
@@ -107,10 +110,17 @@ def fast_path_status(
     return True, ""
 
 
-def build_fast_path(model_dir: Path, kind: str = FAST_BACKEND, *, force: bool = False) -> Path:
+def build_fast_path(
+    model_dir: Path,
+    kind: str = FAST_BACKEND,
+    *,
+    calibration_texts: Sequence[str] | None = None,
+    force: bool = False,
+) -> Path:
     """Build the `kind` artefact of `model_dir` under `<model_dir>/onnx/` unless an up-to-date one is there.
 
-    Returns its file. ONNX_INT8 needs the fp32 export, which is built (or reused) first. Files are written under
+    Returns its file. ONNX_INT8 needs the fp32 export, which is built (or reused) first, and `calibration_texts`
+    (training-like reviews: their activation ranges are fixed in the int8 model). Files are written under
     temporary names and renamed into place, the manifest last, so a reader never takes a half-written artefact
     for a complete one. Raises FastPathError.
     """
@@ -125,6 +135,10 @@ def build_fast_path(model_dir: Path, kind: str = FAST_BACKEND, *, force: bool = 
     if not todo:
         logger.info("fast-path artefact (%s) of %s is up to date; reusing it", kind, model_dir)
         return artefact_file(model_dir, kind)
+    if ONNX_INT8 in todo and not calibration_texts:
+        raise FastPathError(
+            f"static int8 of {model_dir} needs calibration texts (training-like reviews); none were given"
+        )
     start = time.perf_counter()
     target_dir = artefact_dir(model_dir)
     target_dir.mkdir(exist_ok=True)
@@ -141,7 +155,7 @@ def build_fast_path(model_dir: Path, kind: str = FAST_BACKEND, *, force: bool = 
                     entry = {"max_abs_logit_diff_vs_torch": _export(model_dir, output)}
                 else:
                     source = staged.get(ONNX_FP32, artefact_file(model_dir, ONNX_FP32))
-                    entry = quantize_int8_static(model_dir, source, output)
+                    entry = quantize_int8_static(model_dir, source, output, texts=calibration_texts)
                 entry["bytes"] = output.stat().st_size
                 entries[item] = entry
                 staged[item] = output
@@ -174,7 +188,7 @@ def build_fast_path(model_dir: Path, kind: str = FAST_BACKEND, *, force: bool = 
 
 
 def quantize_int8_static(
-    model_dir: Path, fp32_file: Path, output: Path, *, skip_ffn_output: bool = True, texts: Any = None
+    model_dir: Path, fp32_file: Path, output: Path, *, texts: Sequence[str], skip_ffn_output: bool = True
 ) -> dict[str, Any]:
     """Static int8 (QDQ) of the fp32 export: weights per channel, activations with ranges fixed by calibration.
 
@@ -194,9 +208,7 @@ def quantize_int8_static(
     from onnxruntime.quantization.preprocess import quant_pre_process
     from transformers import AutoTokenizer
 
-    from classifier.calibration_texts import CALIBRATION_TEXTS
-
-    texts = list(texts or CALIBRATION_TEXTS)
+    texts = [text for text in texts if text.strip()]
     tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
     config = json.loads((Path(model_dir) / "config.json").read_text(encoding="utf-8"))
     max_length = min(128, int(config.get("max_position_embeddings", 512)))
@@ -358,6 +370,20 @@ def _versions() -> dict[str, Any]:
     }
 
 
+def read_calibration_file(path: Path) -> list[str]:
+    """Calibration texts from a CSV/TSV `text` column, or from the lines of any other file."""
+    if path.suffix.lower() in {".csv", ".tsv"}:
+        import pandas as pd
+
+        frame = pd.read_csv(
+            path, sep="\t" if path.suffix.lower() == ".tsv" else ",", dtype=str, keep_default_na=False
+        )
+        texts = frame["text"].tolist()
+    else:
+        texts = path.read_text(encoding="utf-8").splitlines()
+    return [text for text in texts if text.strip()][:CALIBRATION_SIZE]
+
+
 def main(argv: list[str] | None = None) -> int:
     import argparse
 
@@ -369,14 +395,21 @@ def main(argv: list[str] | None = None) -> int:
         "--kind", choices=tuple(FILES), default=FAST_BACKEND, help=f"what to build (default {FAST_BACKEND})"
     )
     parser.add_argument(
+        "--calibration",
+        type=Path,
+        help=f"CSV/TSV with a text column, or a text file with one review per line: static int8's calibration "
+        f"(the first {CALIBRATION_SIZE} texts are used)",
+    )
+    parser.add_argument(
         "--force", action="store_true", help="rebuild even when an up-to-date artefact exists"
     )
     args = parser.parse_args(argv)
+    texts = read_calibration_file(args.calibration) if args.calibration else None
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     code = 0
     for directory in args.dirs:
         try:
-            print(build_fast_path(directory, args.kind, force=args.force))
+            print(build_fast_path(directory, args.kind, calibration_texts=texts, force=args.force))
         except FastPathError as error:
             print(f"error: {error}")
             code = 2

@@ -204,6 +204,37 @@ def gate_eval_set(settings: Settings) -> EvalSet:
     return EvalSet(texts=texts, labels=labels, source=source, digest=digest, path=path)
 
 
+# The calibration sample of the static int8 fast path: training reviews longer than 5 characters, drawn with this
+# seed (bench_serving measured the fast path with exactly this sample of NSMC).
+CALIBRATION_SEED = 2024
+
+
+def calibration_texts(settings: Settings, count: int) -> list[str] | None:
+    """`count` training reviews of the configured base data (NSMC train, or BASE_DATA) for calibrating the static
+    int8 fast path; None (with a warning) when no such file is on disk (this never downloads). Blocking."""
+    import logging
+
+    import pandas as pd
+    from Korpora.utils import default_korpora_path
+
+    from trainer.config import TrainingError
+    from trainer.data import load_nsmc, read_table
+
+    try:
+        if settings.base_data is None:
+            root = Path(settings.korpora_root or default_korpora_path).expanduser()
+            if not (root / "nsmc" / "ratings_train.txt").is_file():
+                raise TrainingError(f"NSMC is not under {root} (set KORPORA_ROOT)")
+            texts = pd.Series(list(load_nsmc(root).train.texts), dtype=str)
+        else:
+            texts = read_table(settings.base_data, text_col="text", label_col="label")["text"]
+    except (TrainingError, OSError) as error:
+        logging.getLogger(__name__).warning("no calibration data for the fast path: %s", error)
+        return None
+    texts = texts[texts.str.len() > MIN_CHARS - 1]
+    return texts.sample(min(count, len(texts)), random_state=CALIBRATION_SEED).tolist()
+
+
 # The share of BASE_DATA held out for the gate when there is no BASE_EVAL_DATA (by a hash of the text, so the
 # same rows every time and whatever the file's order).
 BASE_DATA_GATE_FRACTION = 0.2

@@ -36,11 +36,38 @@ def copy_version(source: Path, target: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def built_dir(scratch_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def calibration(korpora_root: Path) -> list[str]:
+    """The bot's own calibration sample (NSMC training reviews)."""
+    from bot.retraining.dataset import calibration_texts
+    from bot.settings import Settings
+
+    return calibration_texts(Settings(_env_file=None, korpora_root=korpora_root), fastpath.CALIBRATION_SIZE)
+
+
+@pytest.fixture(scope="module")
+def built_dir(
+    scratch_model_dir: Path, calibration: list[str], tmp_path_factory: pytest.TempPathFactory
+) -> Path:
     """A copy of the scratch version with both ONNX artefacts built."""
     directory = copy_version(scratch_model_dir, tmp_path_factory.mktemp("fast") / "version")
-    fastpath.build_fast_path(directory, fastpath.ONNX_INT8)  # builds the fp32 export first
+    fastpath.build_fast_path(
+        directory, fastpath.ONNX_INT8, calibration_texts=calibration
+    )  # fp32 export first
     return directory
+
+
+def test_static_int8_needs_calibration_texts_and_the_bot_reads_them_from_its_data(
+    scratch_model_dir: Path, calibration: list[str], tmp_path: Path
+) -> None:
+    from bot.retraining.dataset import calibration_texts
+    from bot.settings import Settings
+
+    assert len(calibration) == fastpath.CALIBRATION_SIZE and all(len(text) > 5 for text in calibration)
+    directory = copy_version(scratch_model_dir, tmp_path / "version")
+    with pytest.raises(fastpath.FastPathError, match="needs calibration texts"):
+        fastpath.build_fast_path(directory, fastpath.ONNX_INT8, calibration_texts=None)
+    # No data on disk: no calibration (and never a download); the version is then served in torch fp32.
+    assert calibration_texts(Settings(_env_file=None, korpora_root=tmp_path / "nothing"), 256) is None
 
 
 def max_gap(first, second) -> float:
@@ -97,12 +124,12 @@ def test_quantize_true_serves_the_fast_backend_without_torch_weights(built_dir: 
 
 
 def test_prepare_builds_the_artefact_once_and_loading_reuses_it(
-    scratch_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    scratch_model_dir: Path, korpora_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from bot.serving import load_serving_classifier, prepare_model_version
     from bot.settings import Settings
 
-    settings = Settings(_env_file=None, fast_inference=True)
+    settings = Settings(_env_file=None, fast_inference=True, korpora_root=korpora_root)
     directory = copy_version(scratch_model_dir, tmp_path / "version")
     assert not fastpath.fast_path_status(directory, FAST_BACKEND)[0]
 
