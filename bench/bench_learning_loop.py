@@ -6,9 +6,9 @@ error, mostly positive reviews called negative). Through the real python-telegra
 (inbox, outbox), a real SQLite file and the real retraining service:
 
 1. **Honest users.** 150 pattern reviews and 200 ordinary reviews (rated Naver reviews outside NSMC) arrive in
-   review groups, each from its own user. Two users correct every wrong pattern verdict (틀렸어요), two users confirm ~30% of the right ones
-   (맞아요). An admin labels 30 items of the `/review` queue (with their true labels) and sends `/retrain`. All
-   settings are the defaults (4,000 fresh NSMC rows, 2 epochs, the 5,000-review gate, tolerance 0.5).
+   review groups, each from its own user. Ten correctors, in pairs, correct every wrong pattern verdict (틀렸어요)
+   and confirm ~30% of the right ones (맞아요). An admin labels 30 items of the `/review` queue (with their true labels) and sends `/retrain`. All
+   settings are the defaults (4,000 fresh NSMC rows, 2 epochs, the 20,000-review gate, tolerance 0.5).
 2. **Poisoning.** Then, against the model the honest run produced, two colluding accounts at the hourly rate
    limit: each hour both mark the same 30 correct verdicts of ordinary reviews as wrong (so the agreement rule is
    met), and the admin retrains: three runs (30, 60, 90 poisoned labels on top of the honest ones). Time between
