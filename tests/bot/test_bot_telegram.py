@@ -8,42 +8,15 @@ import re
 
 import pytest
 from bot_identity import ADMIN_ID, TOKEN
+from bot_records import VERDICT_RE, callback_answers, count, stored_reply_id, verdict_for
 from fake_telegram import Fault
-from sqlalchemy import func, select, text
+from sqlalchemy import select, text
 
 from bot import storage
 from bot.storage import Feedback, OutboxMessage, OutboxStatus, RunStatus, RunTrigger, TrainingRun, Verdict
 from bot.telegram import texts
 
-VERDICT_RE = re.compile(r"^(부정|긍정) 리뷰 \(\d{1,3}\.\d%\)")
 USER = 1001
-
-
-async def verdict_for(bot, message) -> Verdict | None:
-    async with bot.session() as session:
-        return await storage.find_verdict_by_message(
-            session, chat_id=message["chat"]["id"], message_id=message["message_id"]
-        )
-
-
-async def stored_reply_id(bot, message) -> int | None:
-    """The verdict's stored reply id, once the bot has stored it (it does so right after sending)."""
-    for _ in range(100):
-        verdict = await verdict_for(bot, message)
-        if verdict is not None and verdict.reply_message_id is not None:
-            return verdict.reply_message_id
-        await asyncio.sleep(0.05)
-    return None
-
-
-async def count(bot, model) -> int:
-    async with bot.session() as session:
-        return int(await session.scalar(select(func.count()).select_from(model)))
-
-
-async def callback_answers(bot, n: int) -> list[str]:
-    await bot.api.wait_until(lambda: len(bot.api.calls("answerCallbackQuery")) >= n)
-    return [r.params.get("text", "") for r in bot.api.calls("answerCallbackQuery")]
 
 
 async def test_text_message_is_classified_stored_and_answered_with_buttons(start_bot):

@@ -9,7 +9,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import re
 import sqlite3
 import time
 from pathlib import Path
@@ -17,6 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 from bot_identity import TOKEN
+from bot_records import VERDICT_RE, stored_reply_id, verdict_for
 from fake_telegram import BOT_USER, Fault
 from sqlalchemy import select, text, update
 
@@ -24,24 +24,6 @@ from bot import storage
 from bot.storage import InboxStatus, OutboxMessage, OutboxStatus, TelegramUpdate, Verdict
 
 BOT_ID = BOT_USER["id"]
-VERDICT_RE = re.compile(r"^(부정|긍정) 리뷰 \(\d{1,3}\.\d%\)")
-
-
-async def verdict_for(bot, message) -> Verdict | None:
-    async with bot.session() as session:
-        return await storage.find_verdict_by_message(
-            session, chat_id=message["chat"]["id"], message_id=message["message_id"]
-        )
-
-
-async def stored_reply_id(bot, message) -> int | None:
-    """The verdict's reply message id, once stored (the bot stores it right after Telegram answers)."""
-    for _ in range(100):
-        verdict = await verdict_for(bot, message)
-        if verdict is not None and verdict.reply_message_id is not None:
-            return verdict.reply_message_id
-        await asyncio.sleep(0.05)
-    return None
 
 
 def sqlite_path(database_url: str) -> Path:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 from bot_identity import ADMIN_ID
+from bot_records import callback_answers, verdict_for
 from fake_telegram import BOT_USER
 from sqlalchemy import func, select
 
@@ -15,21 +16,9 @@ from bot.telegram import texts
 USER, OTHER, REVIEWER = 1001, 1002, 3003
 
 
-async def verdict_for(bot, message) -> Verdict:
-    async with bot.session() as session:
-        return await storage.find_verdict_by_message(
-            session, chat_id=message["chat"]["id"], message_id=message["message_id"]
-        )
-
-
 async def feedback_rows(bot) -> list[Feedback]:
     async with bot.session() as session:
         return list((await session.scalars(select(Feedback).order_by(Feedback.id))).all())
-
-
-async def callback_answers(bot, n: int) -> list[str]:
-    await bot.api.wait_until(lambda: len(bot.api.calls("answerCallbackQuery")) >= n)
-    return [r.params.get("text", "") for r in bot.api.calls("answerCallbackQuery")]
 
 
 async def test_right_is_stored_as_a_confirmation_by_button_and_by_command(start_bot):
