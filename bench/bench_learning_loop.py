@@ -67,8 +67,9 @@ POISON_RUNS = 3
 ORDINARY_REVIEWS = 200
 BASE_EVAL_SIZE = 10_000
 SHARED_DIR = Path(os.environ.get("MODERATOR_SHARED_DIR", REPO_ROOT.parent / "shared"))
-# --smoke: tiny runs that check the plumbing in minutes; its figures mean nothing and are never reported.
-SMOKE_SETTINGS: dict[str, Any] = {}
+# Settings that differ from the defaults: only with --smoke (tiny runs that check the plumbing in minutes; their
+# figures mean nothing and are never reported) or --lockstep-min-shared (the ablation of the collusion rule).
+SETTINGS_OVERRIDES: dict[str, Any] = {}
 SMOKE = {"retrain_train_size": 200, "retrain_epochs": 1.0, "retrain_eval_size": 100, "gate_eval_size": 300}
 
 logger = logging.getLogger("bench.learning_loop")
@@ -116,7 +117,7 @@ def build_traffic(shared_dir: Path, seed: int) -> tuple[Traffic, Any]:
     return traffic, heldout
 
 
-def base_evaluation(settings, seed: int) -> tuple[list[str], list[int]]:
+def base_evaluation(settings, seed: int, size: int) -> tuple[list[str], list[int]]:
     """10,000 NSMC test reviews outside the gate's fixed set (never trained on, never used to decide)."""
     import pandas as pd
 
@@ -127,14 +128,13 @@ def base_evaluation(settings, seed: int) -> tuple[list[str], list[int]]:
     corpus = load_nsmc(settings.korpora_root)
     frame = pd.DataFrame({"text": list(corpus.test.texts), "label": list(corpus.test.labels)})
     frame = frame.loc[~frame["text"].map(normalized_text).isin(gate)]
-    frame = frame.loc[frame["text"].str.strip().str.len() >= 6].sample(
-        500 if SMOKE_SETTINGS else BASE_EVAL_SIZE, random_state=seed
-    )
+    frame = frame.loc[frame["text"].str.strip().str.len() >= 6].sample(size, random_state=seed)
     return frame["text"].tolist(), [int(label) for label in frame["label"]]
 
 
-def score(model_path: Path, settings, heldout, base_texts, base_labels) -> dict[str, Any]:
-    """Pattern error (overall, per class) and base accuracy, as the bot serves the model."""
+def score(model_path: Path, settings, heldout, base_texts, base_labels, targets=()) -> dict[str, Any]:
+    """Pattern error (overall, per class), base accuracy and, given the colluders' `targets` (text, true label),
+    how many of those the model now gets wrong, as they asked; all as the bot serves the model."""
     from bot.serving import load_serving_classifier
 
     classifier = load_serving_classifier(model_path, settings)
@@ -145,7 +145,10 @@ def score(model_path: Path, settings, heldout, base_texts, base_labels) -> dict[
     from scipy.stats import binomtest
 
     interval = binomtest(correct, len(base_labels)).proportion_ci(method="wilson")
+    poisoned = [v.label for v in classifier.predict([text for text, _ in targets])] if targets else []
     return {
+        "poison_targets_wrong": sum(int(p != label) for p, (_, label) in zip(poisoned, targets, strict=True)),
+        "poison_targets": len(targets),
         "pattern": error_report(heldout["label"].tolist(), pattern),
         "base_accuracy": correct / len(base_labels),
         "base_ci95": [round(interval.low, 4), round(interval.high, 4)],
@@ -182,7 +185,7 @@ class BotUnderTest:
         await self.api.start()
         self.settings = Settings(  # the defaults, but for where things live and who the admin is
             _env_file=None,
-            **SMOKE_SETTINGS,
+            **SETTINGS_OVERRIDES,
             telegram_bot_token=TOKEN,
             telegram_base_url=self.api.base_url,
             database_url=f"sqlite+aiosqlite:///{self.workdir / 'moderator.db'}",
@@ -337,8 +340,9 @@ async def honest_traffic(bot: BotUnderTest, traffic: Traffic, rng: random.Random
     }
 
 
-async def poison(bot: BotUnderTest, ordinary_replies, used: set[int]) -> int:
-    """Both colluders mark the same correct verdicts of ordinary reviews as wrong, up to the hourly limit."""
+async def poison(bot: BotUnderTest, ordinary_replies, used: set[int], targets: list[tuple[str, int]]) -> int:
+    """Both colluders mark the same correct verdicts of ordinary reviews as wrong, up to the hourly limit; each
+    review they flip is added to `targets` (its text and true label)."""
     from sqlalchemy import select
 
     from bot.storage import Feedback
@@ -348,7 +352,7 @@ async def poison(bot: BotUnderTest, ordinary_replies, used: set[int]) -> int:
             row.created_at -= timedelta(hours=1)
             row.updated_at -= timedelta(hours=1)
     poisoned = 0
-    for _, reply, label in ordinary_replies:
+    for message, reply, label in ordinary_replies:
         verdict_id = _verdict_id(reply)
         if poisoned == POISON_PER_RUN or verdict_id in used or _is_wrong(reply, label):
             continue
@@ -356,7 +360,21 @@ async def poison(bot: BotUnderTest, ordinary_replies, used: set[int]) -> int:
         if all("기록했어요" in answer for answer in answers):
             poisoned += 1
             used.add(verdict_id)
+            targets.append((message["text"].removeprefix("@review_mod_bot "), label))
     return poisoned
+
+
+async def poisoned_labels_counted(bot: BotUnderTest, used: set[int]) -> int:
+    """How many of the colluders' verdicts the next run trains on (with the bot's own export rule)."""
+    from bot import storage
+
+    async with bot.sessions() as session:
+        labels = await storage.export_human_labels(
+            session,
+            require_agreement=not bot.settings.trust_feedback,
+            lockstep_min_shared=bot.settings.lockstep_min_shared_labels,
+        )
+    return sum(1 for example in labels if example.verdict_id in used)
 
 
 async def run_scenarios(args, traffic: Traffic, heldout, base_eval, before) -> dict[str, Any]:
@@ -368,7 +386,11 @@ async def run_scenarios(args, traffic: Traffic, heldout, base_eval, before) -> d
     bot = BotUnderTest(workdir, args.shared_dir, args.model)
     await bot.start()
     rng = random.Random(args.seed)
-    results: dict[str, Any] = {"honest": {"runs": []}, "poison": {"runs": [], "poisoned_labels": []}}
+    results: dict[str, Any] = {
+        "honest": {"runs": []},
+        "poison": {"runs": [], "poisoned_labels": [], "poisoned_labels_counted": []},
+    }
+    targets: list[tuple[str, int]] = []
     try:
         honest = await honest_traffic(bot, traffic, rng)
         ordinary_replies = honest.pop("ordinary_replies")
@@ -378,7 +400,8 @@ async def run_scenarios(args, traffic: Traffic, heldout, base_eval, before) -> d
         results["honest"]["runs"].append(run)
         used: set[int] = set()
         for index in range(POISON_RUNS if args.scenario == "both" else 0):
-            results["poison"]["poisoned_labels"].append(await poison(bot, ordinary_replies, used))
+            results["poison"]["poisoned_labels"].append(await poison(bot, ordinary_replies, used, targets))
+            results["poison"]["poisoned_labels_counted"].append(await poisoned_labels_counted(bot, used))
             run = await bot.retrain()
             logger.info("poisoned run %d: %s (%s)", index + 1, run["status"], run["reason"])
             results["poison"]["runs"].append(run)
@@ -388,7 +411,7 @@ async def run_scenarios(args, traffic: Traffic, heldout, base_eval, before) -> d
         for run in scenario["runs"]:
             if run["model_path"]:
                 after = await asyncio.to_thread(
-                    score, Path(run["model_path"]), bot.settings, heldout, *base_eval
+                    score, Path(run["model_path"]), bot.settings, heldout, *base_eval, targets
                 )
                 run["after"] = _summarise(after, before)
     return results
@@ -425,6 +448,8 @@ def _summarise(after: dict[str, Any], before: dict[str, Any]) -> dict[str, Any]:
         "base_ci95": after["base_ci95"],
         "base_change_points": round(100 * (after["base_accuracy"] - before["base_accuracy"]), 2),
         "base_paired": {"gained": gained, "lost": lost, "mcnemar_p": round(p_value, 4)},
+        "poison_targets_wrong": after["poison_targets_wrong"],
+        "poison_targets": after["poison_targets"],
     }
 
 
@@ -438,7 +463,7 @@ async def main_async(args) -> dict[str, Any]:
         _env_file=None,
         korpora_root=args.shared_dir / "korpora",
         runs_dir=args.workdir / "runs",
-        **SMOKE_SETTINGS,
+        **SETTINGS_OVERRIDES,
     )
     # The starting model as the bot serves it: prepared (fast-path artefact built) in a copy, like an import.
     starting_model = args.workdir / "quickstart"
@@ -447,7 +472,9 @@ async def main_async(args) -> dict[str, Any]:
     await asyncio.to_thread(prepare_model_version, starting_model, settings)
     results_model = str(args.model)
     args.model = starting_model
-    base_eval = await asyncio.to_thread(base_evaluation, settings, args.seed)
+    base_eval = await asyncio.to_thread(
+        base_evaluation, settings, args.seed, 500 if args.smoke else BASE_EVAL_SIZE
+    )
     before = await asyncio.to_thread(score, args.model, settings, heldout, *base_eval)
     before["labels"] = base_eval[1]
     results = {
@@ -480,9 +507,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--smoke", action="store_true", help="tiny runs to check the plumbing (figures meaningless)"
     )
+    parser.add_argument(
+        "--lockstep-min-shared",
+        type=int,
+        default=None,
+        help="LOCKSTEP_MIN_SHARED_LABELS for the bot (0: the collusion rule off, the ablation)",
+    )
     args = parser.parse_args(argv)
+    if args.lockstep_min_shared is not None:
+        SETTINGS_OVERRIDES["lockstep_min_shared_labels"] = args.lockstep_min_shared
     if args.smoke:
-        SMOKE_SETTINGS.update(SMOKE)
+        SETTINGS_OVERRIDES.update(SMOKE)
         args.workdir = args.workdir / "smoke"
         args.output = args.workdir / "learning_loop_smoke.json"
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

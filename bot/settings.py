@@ -84,6 +84,9 @@ class Settings(BaseSettings):
     # Feedback guard
     feedback_rate_limit_per_hour: int = Field(30, ge=1)
     trust_feedback: bool = False  # count a lone non-admin correction without a second opinion
+    # Two untrusted users who gave at least this many identical labels, making up >= 80% of each one's labels,
+    # count as one voice (colluders cannot agree with each other); 0 turns the rule off.
+    lockstep_min_shared_labels: int = Field(10, ge=0)
 
     # Review queue
     review_window_days: float = Field(14.0, gt=0)  # /review draws from verdicts this recent

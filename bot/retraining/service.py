@@ -182,7 +182,9 @@ class RetrainingService:
         last run. Returns the new run's id, or None when nothing started."""
         async with self._session_factory() as session:
             unused = await storage.count_unused_feedback(
-                session, require_agreement=not self.settings.trust_feedback
+                session,
+                require_agreement=not self.settings.trust_feedback,
+                lockstep_min_shared=self.settings.lockstep_min_shared_labels,
             )
         if unused < self.settings.retrain_min_new_feedback:
             logger.info(
@@ -280,7 +282,9 @@ class RetrainingService:
             async with self._session_factory() as session:
                 active = await storage.get_active_model_version(session)
                 labels = await storage.export_human_labels(
-                    session, require_agreement=not self.settings.trust_feedback
+                    session,
+                    require_agreement=not self.settings.trust_feedback,
+                    lockstep_min_shared=self.settings.lockstep_min_shared_labels,
                 )
                 served = await storage.served_versions(session)
             id2label = await self._active_labels(active)

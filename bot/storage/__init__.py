@@ -20,8 +20,8 @@ heartbeat; a run whose heartbeat stopped is stale, and the next request fails it
 Training set from people's labels (`export_human_labels`; corrections and confirmations alike): per verdict,
 each user's latest non-voided label counts; the most recent trusted label (an admin's, or a reviewer's in the
 review queue) wins outright; otherwise the majority label wins, a tie going to the most recent label; with
-`require_agreement=True` a verdict labelled only by untrusted users needs at least two distinct users agreeing
-on the winning label.
+`require_agreement=True` a verdict labelled only by untrusted users needs at least two distinct voices agreeing
+on the winning label (users in lockstep, `lockstep_voices`, are one voice).
 
 Call `upgrade_database(url)` (synchronous; `await asyncio.to_thread(upgrade_database, url)` from async code)
 before first use: it applies the Alembic migrations.
@@ -42,6 +42,7 @@ from bot.storage.feedback import (
     count_feedback_by_user_since,
     count_unused_feedback,
     export_human_labels,
+    lockstep_voices,
     mark_feedback_used,
     record_feedback,
     void_feedback_of_user,
@@ -179,6 +180,7 @@ __all__ = [
     "list_activations",
     "list_model_versions",
     "list_training_runs",
+    "lockstep_voices",
     "make_session_factory",
     "mark_feedback_used",
     "mark_outbox_failed_attempt",

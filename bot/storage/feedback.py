@@ -5,7 +5,7 @@ Functions flush; the caller commits."""
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -18,6 +18,9 @@ from bot.storage.models import Feedback, FeedbackSource, TrainingRun, Verdict, u
 
 # The first key of PostgreSQL's two-key advisory locks taken for label rate limiting ("labl").
 LABEL_LOCK_NAMESPACE = 0x6C61626C
+# Two untrusted users are in lockstep when at least this share of each one's labels are the same label on the same
+# verdict (and at least `lockstep_min_shared` of them): sock puppets or colluders, not independent opinions.
+LOCKSTEP_SHARE = 0.8
 
 
 @dataclass(frozen=True)
@@ -169,7 +172,9 @@ async def void_feedback_of_user(session: AsyncSession, *, user_id: int, voided_b
     return int(result.rowcount or 0)
 
 
-async def count_unused_feedback(session: AsyncSession, *, require_agreement: bool | None = None) -> int:
+async def count_unused_feedback(
+    session: AsyncSession, *, require_agreement: bool | None = None, lockstep_min_shared: int = 10
+) -> int:
     """Live (not voided) labels that no training run has used yet.
 
     With `require_agreement` given, only labels that `export_human_labels` would train on count, so a lone
@@ -181,7 +186,9 @@ async def count_unused_feedback(session: AsyncSession, *, require_agreement: boo
         .where(Feedback.voided_at.is_(None), Feedback.used_by_run_id.is_(None))
     )
     if require_agreement is not None:
-        exported = await export_human_labels(session, require_agreement=require_agreement)
+        exported = await export_human_labels(
+            session, require_agreement=require_agreement, lockstep_min_shared=lockstep_min_shared
+        )
         feedback_ids = [feedback_id for example in exported for feedback_id in example.feedback_ids]
         if not feedback_ids:
             return 0
@@ -203,7 +210,9 @@ async def mark_feedback_used(session: AsyncSession, *, feedback_ids: Sequence[in
     )
 
 
-async def export_human_labels(session: AsyncSession, *, require_agreement: bool = True) -> list[HumanLabel]:
+async def export_human_labels(
+    session: AsyncSession, *, require_agreement: bool = True, lockstep_min_shared: int = 10
+) -> list[HumanLabel]:
     """Every human label ever given that counts (corrections and confirmations, voided ones left out), one per
     verdict, by this conflict rule:
 
@@ -212,7 +221,8 @@ async def export_human_labels(session: AsyncSession, *, require_agreement: bool 
     - Otherwise the majority label among users wins; a tie goes to the most recent label among the tied ones.
     - With `require_agreement=True` (the default for retraining, so that a single user cannot teach the model
       whatever they like), a verdict labelled only by untrusted users counts only if at least two distinct users
-      agree on the winning label.
+      agree on the winning label. Users in lockstep (`lockstep_voices`) count as one voice there, so two colluding
+      accounts cannot agree with each other; their labels need a third, independent user or a trusted one.
 
     Verdicts whose text retention purged are left out (there is nothing to train on). Each HumanLabel lists the
     ids of all live labels of its verdict, which `mark_feedback_used` then records.
@@ -231,9 +241,10 @@ async def export_human_labels(session: AsyncSession, *, require_agreement: bool 
         feedback_by_verdict[feedback.verdict_id].append(feedback)
         verdict_of[feedback.verdict_id] = (text, predicted)
 
+    voice_of = lockstep_voices(feedback_by_verdict.values(), min_shared=lockstep_min_shared)
     examples = []
     for verdict_id, feedback_rows in feedback_by_verdict.items():
-        label = winning_label(feedback_rows, require_agreement=require_agreement)
+        label = winning_label(feedback_rows, require_agreement=require_agreement, voice_of=voice_of)
         if label is not None:
             text, predicted = verdict_of[verdict_id]
             examples.append(
@@ -249,8 +260,45 @@ async def export_human_labels(session: AsyncSession, *, require_agreement: bool 
     return examples
 
 
-def winning_label(feedback_rows: Sequence[Feedback], *, require_agreement: bool) -> int | None:
-    """The label one verdict's live labels (one per user) settle on, or None; see `export_human_labels`."""
+def lockstep_voices(feedback_by_verdict: Iterable[Sequence[Feedback]], *, min_shared: int) -> dict[int, int]:
+    """Untrusted user id -> the id of its voice: itself, or the smallest user id of its lockstep group.
+
+    Two untrusted users are in lockstep when they gave the same label to the same verdict at least `min_shared`
+    times and those shared labels are at least `LOCKSTEP_SHARE` of each one's labels. Independent people overlap
+    now and then; accounts that label together almost always are one voice. Lockstep is transitive (groups).
+    `min_shared=0` turns the rule off.
+    """
+    labels_of: Counter[int] = Counter()
+    shared: Counter[tuple[int, int]] = Counter()
+    for feedback_rows in feedback_by_verdict:
+        untrusted = sorted((f.user_id, f.label) for f in feedback_rows if not f.trusted)
+        labels_of.update(user for user, _ in untrusted)
+        for index, (user, label) in enumerate(untrusted):
+            for other, other_label in untrusted[index + 1 :]:
+                if label == other_label:
+                    shared[(user, other)] += 1
+    voice_of = {user: user for user in labels_of}
+    if min_shared <= 0:
+        return voice_of
+
+    def root(user: int) -> int:
+        while voice_of[user] != user:
+            user = voice_of[user]
+        return user
+
+    for (user, other), count in shared.items():
+        if count >= min_shared and count >= LOCKSTEP_SHARE * max(labels_of[user], labels_of[other]):
+            first, second = sorted((root(user), root(other)))
+            voice_of[second] = first
+    return {user: root(user) for user in voice_of}
+
+
+def winning_label(
+    feedback_rows: Sequence[Feedback], *, require_agreement: bool, voice_of: dict[int, int] | None = None
+) -> int | None:
+    """The label one verdict's live labels (one per user) settle on, or None; see `export_human_labels`.
+
+    `voice_of` (from `lockstep_voices`) decides how many distinct voices agree; by default each user is one."""
     if not feedback_rows:
         return None
 
@@ -264,6 +312,8 @@ def winning_label(feedback_rows: Sequence[Feedback], *, require_agreement: bool)
     top_count = max(votes.values())
     tied_labels = {label for label, count in votes.items() if count == top_count}
     label = max((feedback for feedback in feedback_rows if feedback.label in tied_labels), key=recency).label
-    if require_agreement and votes[label] < 2:
-        return None
+    if require_agreement:
+        voices = {(voice_of or {}).get(f.user_id, f.user_id) for f in feedback_rows if f.label == label}
+        if len(voices) < 2:
+            return None
     return label

@@ -282,3 +282,50 @@ async def test_the_hourly_limit_refuses_an_untrusted_user_without_writing(sessio
     with pytest.raises(RateLimitedError):
         await correct(session_factory, verdicts[2], 7, NEGATIVE, hourly_limit=2)
     assert await count_rows(session_factory, Feedback) == 2
+
+
+async def test_two_accounts_in_lockstep_are_one_voice_until_someone_independent_agrees(session_factory):
+    """Colluders who always mark the same verdicts the same way cannot agree with each other."""
+    verdicts = [await insert_verdict(session_factory, message_id=index) for index in range(12)]
+    for verdict in verdicts:
+        for colluder in (61, 62):
+            await correct(session_factory, verdict, colluder, NEGATIVE)
+
+    assert await export(session_factory, require_agreement=True) == {}
+    async with session_factory() as session:
+        assert await count_unused_feedback(session, require_agreement=True) == 0
+        everyone = await export_human_labels(session, require_agreement=True, lockstep_min_shared=0)
+    assert len(everyone) == 12  # the rule off: any two users agree
+
+    await correct(session_factory, verdicts[0], 70, NEGATIVE)  # an independent third user
+    await correct(session_factory, verdicts[1], ADMIN, NEGATIVE, is_admin=True)  # a trusted label
+    assert await export(session_factory, require_agreement=True) == {
+        verdicts[0].id: NEGATIVE,
+        verdicts[1].id: NEGATIVE,
+    }
+
+
+async def test_independent_users_who_sometimes_agree_are_not_in_lockstep(session_factory):
+    """Six honest users, each verdict labelled by a different pair: every pair shares only a few labels."""
+    users = [81, 82, 83, 84, 85, 86]
+    pairs = [(a, b) for index, a in enumerate(users) for b in users[index + 1 :]]  # 15 distinct pairs
+    verdicts = [await insert_verdict(session_factory, message_id=index) for index in range(45)]
+    for index, verdict in enumerate(verdicts):
+        for user in pairs[index % len(pairs)]:  # each pair labels 3 verdicts together
+            await correct(session_factory, verdict, user, POSITIVE)
+    assert len(await export(session_factory, require_agreement=True)) == 45
+
+
+async def test_a_small_or_partial_overlap_is_not_lockstep(session_factory):
+    verdicts = [await insert_verdict(session_factory, message_id=index) for index in range(30)]
+    for verdict in verdicts[:9]:  # nine shared labels: below the minimum of ten
+        for user in (91, 92):
+            await correct(session_factory, verdict, user, POSITIVE)
+    for verdict in verdicts[9:21]:  # twelve shared, but only 12 of user 93's 30 labels (< 80%)
+        for user in (93, 94):
+            await correct(session_factory, verdict, user, NEGATIVE)
+    for verdict in verdicts[:9] + verdicts[21:]:
+        await correct(session_factory, verdict, 93, POSITIVE)
+    exported = await export(session_factory, require_agreement=True)
+    assert all(exported[verdict.id] == NEGATIVE for verdict in verdicts[9:21])
+    assert all(exported[verdict.id] == POSITIVE for verdict in verdicts[:9])
