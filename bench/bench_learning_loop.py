@@ -10,15 +10,17 @@ error, mostly positive reviews called negative). Through the real python-telegra
    and confirm ~30% of the right ones (맞아요). An admin labels 30 items of the `/review` queue (with their true labels) and sends `/retrain`. All
    settings are the defaults (4,000 fresh NSMC rows, 2 epochs, the 20,000-review gate, tolerance 0.5).
 2. **Poisoning.** Then, against the model the honest run produced, two colluding accounts at the hourly rate
-   limit: each hour both mark the same 30 correct verdicts of ordinary reviews as wrong (so the agreement rule is
-   met), and the admin retrains: three runs (30, 60, 90 poisoned labels on top of the honest ones). Time between
-   runs is simulated by ageing the colluders' labels an hour, which is what the rate limit counts.
+   limit: each hour both mark the same 30 correct verdicts of ordinary reviews as wrong (two users agree), and the
+   admin retrains: three runs (30, 60, 90 poisoned labels on top of the honest ones). Time between runs is
+   simulated by ageing the colluders' labels an hour, which is what the rate limit counts.
 
 Reported: promoted or not; pattern error on the held-out pattern reviews (never sent to the bot), overall and per
 class, with 95% intervals; base accuracy on 10,000 NSMC test reviews outside the gate's evaluation set; the run's
-wall time and its gate record. Models are scored as the bot serves them.
+wall time and its gate record; for the poisoning, how many poisoned labels each run trained on and how many of the
+colluders' reviews each model answers as they asked. Models are scored as the bot serves them.
 
     .venv/bin/python -m bench.bench_learning_loop [--scenario both|honest] [--workdir DIR]
+    .venv/bin/python -m bench.bench_learning_loop --lockstep-min-shared 0 --output ...  # without the collusion rule
 
 Writes bench/results/learning_loop.json. Expect about an hour on 2 CPU cores (four e5 retraining runs).
 """
