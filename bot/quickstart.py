@@ -105,8 +105,9 @@ def main() -> int:
         if code := train_first_model(settings):
             return code
         model_path = active_model_path(settings)
-    print("\nSample predictions with the active model:")
-    if code := moderator(["predict", "--model", model_path, *SAMPLE_REVIEWS]):
+    print("\nSample predictions with the active model, as the bot serves it:")
+    fast = ["--quantize"] if settings.fast_inference else []
+    if code := moderator(["predict", "--model", model_path, *fast, *SAMPLE_REVIEWS]):
         return code
     token = settings.telegram_bot_token
     if token is not None and token.get_secret_value().strip():
