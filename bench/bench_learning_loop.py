@@ -367,7 +367,9 @@ async def poison(bot: BotUnderTest, ordinary_replies, used: set[int], targets: l
 
 
 async def poisoned_labels_counted(bot: BotUnderTest, used: set[int]) -> int:
-    """How many of the colluders' verdicts the next run trains on (with the bot's own export rule)."""
+    """How many of the colluders' labels the next run trains on (with the bot's own export rule): their verdicts
+    exported with a label other than the verdict (they flipped correct verdicts). A verdict a reviewer also labelled
+    is exported with the reviewer's label, which wins, so it does not count."""
     from bot import storage
 
     async with bot.sessions() as session:
@@ -376,7 +378,7 @@ async def poisoned_labels_counted(bot: BotUnderTest, used: set[int]) -> int:
             require_agreement=not bot.settings.trust_feedback,
             lockstep_min_shared=bot.settings.lockstep_min_shared_labels,
         )
-    return sum(1 for example in labels if example.verdict_id in used)
+    return sum(1 for example in labels if example.verdict_id in used and example.label != example.predicted)
 
 
 async def run_scenarios(args, traffic: Traffic, heldout, base_eval, before) -> dict[str, Any]:
