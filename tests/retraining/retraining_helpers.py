@@ -10,7 +10,10 @@ from bot.settings import Settings
 from bot.storage import activate_model_version, add_verdict, record_feedback, register_model_version
 
 LABEL_NAMES = {0: "부정", 1: "긍정"}
-CORRECTING_USERS = (1001, 1002)  # two non-admins agreeing, so their corrections count
+# Independent non-admins: each correction is made by a different pair of them (two agree, so it counts), and no
+# two of them label in lockstep (which would make them one voice, bot.storage.lockstep_voices).
+CORRECTING_USERS = (1001, 1002, 1003, 1004, 1005, 1006)
+CORRECTING_PAIRS = [(a, b) for index, a in enumerate(CORRECTING_USERS) for b in CORRECTING_USERS[index + 1 :]]
 
 
 def make_settings(tmp_path: Path, **overrides) -> Settings:
@@ -50,11 +53,12 @@ async def add_corrections(
     session_factory,
     examples: Sequence[tuple[str, int]],
     *,
-    users: Sequence[int] = CORRECTING_USERS,
+    users: Sequence[int] | None = None,
     first_message_id: int = 1,
     model_version_id: int | None = None,
 ) -> list[int]:
-    """Store each text as a verdict the bot got wrong, corrected to `label` by each of `users`. Returns verdict ids."""
+    """Store each text as a verdict the bot got wrong, corrected to `label` by each of `users` (default: a pair of
+    independent users, a different pair each time). Returns verdict ids."""
     verdict_ids = []
     async with session_factory() as session, session.begin():
         for offset, (text, label) in enumerate(examples):
@@ -63,7 +67,7 @@ async def add_corrections(
                 session,
                 chat_id=1,
                 message_id=first_message_id + offset,
-                user_id=users[0],
+                user_id=42,
                 text=text,
                 label=wrong,
                 label_name=LABEL_NAMES[wrong],
@@ -74,7 +78,7 @@ async def add_corrections(
                 },
                 model_version_id=model_version_id,
             )
-            for user in users:
+            for user in users or CORRECTING_PAIRS[offset % len(CORRECTING_PAIRS)]:
                 await record_feedback(
                     session, verdict_id=verdict.id, user_id=user, label=label, num_labels=2, is_admin=False
                 )

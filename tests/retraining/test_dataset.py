@@ -140,7 +140,7 @@ def test_human_labels_csv_carries_names_and_weights_and_the_trainer_balances_the
 
 async def test_exported_labels_respect_the_agreement_rule(tmp_path, session_factory):
     await add_corrections(session_factory, [("두 사람이 고친 리뷰", 1)])
-    await add_corrections(session_factory, [("한 사람만 고친 리뷰", 0)], users=(1003,), first_message_id=50)
+    await add_corrections(session_factory, [("한 사람만 고친 리뷰", 0)], users=(2003,), first_message_id=50)
     async with session_factory() as session:
         agreed = await export_human_labels(session, require_agreement=True)
         everything = await export_human_labels(session, require_agreement=False)
