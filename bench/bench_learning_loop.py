@@ -371,13 +371,10 @@ async def poisoned_labels_counted(bot: BotUnderTest, used: set[int]) -> int:
     exported with a label other than the verdict (they flipped correct verdicts). A verdict a reviewer also labelled
     is exported with the reviewer's label, which wins, so it does not count."""
     from bot import storage
+    from bot.retraining.dataset import human_label_rule
 
     async with bot.sessions() as session:
-        labels = await storage.export_human_labels(
-            session,
-            require_agreement=not bot.settings.trust_feedback,
-            lockstep_min_shared=bot.settings.lockstep_min_shared_labels,
-        )
+        labels = await storage.export_human_labels(session, **human_label_rule(bot.settings))
     return sum(1 for example in labels if example.verdict_id in used and example.label != example.predicted)
 
 

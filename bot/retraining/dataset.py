@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import logging
 import math
 from collections import Counter
 from collections.abc import Sequence
@@ -35,6 +36,17 @@ GATE_EVAL_SEED = 20261125
 # One class's rows at most this many times the average weight (a class with very few labels is not blown up).
 MAX_CLASS_BOOST = 4.0
 MIN_CHARS = 6  # as the trainer: shorter documents are dropped
+
+logger = logging.getLogger(__name__)
+
+
+def human_label_rule(settings: Settings) -> dict[str, object]:
+    """The keyword arguments of `bot.storage.export_human_labels` (and `count_unused_feedback`) that settings
+    decide: who must agree before an untrusted label counts."""
+    return {
+        "require_agreement": not settings.trust_feedback,
+        "lockstep_min_shared": settings.lockstep_min_shared_labels,
+    }
 
 
 @dataclass(frozen=True)
@@ -212,8 +224,6 @@ CALIBRATION_SEED = 2024
 def calibration_texts(settings: Settings, count: int) -> list[str] | None:
     """`count` training reviews of the configured base data (NSMC train, or BASE_DATA) for calibrating the static
     int8 fast path; None (with a warning) when no such file is on disk (this never downloads). Blocking."""
-    import logging
-
     import pandas as pd
     from Korpora.utils import default_korpora_path
 
@@ -229,7 +239,7 @@ def calibration_texts(settings: Settings, count: int) -> list[str] | None:
         else:
             texts = read_table(settings.base_data, text_col="text", label_col="label")["text"]
     except (TrainingError, OSError) as error:
-        logging.getLogger(__name__).warning("no calibration data for the fast path: %s", error)
+        logger.warning("no calibration data for the fast path: %s", error)
         return None
     texts = texts[texts.str.len() > MIN_CHARS - 1]
     return texts.sample(min(count, len(texts)), random_state=CALIBRATION_SEED).tolist()

@@ -45,6 +45,7 @@ from bot.retraining.dataset import (
     class_balanced_weights,
     class_mix,
     gate_eval_set,
+    human_label_rule,
     split_human_labels,
     write_human_labels_csv,
 )
@@ -181,11 +182,7 @@ class RetrainingService:
         """The scheduled job: start a run when at least `retrain_min_new_feedback` labels arrived since the
         last run. Returns the new run's id, or None when nothing started."""
         async with self._session_factory() as session:
-            unused = await storage.count_unused_feedback(
-                session,
-                require_agreement=not self.settings.trust_feedback,
-                lockstep_min_shared=self.settings.lockstep_min_shared_labels,
-            )
+            unused = await storage.count_unused_feedback(session, **human_label_rule(self.settings))
         if unused < self.settings.retrain_min_new_feedback:
             logger.info(
                 "scheduled retraining skipped: %d new label(s), need %d",
@@ -281,11 +278,7 @@ class RetrainingService:
                 )
             async with self._session_factory() as session:
                 active = await storage.get_active_model_version(session)
-                labels = await storage.export_human_labels(
-                    session,
-                    require_agreement=not self.settings.trust_feedback,
-                    lockstep_min_shared=self.settings.lockstep_min_shared_labels,
-                )
+                labels = await storage.export_human_labels(session, **human_label_rule(self.settings))
                 served = await storage.served_versions(session)
             id2label = await self._active_labels(active)
             split = split_human_labels(labels, holdout_fraction=self.settings.correction_holdout_fraction)

@@ -21,6 +21,7 @@ LABEL_LOCK_NAMESPACE = 0x6C61626C
 # Two untrusted users are in lockstep when at least this share of each one's labels are the same label on the same
 # verdict (and at least `lockstep_min_shared` of them): sock puppets or colluders, not independent opinions.
 LOCKSTEP_SHARE = 0.8
+LOCKSTEP_MIN_SHARED = 10  # the default of LOCKSTEP_MIN_SHARED_LABELS
 
 
 @dataclass(frozen=True)
@@ -173,7 +174,10 @@ async def void_feedback_of_user(session: AsyncSession, *, user_id: int, voided_b
 
 
 async def count_unused_feedback(
-    session: AsyncSession, *, require_agreement: bool | None = None, lockstep_min_shared: int = 10
+    session: AsyncSession,
+    *,
+    require_agreement: bool | None = None,
+    lockstep_min_shared: int = LOCKSTEP_MIN_SHARED,
 ) -> int:
     """Live (not voided) labels that no training run has used yet.
 
@@ -211,7 +215,7 @@ async def mark_feedback_used(session: AsyncSession, *, feedback_ids: Sequence[in
 
 
 async def export_human_labels(
-    session: AsyncSession, *, require_agreement: bool = True, lockstep_min_shared: int = 10
+    session: AsyncSession, *, require_agreement: bool = True, lockstep_min_shared: int = LOCKSTEP_MIN_SHARED
 ) -> list[HumanLabel]:
     """Every human label ever given that counts (corrections and confirmations, voided ones left out), one per
     verdict, by this conflict rule:
