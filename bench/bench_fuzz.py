@@ -135,10 +135,20 @@ def main() -> None:
     logging.getLogger("tornado.access").setLevel(logging.CRITICAL)  # the stand-in's own 4xx/5xx lines
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    from datetime import UTC, datetime
+
+    from bench.reliability import environment
+
+    started_at = datetime.now(UTC).isoformat(timespec="seconds")
+    load_before = [round(value, 2) for value in os.getloadavg()]
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         model_dir = args.model or tiny_model(workdir)
         result = asyncio.run(fuzz(model_dir, count=args.count, seed=args.seed, workdir=workdir))
+    # Where and when it ran, and how busy the machine was (the time depends on it; the counts do not).
+    result["created_at"] = started_at
+    result["environment"] = environment()
+    result["load_average"] = {"before": load_before, "after": [round(value, 2) for value in os.getloadavg()]}
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(result, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
     print(

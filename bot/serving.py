@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,21 +71,33 @@ def load_serving_classifier(path: str | Path, settings: Settings) -> Classifier:
     return Classifier.load(Path(path), quantize=settings.fast_inference)
 
 
-def prepare_model_version(path: str | Path, settings: Settings) -> Classifier:
+# The calibration sample of the static int8 fast path, as the caller passes it: the texts, or a function that reads
+# `count` of them (called only when the fast path has to be built), or None (no data: served in torch fp32).
+CalibrationTexts = Sequence[str] | Callable[[int], Sequence[str] | None] | None
+
+
+def prepare_model_version(
+    path: str | Path, settings: Settings, *, calibration_texts: CalibrationTexts
+) -> Classifier:
     """Make a model version directory ready to serve, then prove it can: blocking, run once per version when it
     is imported or promoted (never at every start-up).
 
-    Builds whatever the serving path needs beyond the trainer's files, loads the version as it will be
+    Builds whatever the serving path needs beyond the trainer's files (with FAST_INFERENCE, the static int8 ONNX
+    file, calibrated on `calibration_texts`: the caller knows the data, e.g.
+    `functools.partial(bot.retraining.dataset.calibration_texts, settings)`), loads the version as it will be
     served and runs a trial prediction. Raises `ModelDirError` (nothing changed elsewhere) when it cannot serve.
     """
     if settings.fast_inference:
-        from bot.retraining.dataset import calibration_texts
         from classifier import fastpath
 
         try:
             up_to_date, _ = fastpath.fast_path_status(Path(path), fastpath.FAST_BACKEND)
             if not up_to_date:  # an up-to-date artefact is reused, never rebuilt
-                texts = calibration_texts(settings, fastpath.CALIBRATION_SIZE)
+                texts = (
+                    calibration_texts(fastpath.CALIBRATION_SIZE)
+                    if callable(calibration_texts)
+                    else calibration_texts
+                )
                 fastpath.build_fast_path(Path(path), calibration_texts=texts)
         except fastpath.FastPathError as error:
             # The version still serves (torch fp32, which load_serving_classifier logs); do not refuse it.

@@ -83,10 +83,13 @@ class Settings(BaseSettings):
 
     # Feedback guard
     feedback_rate_limit_per_hour: int = Field(30, ge=1)
-    trust_feedback: bool = False  # count a lone non-admin correction without a second opinion
-    # Two untrusted users who gave at least this many identical labels, making up >= 80% of each one's labels,
-    # count as one voice (colluders cannot agree with each other); 0 turns the rule off.
-    lockstep_min_shared_labels: int = Field(10, ge=0)
+    # Whose labels count (docs/learning-loop.md): admins' and review-queue labels always; another user's once
+    # reviewers' blind spot checks of their labels earned them trust: at least SPOT_CHECKS_REQUIRED checks and an
+    # accuracy of LABELLER_MIN_ACCURACY ((agreed + 1) / (checks + 2)). Until then their labels wait for a reviewer.
+    trust_feedback: bool = False  # count every label without checks (a private bot whose users you trust)
+    spot_checks_required: int = Field(3, ge=1)
+    labeller_min_accuracy: float = Field(0.8, gt=0.5, lt=1.0)
+    spot_check_rate: float = Field(0.1, ge=0.0, le=1.0)  # share of trusted labellers' labels checked still
 
     # Review queue
     review_window_days: float = Field(14.0, gt=0)  # /review draws from verdicts this recent

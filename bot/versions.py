@@ -8,6 +8,7 @@ database never names a version that cannot serve, and a failed check changes not
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,9 +44,17 @@ class Activated:
 
 
 async def _prepared(path: str | Path, settings: Settings) -> Classifier:
-    """`prepare_model_version` off the event loop; any failure becomes a one-line VersionError."""
+    """`prepare_model_version` off the event loop, calibrating a fast path it has to build on the configured
+    training data (read only then); any failure becomes a one-line VersionError."""
+    from bot.retraining.dataset import calibration_texts
+
     try:
-        return await asyncio.to_thread(prepare_model_version, path, settings)
+        return await asyncio.to_thread(
+            prepare_model_version,
+            path,
+            settings,
+            calibration_texts=functools.partial(calibration_texts, settings),
+        )
     except Exception as error:  # whatever breaks, the version cannot serve
         raise VersionError(_one_line(error)) from error
 

@@ -200,6 +200,7 @@ def arguments_for(config: TrainConfig) -> list[str]:
 def run_train(args: argparse.Namespace) -> int:
     from trainer.training import train
 
+    _pin_torch_threads()
     # A terminated trainer (the bot stopping a run) unwinds like Ctrl-C, so its temporary files are removed.
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
@@ -209,6 +210,16 @@ def run_train(args: argparse.Namespace) -> int:
         return 2
     logger.info("accuracy %.4f, macro F1 %.4f -> %s", metrics["accuracy"], metrics["macro_f1"], args.output)
     return 0
+
+
+def _pin_torch_threads() -> None:
+    """torch on OMP_NUM_THREADS threads when it is set, explicitly: the bot sets it for its trainer child
+    (bot.retraining.process), so a run trains the same model on a machine with more cores."""
+    value = os.environ.get("OMP_NUM_THREADS", "").strip()
+    if value.isdigit() and int(value) > 0:
+        import torch
+
+        torch.set_num_threads(int(value))
 
 
 def _exit_on_sigterm(signum: int, frame: object) -> None:

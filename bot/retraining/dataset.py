@@ -42,11 +42,10 @@ logger = logging.getLogger(__name__)
 
 def human_label_rule(settings: Settings) -> dict[str, object]:
     """The keyword arguments of `bot.storage.export_human_labels` (and `count_unused_feedback`) that settings
-    decide: who must agree before an untrusted label counts."""
-    return {
-        "require_agreement": not settings.trust_feedback,
-        "lockstep_min_shared": settings.lockstep_min_shared_labels,
-    }
+    decide: whose labels count."""
+    from bot.storage import LabelRule
+
+    return {"rule": LabelRule.from_settings(settings)}
 
 
 @dataclass(frozen=True)

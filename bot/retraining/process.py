@@ -70,6 +70,21 @@ def describe_returncode(returncode: int) -> str:
     return f"trainer process exited with code {returncode}"
 
 
+def default_threads() -> int:
+    """The thread count a trainer child gets by default: this process's own torch threads (OMP_NUM_THREADS when
+    it is set, else what torch chose), so the child trains as the caller would in-process."""
+    import torch
+
+    return torch.get_num_threads()
+
+
+def thread_environment(threads: int) -> dict[str, str]:
+    """Environment variables that pin a child's math libraries (and, through the trainer, torch) to `threads`."""
+    if threads < 1:
+        raise ValueError(f"threads must be at least 1, got {threads}")
+    return {name: str(threads) for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
+
+
 def trainer_command(trainer_args: Sequence[str]) -> list[str]:
     """The command line that runs the trainer module with the bot's own interpreter."""
     return [sys.executable, "-m", "trainer", *trainer_args]
@@ -81,8 +96,13 @@ async def run_trainer_process(
     log_path: Path,
     on_event: ProgressCallback | None = None,
     env: dict[str, str] | None = None,
+    threads: int | None = None,
 ) -> dict[str, Any] | None:
     """Run `command`, append its output to `log_path` and pass each JSON event line to `on_event`.
+
+    The child runs on `threads` CPU threads (default: `default_threads()`, this process's torch threads): it gets
+    OMP_NUM_THREADS/MKL_NUM_THREADS, never the parent's unset defaults, because a CPU model trained on another
+    number of threads is a different model. Entries of `env` override everything else.
 
     Returns the trainer's final `{"event": "done", ...}` event (or None if it printed none).
     Raises TrainingProcessError when the process exits non-zero or is killed by a signal.
@@ -90,10 +110,12 @@ async def run_trainer_process(
     period) before the cancellation propagates.
     """
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    child_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+    threads = default_threads() if threads is None else threads
+    child_env = {**os.environ, "PYTHONUNBUFFERED": "1", **thread_environment(threads), **(env or {})}
     done_event: dict[str, Any] | None = None
     with open(log_path, "ab", buffering=0) as log_file:  # noqa: ASYNC230 - a local file, opened once
-        log_file.write(("$ " + " ".join(command) + "\n").encode())
+        pinned = " ".join(f"{name}={child_env[name]}" for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"))
+        log_file.write(f"$ {pinned} {' '.join(command)}\n".encode())
         process = await asyncio.create_subprocess_exec(
             *command,
             stdin=asyncio.subprocess.DEVNULL,
@@ -104,7 +126,12 @@ async def run_trainer_process(
             preexec_fn=_die_with_parent,
             limit=1 << 20,
         )
-        logger.info("trainer started (pid %s), log %s", process.pid, log_path)
+        logger.info(
+            "trainer started (pid %s, %s threads), log %s",
+            process.pid,
+            child_env["OMP_NUM_THREADS"],
+            log_path,
+        )
         try:
             assert process.stdout is not None
             while line := await process.stdout.readline():

@@ -1,9 +1,12 @@
-"""The retraining schedule: an APScheduler 3 `AsyncIOScheduler` inside the bot's event loop."""
+"""The bot's schedule: an APScheduler 3 `AsyncIOScheduler` inside the bot's event loop (started by
+`RetrainingService.start` when `moderator run` starts). Its jobs: retraining, the active-model sync and, with
+`RETENTION_DAYS`, purging old review texts."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.base import BaseTrigger
@@ -18,6 +21,10 @@ RETRAIN_JOB_ID = "retrain"
 SYNC_JOB_ID = "sync-active-model"
 # How often the bot checks whether another process activated a different model version.
 ACTIVE_MODEL_SYNC_SECONDS = 30.0
+RETENTION_JOB_ID = "purge-old-texts"
+# How often the bot forgets review texts older than RETENTION_DAYS; the first purge comes soon after start-up.
+RETENTION_PURGE_SECONDS = 6 * 3600.0
+FIRST_RETENTION_PURGE_SECONDS = 60.0
 
 Job = Callable[[], Awaitable[object]]
 
@@ -44,13 +51,15 @@ def start_scheduler(
     retrain_job: Job,
     sync_job: Job | None = None,
     sync_interval_seconds: float = ACTIVE_MODEL_SYNC_SECONDS,
+    purge_job: Job | None = None,
 ) -> AsyncIOScheduler | None:
     """Start a scheduler on the running loop: `retrain_job` on the configured schedule, `sync_job` every
-    `sync_interval_seconds`. Returns None when there is nothing to schedule. Call it inside the loop."""
+    `sync_interval_seconds`, `purge_job` `FIRST_RETENTION_PURGE_SECONDS` after the start and then every
+    `RETENTION_PURGE_SECONDS`. Returns None when there is nothing to schedule. Call it inside the loop."""
     trigger = build_trigger(settings)
     if trigger is None:
         logger.info("scheduled retraining is disabled (no RETRAIN_CRON or RETRAIN_INTERVAL_SECONDS)")
-    if trigger is None and sync_job is None:
+    if trigger is None and sync_job is None and purge_job is None:
         return None
     scheduler = AsyncIOScheduler()
     # One tick at a time; ticks missed while the bot was busy or down collapse into one.
@@ -62,5 +71,14 @@ def start_scheduler(
         scheduler.add_job(
             sync_job, IntervalTrigger(seconds=sync_interval_seconds), id=SYNC_JOB_ID, **job_options
         )
+    if purge_job is not None:
+        scheduler.add_job(
+            purge_job,
+            IntervalTrigger(seconds=RETENTION_PURGE_SECONDS),
+            id=RETENTION_JOB_ID,
+            next_run_time=datetime.now(UTC) + timedelta(seconds=FIRST_RETENTION_PURGE_SECONDS),
+            **job_options,
+        )
+        logger.info("review texts older than RETENTION_DAYS are purged every %.0f s", RETENTION_PURGE_SECONDS)
     scheduler.start()
     return scheduler

@@ -17,6 +17,7 @@ no session is held while the trainer runs.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import math
@@ -41,7 +42,9 @@ from bot.retraining.dataset import (
     HUMAN_TRAIN_FILE,
     EvalSet,
     HumanExample,
+    HumanLabelSplit,
     base_train_config,
+    calibration_texts,
     class_balanced_weights,
     class_mix,
     gate_eval_set,
@@ -54,6 +57,7 @@ from bot.retraining.process import TrainingProcessError, run_trainer_process, tr
 from bot.serving import load_serving_classifier, prepare_model_version, serving_tag
 from bot.settings import Settings
 from bot.storage import ActivationReason, RunNotOwnedError, RunStatus, RunTrigger
+from bot.storage.retention import purge_expired_texts
 from trainer.cli import arguments_for
 
 if TYPE_CHECKING:
@@ -94,6 +98,48 @@ class _LostOwnership(Exception):
     """This process no longer owns its run (another one declared it abandoned)."""
 
 
+@dataclass
+class _Run:
+    """One run as it goes from step to step. The failure paths read `candidate_dir` and `version_id`: what there
+    is to clean up."""
+
+    id: int
+    progress: _ProgressReporter  # where its progress goes (the database row and the reporter)
+    dir: Path
+    seed: int = 0
+    candidate_dir: Path | None = None  # set when training starts
+    version_id: int | None = None  # set when the candidate is registered
+
+    @property
+    def log_path(self) -> Path:
+        return self.dir / "train.log"
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        return self.dir / "checkpoints"
+
+
+@dataclass(frozen=True)
+class _RunData:
+    """What a run trains on and is judged on, read when it starts."""
+
+    active: Any  # the active ModelVersion, or None
+    served: list[Any]  # every version that ever served (the drift guard's candidates for the reference)
+    id2label: dict[int, str] | None
+    split: HumanLabelSplit
+    mix: dict[str, Any]  # the training labels' class mix, as recorded with the run
+    extra: Path | None  # the human labels' training file, when there are any
+    eval_set: EvalSet
+
+
+@dataclass(frozen=True)
+class _Judged:
+    candidate: Classifier  # loaded as the bot serves it
+    decision: GateDecision
+    gate: dict[str, Any]  # the decision's full record
+    metrics: dict[str, Any]  # the candidate's metrics.json, gate included
+
+
 class RetrainingService:
     """Satisfies the bot's `Retrainer` protocol (`request_run`) and adds `start`, `stop` and the sync job."""
 
@@ -125,7 +171,9 @@ class RetrainingService:
     # --- lifecycle --------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Start the retraining schedule on the running loop (a no-op when no schedule is configured)."""
+        """Start the bot's schedule on the running loop (`bot.retraining.scheduler`): retraining when a schedule
+        is configured, the active-model sync (or the sweep of abandoned runs), and with RETENTION_DAYS the purge
+        of old review texts."""
         from bot.retraining.scheduler import start_scheduler
 
         await self.sweep()
@@ -134,7 +182,19 @@ class RetrainingService:
                 self.settings,
                 retrain_job=self.run_if_enough_feedback,
                 sync_job=self.sync_serving_with_database if self._serving is not None else self.sweep,
+                purge_job=self._retention_job(),
             )
+
+    def _retention_job(self) -> Callable[[], Awaitable[int]] | None:
+        """The scheduled purge of review texts older than RETENTION_DAYS (labels stay); None when unset."""
+        days = self.settings.retention_days
+        if days is None:
+            return None
+
+        async def purge() -> int:
+            return await purge_expired_texts(self._session_factory, older_than_days=days)
+
+        return purge
 
     async def stop(self) -> None:
         """Stop the schedule and end any run of this process: its trainer is terminated and the run is
@@ -182,7 +242,7 @@ class RetrainingService:
         """The scheduled job: start a run when at least `retrain_min_new_feedback` labels arrived since the
         last run. Returns the new run's id, or None when nothing started."""
         async with self._session_factory() as session:
-            unused = await storage.count_unused_feedback(session, **human_label_rule(self.settings))
+            unused = await storage.count_unused_feedback(session, **self._label_rule())
         if unused < self.settings.retrain_min_new_feedback:
             logger.info(
                 "scheduled retraining skipped: %d new label(s), need %d",
@@ -255,166 +315,209 @@ class RetrainingService:
     # --- one run ----------------------------------------------------------------------------------
 
     async def _execute(self, run_id: int, reporter: RunReporter | None) -> RunOutcome:
-        run_dir = (self.settings.runs_dir / f"run-{run_id}").resolve()
-        log_path = run_dir / "train.log"
-        checkpoint_dir = run_dir / "checkpoints"
-        candidate_dir: Path | None = None
-        version_id: int | None = None
-        progress = _ProgressReporter(self, run_id, reporter, self._progress_interval)
+        """One run, step by step: begin, export the labels, train, judge, then promote or reject. Whatever ends it
+        early fails it (or, when another process took it over, stops it) and cleans up what it left."""
+        run = _Run(
+            id=run_id,
+            progress=_ProgressReporter(self, run_id, reporter, self._progress_interval),
+            dir=(self.settings.runs_dir / f"run-{run_id}").resolve(),
+        )
         heartbeat = asyncio.create_task(
             self._beat(run_id, asyncio.current_task()), name=f"heartbeat-{run_id}"
         )
         try:
-            run_dir.mkdir(parents=True, exist_ok=True)
-            # fresh base rows every run (a retry too), recorded with it
-            seed = (
-                secrets.randbelow(2**31 - 1)
-                if self.settings.retrain_seed is None
-                else self.settings.retrain_seed + run_id
-            )
-            async with self._session_factory() as session, session.begin():
-                await storage.mark_run_running(
-                    session, run_id=run_id, log_path=str(log_path), seed=seed, owner=self.owner
-                )
-            async with self._session_factory() as session:
-                active = await storage.get_active_model_version(session)
-                labels = await storage.export_human_labels(session, **human_label_rule(self.settings))
-                served = await storage.served_versions(session)
-            id2label = await self._active_labels(active)
-            split = split_human_labels(labels, holdout_fraction=self.settings.correction_holdout_fraction)
-            weights = class_balanced_weights(
-                [example.label for example in split.train], average_weight=self.settings.correction_weight
-            )
-            mix = class_mix(split.train, weights, id2label)
-            logger.info("run %s: human labels %s", run_id, texts.label_mix_text(mix))
-            await progress.report(
-                texts.EXPORTING.format(
-                    train=len(split.train), holdout=len(split.holdout), mix=texts.label_mix_text(mix)
-                ),
-                force=True,
-            )
-            extra = None
-            if split.train:
-                extra = write_human_labels_csv(run_dir / HUMAN_TRAIN_FILE, split.train, id2label, weights)
-            if split.holdout:
-                write_human_labels_csv(run_dir / HUMAN_HOLDOUT_FILE, split.holdout, id2label)
-            eval_set = await asyncio.to_thread(gate_eval_set, self.settings)
-
-            base = (
-                str(Path(active.path).resolve())
-                if (self.settings.retrain_from == "active" and active is not None)
-                else self.settings.base_model
-            )
-            stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-            candidate_dir = (self.settings.model_dir / f"run-{run_id}-{stamp}").resolve()
-            config = base_train_config(
-                self.settings,
-                output=candidate_dir,
-                base=base,
-                extra=extra,
-                seed=seed,
-                exclude=eval_set.path,
-                checkpoint_dir=checkpoint_dir,
-            )
-            await progress.report(texts.TRAINING_STARTED.format(base=base), force=True)
-            await run_trainer_process(
-                trainer_command(arguments_for(config)), log_path=log_path, on_event=progress.on_event
-            )
-
-            await progress.report(texts.EVALUATING, force=True)
-            # Builds whatever serving needs (once, now) and proves the candidate predicts finite probabilities.
-            candidate = await asyncio.to_thread(prepare_model_version, candidate_dir, self.settings)
-            decision = await asyncio.to_thread(
-                self._judge, candidate, active, served, eval_set, split.holdout, id2label
-            )
-            gate = {
-                **decision.record(),
-                "tolerance_points": self.settings.promotion_tolerance,
-                "confidence": self.settings.gate_confidence,
-                "serving": serving_tag(self.settings),
-                "eval_set": eval_set.identity,
-                "seed": seed,
-                "human_labels": {
-                    "train": mix,
-                    "holdout": _holdout_counts(split.holdout, id2label),
-                },
-            }
-            metrics = {**(candidate.metrics or {}), "gate": gate}
-            await asyncio.to_thread(_write_metrics, candidate_dir, metrics)
-            train_rows = (candidate.metrics or {}).get("data", {}).get("train_size")
-
-            async with self._session_factory() as session, session.begin():
-                version = await storage.register_model_version(
-                    session, path=str(candidate_dir), base_checkpoint=base, metrics=_json_safe(metrics)
-                )
-                version_id = version.id
-            checks = texts.gate_summary(gate)
-            if decision.promote:
-                status = RunStatus.SUCCEEDED
-                summary = texts.PROMOTED.format(run_id=run_id, new_version=version_id, checks=checks)
-            else:
-                status = RunStatus.REJECTED
-                summary = texts.REJECTED.format(run_id=run_id, new_version=version_id, checks=checks)
-
-            async def finish(session: AsyncSession) -> None:
-                # Ownership, activation and the run's end in ONE transaction: a run another process declared
-                # abandoned can never make its candidate active.
-                await storage.require_run_owner(session, run_id=run_id, owner=self.owner)
-                if decision.promote:
-                    await storage.activate_model_version(
-                        session,
-                        version_id=version_id,
-                        reason=ActivationReason.PROMOTION,
-                        note=f"run #{run_id}",
-                    )
-                else:
-                    await storage.reject_model_version(session, version_id=version_id, reason=decision.reason)
-                # Both outcomes consumed these labels: the schedule waits for new ones either way.
-                await storage.mark_feedback_used(session, feedback_ids=split.feedback_ids, run_id=run_id)
-                await storage.finish_training_run(
-                    session,
-                    run_id=run_id,
-                    status=status,
-                    model_version_id=version_id,
-                    example_count=train_rows,
-                    correction_count=len(split.train) + len(split.holdout),
-                    gate=_json_safe(gate),
-                    owner=self.owner,
-                )
-
-            await self._write_with_retries(finish)
-            if decision.promote and self._serving is not None:
-                # New predictions use the new model from here on; batches already running finish on the old one.
-                self._serving.swap(candidate, version_id)
-            outcome = RunOutcome(
-                run_id=run_id,
-                status=status,
-                summary=summary,
-                model_version_id=version_id,
-                decision=decision,
-                gate=gate,
-            )
+            await self._begin(run)
+            data = await self._export_labels(run)
+            base = await self._train(run, data)
+            judged = await self._judge_candidate(run, data)
+            outcome = await self._promote_or_reject(run, data, base, judged)
         except asyncio.CancelledError:
             if run_id not in self._lost:
-                await self._fail(run_id, texts.INTERRUPTED, reporter, candidate_dir, version_id)
+                await self._fail(run_id, texts.INTERRUPTED, reporter, run.candidate_dir, run.version_id)
                 raise
-            return await self._lost_run(run_id, reporter, candidate_dir, version_id)
+            return await self._lost_run(run_id, reporter, run.candidate_dir, run.version_id)
         except RunNotOwnedError:
-            return await self._lost_run(run_id, reporter, candidate_dir, version_id)
+            return await self._lost_run(run_id, reporter, run.candidate_dir, run.version_id)
         except TrainingProcessError as error:
-            return await self._fail(run_id, str(error), reporter, candidate_dir, version_id)
+            return await self._fail(run_id, str(error), reporter, run.candidate_dir, run.version_id)
         except Exception as error:
             logger.exception("retraining run %s failed", run_id)
             return await self._fail(
-                run_id, f"{type(error).__name__}: {error}", reporter, candidate_dir, version_id
+                run_id, f"{type(error).__name__}: {error}", reporter, run.candidate_dir, run.version_id
             )
         finally:
             heartbeat.cancel()
-            shutil.rmtree(checkpoint_dir, ignore_errors=True)
-        logger.info("retraining run %s %s: %s", run_id, outcome.status, decision.reason)
+            shutil.rmtree(run.checkpoint_dir, ignore_errors=True)
+        logger.info("retraining run %s %s: %s", run_id, outcome.status, judged.decision.reason)
         await self._announce(run_id, outcome.summary, reporter)
         await self._prune_rejected()
         return outcome
+
+    async def _begin(self, run: _Run) -> None:
+        """Mark the run running, with its log and its seed: fresh base rows every run (a retry too)."""
+        run.dir.mkdir(parents=True, exist_ok=True)
+        run.seed = (
+            secrets.randbelow(2**31 - 1)
+            if self.settings.retrain_seed is None
+            else self.settings.retrain_seed + run.id
+        )
+        async with self._session_factory() as session, session.begin():
+            await storage.mark_run_running(
+                session, run_id=run.id, log_path=str(run.log_path), seed=run.seed, owner=self.owner
+            )
+
+    def _label_rule(self) -> dict[str, object]:
+        """Which people's labels count, as the settings decide (for exporting and for counting new ones)."""
+        return human_label_rule(self.settings)
+
+    async def _export_labels(self, run: _Run) -> _RunData:
+        """Read the active model and the human labels; split, weight and write them for the trainer (the held-out
+        slice for the gate); fetch the gate's fixed evaluation set."""
+        async with self._session_factory() as session:
+            active = await storage.get_active_model_version(session)
+            labels = await storage.export_human_labels(session, **self._label_rule())
+            served = await storage.served_versions(session)
+        id2label = await self._active_labels(active)
+        split = split_human_labels(labels, holdout_fraction=self.settings.correction_holdout_fraction)
+        weights = class_balanced_weights(
+            [example.label for example in split.train], average_weight=self.settings.correction_weight
+        )
+        mix = class_mix(split.train, weights, id2label)
+        logger.info("run %s: human labels %s", run.id, texts.label_mix_text(mix))
+        await run.progress.report(
+            texts.EXPORTING.format(
+                train=len(split.train), holdout=len(split.holdout), mix=texts.label_mix_text(mix)
+            ),
+            force=True,
+        )
+        extra = None
+        if split.train:
+            extra = write_human_labels_csv(run.dir / HUMAN_TRAIN_FILE, split.train, id2label, weights)
+        if split.holdout:
+            write_human_labels_csv(run.dir / HUMAN_HOLDOUT_FILE, split.holdout, id2label)
+        eval_set = await asyncio.to_thread(gate_eval_set, self.settings)
+        return _RunData(active, served, id2label, split, mix, extra, eval_set)
+
+    async def _train(self, run: _Run, data: _RunData) -> str:
+        """Train the candidate in a child process (from the active model or the base checkpoint, as configured),
+        never on the gate's evaluation set. Returns the checkpoint trained from."""
+        active = data.active
+        base = (
+            str(Path(active.path).resolve())
+            if (self.settings.retrain_from == "active" and active is not None)
+            else self.settings.base_model
+        )
+        stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+        run.candidate_dir = (self.settings.model_dir / f"run-{run.id}-{stamp}").resolve()
+        config = base_train_config(
+            self.settings,
+            output=run.candidate_dir,
+            base=base,
+            extra=data.extra,
+            seed=run.seed,
+            exclude=data.eval_set.path,
+            checkpoint_dir=run.checkpoint_dir,
+        )
+        await run.progress.report(texts.TRAINING_STARTED.format(base=base), force=True)
+        await run_trainer_process(
+            trainer_command(arguments_for(config)), log_path=run.log_path, on_event=run.progress.on_event
+        )
+        return base
+
+    async def _judge_candidate(self, run: _Run, data: _RunData) -> _Judged:
+        """Prepare the candidate as the bot would serve it, score it against the active model and the reference,
+        and store the gate's full record in its metrics.json."""
+        assert run.candidate_dir is not None
+        await run.progress.report(texts.EVALUATING, force=True)
+        # Builds whatever serving needs (once, now) and proves the candidate predicts finite probabilities.
+        candidate = await asyncio.to_thread(
+            prepare_model_version,
+            run.candidate_dir,
+            self.settings,
+            calibration_texts=functools.partial(calibration_texts, self.settings),
+        )
+        decision = await asyncio.to_thread(
+            self._judge,
+            candidate,
+            data.active,
+            data.served,
+            data.eval_set,
+            data.split.holdout,
+            data.id2label,
+        )
+        gate = {
+            **decision.record(),
+            "tolerance_points": self.settings.promotion_tolerance,
+            "confidence": self.settings.gate_confidence,
+            "serving": serving_tag(self.settings),
+            "eval_set": data.eval_set.identity,
+            "seed": run.seed,
+            "human_labels": {
+                "train": data.mix,
+                "holdout": _holdout_counts(data.split.holdout, data.id2label),
+            },
+        }
+        metrics = {**(candidate.metrics or {}), "gate": gate}
+        await asyncio.to_thread(_write_metrics, run.candidate_dir, metrics)
+        return _Judged(candidate, decision, gate, metrics)
+
+    async def _promote_or_reject(self, run: _Run, data: _RunData, base: str, judged: _Judged) -> RunOutcome:
+        """Register the candidate, then activate or reject it and end the run in one transaction; swap a promoted
+        candidate into serving."""
+        assert run.candidate_dir is not None
+        decision, gate = judged.decision, judged.gate
+        train_rows = (judged.candidate.metrics or {}).get("data", {}).get("train_size")
+        async with self._session_factory() as session, session.begin():
+            version = await storage.register_model_version(
+                session, path=str(run.candidate_dir), base_checkpoint=base, metrics=_json_safe(judged.metrics)
+            )
+            run.version_id = version_id = version.id
+        checks = texts.gate_summary(gate)
+        if decision.promote:
+            status = RunStatus.SUCCEEDED
+            summary = texts.PROMOTED.format(run_id=run.id, new_version=version_id, checks=checks)
+        else:
+            status = RunStatus.REJECTED
+            summary = texts.REJECTED.format(run_id=run.id, new_version=version_id, checks=checks)
+
+        async def finish(session: AsyncSession) -> None:
+            # Ownership, activation and the run's end in ONE transaction: a run another process declared
+            # abandoned can never make its candidate active.
+            await storage.require_run_owner(session, run_id=run.id, owner=self.owner)
+            if decision.promote:
+                await storage.activate_model_version(
+                    session,
+                    version_id=version_id,
+                    reason=ActivationReason.PROMOTION,
+                    note=f"run #{run.id}",
+                )
+            else:
+                await storage.reject_model_version(session, version_id=version_id, reason=decision.reason)
+            # Both outcomes consumed these labels: the schedule waits for new ones either way.
+            await storage.mark_feedback_used(session, feedback_ids=data.split.feedback_ids, run_id=run.id)
+            await storage.finish_training_run(
+                session,
+                run_id=run.id,
+                status=status,
+                model_version_id=version_id,
+                example_count=train_rows,
+                correction_count=len(data.split.train) + len(data.split.holdout),
+                gate=_json_safe(gate),
+                owner=self.owner,
+            )
+
+        await self._write_with_retries(finish)
+        if decision.promote and self._serving is not None:
+            # New predictions use the new model from here on; batches already running finish on the old one.
+            self._serving.swap(judged.candidate, version_id)
+        return RunOutcome(
+            run_id=run.id,
+            status=status,
+            summary=summary,
+            model_version_id=version_id,
+            decision=decision,
+            gate=gate,
+        )
 
     def _judge(
         self,

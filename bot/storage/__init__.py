@@ -19,9 +19,8 @@ heartbeat; a run whose heartbeat stopped is stale, and the next request fails it
 
 Training set from people's labels (`export_human_labels`; corrections and confirmations alike): per verdict,
 each user's latest non-voided label counts; the most recent trusted label (an admin's, or a reviewer's in the
-review queue) wins outright; otherwise the majority label wins, a tie going to the most recent label; with
-`require_agreement=True` a verdict labelled only by untrusted users needs at least two distinct voices agreeing
-on the winning label (users in lockstep, `lockstep_voices`, are one voice).
+review queue) wins outright; otherwise only labellers whose record of reviewers' spot checks earned them trust
+count (`bot.storage.label_trust`).
 
 Call `upgrade_database(url)` (synchronous; `await asyncio.to_thread(upgrade_database, url)` from async code)
 before first use: it applies the Alembic migrations.
@@ -38,15 +37,16 @@ from bot.storage.database import (
 from bot.storage.errors import InvalidDataError, StorageError
 from bot.storage.feedback import (
     HumanLabel,
+    LabelBacklog,
     RateLimitedError,
     count_feedback_by_user_since,
     count_unused_feedback,
     export_human_labels,
-    lockstep_voices,
+    label_backlog,
+    labeller_standing,
     mark_feedback_used,
     record_feedback,
     void_feedback_of_user,
-    winning_label,
 )
 from bot.storage.guard import DatabaseFileGuard, DatabaseGoneError
 from bot.storage.inbox import (
@@ -57,6 +57,7 @@ from bot.storage.inbox import (
     start_updates,
     store_updates,
 )
+from bot.storage.label_trust import LabellerRecord, LabelRule, Standing, labeller_records, settle
 from bot.storage.model_versions import (
     activate_model_version,
     get_active_model_version,
@@ -135,6 +136,9 @@ __all__ = [
     "HumanLabel",
     "InboxStatus",
     "InvalidDataError",
+    "LabelBacklog",
+    "LabelRule",
+    "LabellerRecord",
     "ModelActivation",
     "ModelStatus",
     "ModelVersion",
@@ -147,6 +151,7 @@ __all__ = [
     "RunNotOwnedError",
     "RunStatus",
     "RunTrigger",
+    "Standing",
     "Stats",
     "StorageError",
     "TelegramUpdate",
@@ -175,12 +180,14 @@ __all__ = [
     "get_verdict",
     "heartbeat_run",
     "is_stale",
+    "label_backlog",
+    "labeller_records",
+    "labeller_standing",
     "last_training_run",
     "latest_verdict_for_user",
     "list_activations",
     "list_model_versions",
     "list_training_runs",
-    "lockstep_voices",
     "make_session_factory",
     "mark_feedback_used",
     "mark_outbox_failed_attempt",
@@ -203,11 +210,11 @@ __all__ = [
     "safe_url",
     "served_versions",
     "set_reply_message_id",
+    "settle",
     "start_training_run",
     "start_updates",
     "store_updates",
     "update_run_progress",
     "upgrade_database",
     "void_feedback_of_user",
-    "winning_label",
 ]

@@ -5,7 +5,7 @@ Functions flush; the caller commits."""
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -13,15 +13,13 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.reviews import is_review
 from bot.storage.errors import InvalidDataError, StorageError
+from bot.storage.label_trust import LabelRule, Standing, labeller_records, record_of, settle
 from bot.storage.models import Feedback, FeedbackSource, TrainingRun, Verdict, utcnow
 
 # The first key of PostgreSQL's two-key advisory locks taken for label rate limiting ("labl").
 LABEL_LOCK_NAMESPACE = 0x6C61626C
-# Two untrusted users are in lockstep when at least this share of each one's labels are the same label on the same
-# verdict (and at least `lockstep_min_shared` of them): sock puppets or colluders, not independent opinions.
-LOCKSTEP_SHARE = 0.8
-LOCKSTEP_MIN_SHARED = 10  # the default of LOCKSTEP_MIN_SHARED_LABELS
 
 
 @dataclass(frozen=True)
@@ -173,26 +171,19 @@ async def void_feedback_of_user(session: AsyncSession, *, user_id: int, voided_b
     return int(result.rowcount or 0)
 
 
-async def count_unused_feedback(
-    session: AsyncSession,
-    *,
-    require_agreement: bool | None = None,
-    lockstep_min_shared: int = LOCKSTEP_MIN_SHARED,
-) -> int:
+async def count_unused_feedback(session: AsyncSession, *, rule: LabelRule | None = None) -> int:
     """Live (not voided) labels that no training run has used yet.
 
-    With `require_agreement` given, only labels that `export_human_labels` would train on count, so a lone
-    non-admin label that is never exported cannot keep triggering scheduled runs.
+    With `rule` given, only labels that `export_human_labels` would train on count, so labels that wait for a
+    reviewer (or cannot count) do not keep triggering scheduled runs.
     """
     query = (
         select(func.count())
         .select_from(Feedback)
         .where(Feedback.voided_at.is_(None), Feedback.used_by_run_id.is_(None))
     )
-    if require_agreement is not None:
-        exported = await export_human_labels(
-            session, require_agreement=require_agreement, lockstep_min_shared=lockstep_min_shared
-        )
+    if rule is not None:
+        exported = await export_human_labels(session, rule=rule)
         feedback_ids = [feedback_id for example in exported for feedback_id in example.feedback_ids]
         if not feedback_ids:
             return 0
@@ -214,49 +205,50 @@ async def mark_feedback_used(session: AsyncSession, *, feedback_ids: Sequence[in
     )
 
 
-async def export_human_labels(
-    session: AsyncSession, *, require_agreement: bool = True, lockstep_min_shared: int = LOCKSTEP_MIN_SHARED
-) -> list[HumanLabel]:
-    """Every human label ever given that counts (corrections and confirmations, voided ones left out), one per
-    verdict, by this conflict rule:
-
-    - For each verdict, take each user's latest label that is not voided (one row per user).
-    - If any trusted label exists (an admin's, or a reviewer's in the review queue), the most recent one wins.
-    - Otherwise the majority label among users wins; a tie goes to the most recent label among the tied ones.
-    - With `require_agreement=True` (the default for retraining, so that a single user cannot teach the model
-      whatever they like), a verdict labelled only by untrusted users counts only if at least two distinct users
-      agree on the winning label. Users in lockstep (`lockstep_voices`) count as one voice there, so two colluding
-      accounts cannot agree with each other; their labels need a third, independent user or a trusted one.
-
-    Verdicts whose text retention purged are left out (there is nothing to train on). Each HumanLabel lists the
-    ids of all live labels of its verdict, which `mark_feedback_used` then records.
-    """
+async def live_labels_by_verdict(
+    session: AsyncSession,
+) -> tuple[dict[int, list[Feedback]], dict[int, Verdict]]:
+    """Every live label of every verdict that still has its text and is a review, grouped by verdict."""
     rows = (
         await session.execute(
-            select(Feedback, Verdict.text, Verdict.label)
+            select(Feedback, Verdict)
             .join(Verdict, Feedback.verdict_id == Verdict.id)
             .where(Feedback.voided_at.is_(None), Verdict.text.is_not(None))
             .order_by(Feedback.verdict_id, Feedback.id)
         )
     ).all()
     feedback_by_verdict: dict[int, list[Feedback]] = defaultdict(list)
-    verdict_of: dict[int, tuple[str, int]] = {}
-    for feedback, text, predicted in rows:
-        feedback_by_verdict[feedback.verdict_id].append(feedback)
-        verdict_of[feedback.verdict_id] = (text, predicted)
+    verdicts: dict[int, Verdict] = {}
+    for feedback, verdict in rows:
+        # Labels obey the rule training rows obey: what is too short to be a review is never trained on.
+        if is_review(verdict.text or ""):
+            feedback_by_verdict[feedback.verdict_id].append(feedback)
+            verdicts[verdict.id] = verdict
+    return feedback_by_verdict, verdicts
 
-    voice_of = lockstep_voices(feedback_by_verdict.values(), min_shared=lockstep_min_shared)
+
+async def export_human_labels(session: AsyncSession, *, rule: LabelRule) -> list[HumanLabel]:
+    """Every human label ever given that counts (corrections and confirmations, voided ones left out), one per
+    verdict. Per verdict, each user's latest label that is not voided counts once; `bot.storage.label_trust.settle`
+    decides: the most recent trusted label wins; otherwise only labellers whose spot checks earned them trust
+    count (unless `rule.trust_everyone`).
+
+    Verdicts whose text retention purged, or that are not reviews, are left out. Each HumanLabel lists the ids of
+    all live labels of its verdict, which `mark_feedback_used` then records.
+    """
+    feedback_by_verdict, verdicts = await live_labels_by_verdict(session)
+    records = await labeller_records(session)
     examples = []
     for verdict_id, feedback_rows in feedback_by_verdict.items():
-        label = winning_label(feedback_rows, require_agreement=require_agreement, voice_of=voice_of)
+        label = settle(feedback_rows, records, rule)
         if label is not None:
-            text, predicted = verdict_of[verdict_id]
+            verdict = verdicts[verdict_id]
             examples.append(
                 HumanLabel(
                     verdict_id=verdict_id,
-                    text=text,
+                    text=verdict.text or "",
                     label=label,
-                    predicted=predicted,
+                    predicted=verdict.label,
                     trusted=any(feedback.trusted for feedback in feedback_rows),
                     feedback_ids=[feedback.id for feedback in feedback_rows],
                 )
@@ -264,60 +256,30 @@ async def export_human_labels(
     return examples
 
 
-def lockstep_voices(feedback_by_verdict: Iterable[Sequence[Feedback]], *, min_shared: int) -> dict[int, int]:
-    """Untrusted user id -> the id of its voice: itself, or the smallest user id of its lockstep group.
+@dataclass(frozen=True)
+class LabelBacklog:
+    """Untrusted labels that do not count now, on verdicts no trusted label settled."""
 
-    Two untrusted users are in lockstep when they gave the same label to the same verdict at least `min_shared`
-    times and those shared labels are at least `LOCKSTEP_SHARE` of each one's labels. Independent people overlap
-    now and then; accounts that label together almost always are one voice. Lockstep is transitive (groups).
-    `min_shared=0` turns the rule off.
-    """
-    labels_of: Counter[int] = Counter()
-    shared: Counter[tuple[int, int]] = Counter()
-    for feedback_rows in feedback_by_verdict:
-        untrusted = sorted((f.user_id, f.label) for f in feedback_rows if not f.trusted)
-        labels_of.update(user for user, _ in untrusted)
-        for index, (user, label) in enumerate(untrusted):
-            for other, other_label in untrusted[index + 1 :]:
-                if label == other_label:
-                    shared[(user, other)] += 1
-    voice_of = {user: user for user in labels_of}
-    if min_shared <= 0:
-        return voice_of
-
-    def root(user: int) -> int:
-        while voice_of[user] != user:
-            user = voice_of[user]
-        return user
-
-    for (user, other), count in shared.items():
-        if count >= min_shared and count >= LOCKSTEP_SHARE * max(labels_of[user], labels_of[other]):
-            first, second = sorted((root(user), root(other)))
-            voice_of[second] = first
-    return {user: root(user) for user in voice_of}
+    waiting: int  # their authors are unproven: a reviewer's answer settles them (and builds a record)
+    not_counting: int  # their authors' spot checks went badly
 
 
-def winning_label(
-    feedback_rows: Sequence[Feedback], *, require_agreement: bool, voice_of: dict[int, int] | None = None
-) -> int | None:
-    """The label one verdict's live labels (one per user) settle on, or None; see `export_human_labels`.
+async def label_backlog(session: AsyncSession, *, rule: LabelRule) -> LabelBacklog:
+    if rule.trust_everyone:
+        return LabelBacklog(0, 0)
+    feedback_by_verdict, _ = await live_labels_by_verdict(session)
+    records = await labeller_records(session)
+    counts: Counter[Standing] = Counter()
+    for feedback_rows in feedback_by_verdict.values():
+        if any(feedback.trusted for feedback in feedback_rows):
+            continue
+        counts.update(record_of(records, feedback.user_id).standing(rule) for feedback in feedback_rows)
+    return LabelBacklog(waiting=counts[Standing.UNPROVEN], not_counting=counts[Standing.FAILING])
 
-    `voice_of` (from `lockstep_voices`) decides how many distinct voices agree; by default each user is one."""
-    if not feedback_rows:
-        return None
 
-    def recency(feedback: Feedback) -> tuple[datetime, int]:
-        return feedback.updated_at, feedback.id
-
-    trusted_rows = [feedback for feedback in feedback_rows if feedback.trusted]
-    if trusted_rows:
-        return max(trusted_rows, key=recency).label
-    votes = Counter(feedback.label for feedback in feedback_rows)
-    top_count = max(votes.values())
-    tied_labels = {label for label, count in votes.items() if count == top_count}
-    label = max((feedback for feedback in feedback_rows if feedback.label in tied_labels), key=recency).label
-    if require_agreement:
-        voices = {(voice_of or {}).get(f.user_id, f.user_id) for f in feedback_rows if f.label == label}
-        if len(voices) < 2:
-            return None
-    return label
+async def labeller_standing(session: AsyncSession, *, user_id: int, rule: LabelRule) -> Standing:
+    """Where an untrusted user's labels stand now (see `bot.storage.label_trust`)."""
+    if rule.trust_everyone:
+        return Standing.EARNED
+    records = await labeller_records(session, user_ids=[user_id])
+    return record_of(records, user_id).standing(rule)

@@ -1,14 +1,21 @@
-"""Retention: forget old review texts while keeping labels and statistics."""
+"""Retention: forget old review texts while keeping labels and statistics.
+
+`RETENTION_DAYS` is applied by the running bot on a schedule (`purge_expired_texts`, a job of the bot's scheduler,
+`bot.retraining.scheduler`) and by hand with `moderator db purge`.
+"""
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timedelta
 
 from sqlalchemy import update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.storage.errors import InvalidDataError
 from bot.storage.models import Verdict, utcnow
+
+logger = logging.getLogger(__name__)
 
 
 async def purge_old_texts(session: AsyncSession, *, older_than_days: int, now: datetime | None = None) -> int:
@@ -28,3 +35,19 @@ async def purge_old_texts(session: AsyncSession, *, older_than_days: int, now: d
         .execution_options(synchronize_session="fetch")
     )
     return int(result.rowcount or 0)
+
+
+async def purge_expired_texts(
+    session_factory: async_sessionmaker[AsyncSession], *, older_than_days: int
+) -> int:
+    """The bot's scheduled retention job: `purge_old_texts` in its own transaction. Returns how many texts were
+    purged; a failure (a locked database, say) is one warning line, and the next tick tries again."""
+    try:
+        async with session_factory() as session, session.begin():
+            purged = await purge_old_texts(session, older_than_days=older_than_days)
+    except Exception as error:  # noqa: BLE001 - tried again at the next tick
+        logger.warning("retention: purging old review texts failed (%s: %s)", type(error).__name__, error)
+        return 0
+    if purged:
+        logger.info("retention: purged the text of %d review(s) older than %d days", purged, older_than_days)
+    return purged

@@ -1,4 +1,12 @@
-"""The review queue: recent verdicts nobody labelled, least certain first, one at a time per reviewer.
+"""The review queue, one item at a time per reviewer, never the same item twice:
+
+1. **Disputed verdicts** first: verdicts whose untrusted labels wait for a check (`label_trust.needs_check`:
+   their author is unproven, or the label is in the spot-check sample), no trusted label settled yet. The
+   labeller with the fewest checks comes first, so every user's record builds with the fewest answers; a
+   reviewer never checks their own label.
+2. Then recent verdicts nobody labelled, least certain first (uncertainty sampling).
+
+The reviewer is shown the text and the model's verdict, never the users' labels: a check is blind.
 
 Functions flush; the caller commits.
 """
@@ -12,7 +20,10 @@ from datetime import datetime
 from sqlalchemy import exists, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
+from bot.reviews import MIN_REVIEW_CHARS, is_review
+from bot.storage.label_trust import LabelRule, labeller_records, needs_check, record_of
 from bot.storage.models import Feedback, ReviewOutcome, ReviewView, Verdict, utcnow
 
 # The lowest-margin candidates considered for the next item; diversity picks among them.
@@ -25,12 +36,14 @@ NEAR_DUPLICATE_RATIO = 0.8
 class ReviewItem:
     verdict: Verdict
     remaining: int  # items left for this reviewer, this one included
+    disputed: bool = False  # a user's label waits for this answer
 
 
 def _unlabelled_unseen(reviewer_id: int, since: datetime):
     labelled = exists().where(Feedback.verdict_id == Verdict.id, Feedback.voided_at.is_(None))
     seen = exists().where(ReviewView.verdict_id == Verdict.id, ReviewView.reviewer_id == reviewer_id)
-    return (Verdict.text.is_not(None), Verdict.created_at >= since, ~labelled, ~seen)
+    long_enough = Verdict.text_length >= MIN_REVIEW_CHARS  # what is shorter is no review (bot.reviews)
+    return (Verdict.text.is_not(None), long_enough, Verdict.created_at >= since, ~labelled, ~seen)
 
 
 def near_duplicate(a: str, b: str) -> bool:
@@ -38,18 +51,74 @@ def near_duplicate(a: str, b: str) -> bool:
     return a == b or difflib.SequenceMatcher(None, a, b, autojunk=False).ratio() >= NEAR_DUPLICATE_RATIO
 
 
-async def next_review_item(session: AsyncSession, *, reviewer_id: int, since: datetime) -> ReviewItem | None:
-    """Show `reviewer_id` the next verdict to label and record that they saw it (never shown twice).
+async def disputed_verdicts(
+    session: AsyncSession, *, reviewer_id: int, since: datetime, rule: LabelRule
+) -> list[int]:
+    """Verdict ids that wait for this reviewer's check, in the order the queue shows them."""
+    trusted = aliased(Feedback)
+    settled = exists().where(
+        trusted.verdict_id == Verdict.id, trusted.trusted.is_(True), trusted.voided_at.is_(None)
+    )
+    seen = exists().where(ReviewView.verdict_id == Verdict.id, ReviewView.reviewer_id == reviewer_id)
+    rows = (
+        await session.execute(
+            select(Feedback, Verdict.text)
+            .join(Verdict, Feedback.verdict_id == Verdict.id)
+            .where(
+                Feedback.voided_at.is_(None),
+                Feedback.trusted.is_(False),
+                Verdict.text.is_not(None),
+                Verdict.created_at >= since,
+                ~settled,
+                ~seen,
+            )
+        )
+    ).all()
+    if not rows:
+        return []
+    mine = {feedback.verdict_id for feedback, _ in rows if feedback.user_id == reviewer_id}
+    records = await labeller_records(session, user_ids={feedback.user_id for feedback, _ in rows})
+    order: dict[int, tuple[int, int]] = {}
+    for feedback, text in rows:
+        if feedback.verdict_id in mine or not is_review(text) or not needs_check(feedback, records, rule):
+            continue
+        key = (record_of(records, feedback.user_id).checks, feedback.verdict_id)
+        order[feedback.verdict_id] = min(order.get(feedback.verdict_id, key), key)
+    return sorted(order, key=order.__getitem__)
 
-    Among unlabelled verdicts since `since` that this reviewer has not seen, the smallest margin between the top
-    two probabilities comes first (uncertainty sampling), with two guards for diversity: the item is not a
-    near-duplicate of the one shown just before, and its predicted class differs from that one's whenever such
-    an item is among the most uncertain `CANDIDATE_POOL`, so both classes are drawn from.
+
+async def next_review_item(
+    session: AsyncSession, *, reviewer_id: int, since: datetime, rule: LabelRule
+) -> ReviewItem | None:
+    """Show `reviewer_id` the next item (see the module's docstring) and record that they saw it.
+
+    Among unlabelled verdicts since `since`, the smallest margin between the top two probabilities comes first,
+    with two guards for diversity: the item is not a near-duplicate of the one shown just before, and its
+    predicted class differs from that one's whenever such an item is among the most uncertain
+    `CANDIDATE_POOL`, so both classes are drawn from.
     """
+    disputed = await disputed_verdicts(session, reviewer_id=reviewer_id, since=since, rule=rule)
     conditions = _unlabelled_unseen(reviewer_id, since)
-    remaining = int(await session.scalar(select(func.count()).select_from(Verdict).where(*conditions)) or 0)
+    unlabelled = int(await session.scalar(select(func.count()).select_from(Verdict).where(*conditions)) or 0)
+    remaining = len(disputed) + unlabelled
     if remaining == 0:
         return None
+    if disputed:
+        chosen = await session.get(Verdict, disputed[0])
+        assert chosen is not None
+    else:
+        chosen = await _least_certain(session, reviewer_id=reviewer_id, conditions=conditions)
+    try:
+        async with session.begin_nested():  # a double /review racing this one records the view first
+            session.add(
+                ReviewView(reviewer_id=reviewer_id, verdict_id=chosen.id, outcome=ReviewOutcome.SHOWN)
+            )
+    except IntegrityError:
+        pass
+    return ReviewItem(verdict=chosen, remaining=remaining, disputed=bool(disputed))
+
+
+async def _least_certain(session: AsyncSession, *, reviewer_id: int, conditions) -> Verdict:
     candidates = list(
         await session.scalars(
             select(Verdict)
@@ -69,15 +138,7 @@ async def next_review_item(session: AsyncSession, *, reviewer_id: int, since: da
         distinct = [v for v in candidates if not near_duplicate(v.text or "", previous.text)] or candidates
         other_class = [v for v in distinct if v.label != previous.label]
         candidates = other_class or distinct
-    chosen = candidates[0]
-    try:
-        async with session.begin_nested():  # a double /review racing this one records the view first
-            session.add(
-                ReviewView(reviewer_id=reviewer_id, verdict_id=chosen.id, outcome=ReviewOutcome.SHOWN)
-            )
-    except IntegrityError:
-        pass
-    return ReviewItem(verdict=chosen, remaining=remaining)
+    return candidates[0]
 
 
 async def record_review_outcome(

@@ -6,9 +6,18 @@ import asyncio
 from typing import TextIO
 
 from bot import storage
-from bot.moderation import REVIEW_SKIP, Actor, IncomingText, Moderation, Reply, echo, parse_id, parse_label
+from bot.moderation import (
+    REVIEW_SKIP,
+    Actor,
+    IncomingText,
+    Moderation,
+    Reply,
+    echo,
+    parse_id,
+    parse_label,
+    texts,
+)
 from bot.storage import RunTrigger
-from bot.telegram import texts
 
 TERMINAL_CHAT_ID = 0
 TERMINAL_USER_ID = 0

@@ -117,6 +117,7 @@ def _build_moderation(
         batcher=MicroBatcher(serving, window_ms=settings.batch_window_ms, max_batch=settings.max_batch_size),
         settings=settings,
     )
+    moderation.warn_about_settings()
     return moderation, engine
 
 

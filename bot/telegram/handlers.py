@@ -25,16 +25,14 @@ from telegram.ext import (
     filters,
 )
 
-from bot.moderation import Actor, IncomingText, Moderation, Reply, parse_id
+from bot.moderation import Actor, IncomingText, Moderation, Reply, parse_id, texts
 from bot.storage import RunTrigger, StorageError
-from bot.telegram import texts
 from bot.telegram.delivery import current_outbox
-from bot.telegram.limits import MESSAGE_TEXT_LIMIT, clip
+from bot.telegram.limits import CALLBACK_ANSWER_LIMIT, MESSAGE_TEXT_LIMIT, clip
 
 logger = logging.getLogger(__name__)
 
 NEW_MESSAGES = filters.UpdateType.MESSAGE  # edited messages and channel posts are ignored
-CALLBACK_ANSWER_LIMIT = 200  # characters Telegram shows in a callback toast
 PROGRESS_EDIT_INTERVAL_S = 3.0  # Telegram throttles frequent edits of one message
 
 
@@ -88,6 +86,8 @@ async def _answer(message: Message, moderation: Moderation, reply: Reply) -> Mes
     together with the verdict's reply message id. A reply that cannot be sent now stays in the outbox and is
     sent later (None is returned); a reply already sent when an update is processed again is not sent twice.
     """
+    if reply.silent:
+        return None
     outbox = current_outbox()
     if outbox is None:  # outside the runner (no inbox, no outbox): send directly
         sent = await message.reply_text(clip(reply.text, MESSAGE_TEXT_LIMIT), reply_markup=_keyboard(reply))
@@ -109,13 +109,15 @@ def _command_argument(message: Message) -> str:
     return parts[1] if len(parts) == 2 else ""
 
 
+def _replies_to_bot(message: Message, bot: Bot) -> bool:
+    replied = message.reply_to_message
+    return replied is not None and replied.from_user is not None and replied.from_user.id == bot.id
+
+
 def _addressed_text(message: Message, bot: Bot) -> str | None:
     """The text meant for the bot, or None when a group message is not addressed to it."""
     text = message.text or message.caption or ""
-    if message.chat.type == ChatType.PRIVATE:
-        return text
-    replied = message.reply_to_message
-    if replied is not None and replied.from_user is not None and replied.from_user.id == bot.id:
+    if message.chat.type == ChatType.PRIVATE or _replies_to_bot(message, bot):
         return text
     if bot.username:
         mention = re.compile(rf"@{re.escape(bot.username)}\b", re.IGNORECASE)
@@ -134,7 +136,14 @@ async def text_message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
     moderation = _moderation(context)
     user_id = message.from_user.id if message.from_user else None
     reply = await moderation.classify(
-        IncomingText(chat_id=message.chat.id, message_id=message.message_id, user_id=user_id, text=text)
+        IncomingText(
+            chat_id=message.chat.id,
+            message_id=message.message_id,
+            user_id=user_id,
+            text=text,
+            private=message.chat.type == ChatType.PRIVATE,
+            replies_to_bot=_replies_to_bot(message, context.bot),
+        )
     )
     await _answer(message, moderation, reply)
 
@@ -223,10 +232,14 @@ async def button_pressed(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
         await query.answer(texts.FEEDBACK_NO_VERDICT)
         return
     reply = await moderation.button(
-        actor=_actor(update, moderation), chat_id=query.message.chat.id, data=query.data
+        actor=_actor(update, moderation),
+        chat_id=query.message.chat.id,
+        data=query.data,
+        private=query.message.chat.type == ChatType.PRIVATE,
     )
     await query.answer((reply.toast or reply.text)[:CALLBACK_ANSWER_LIMIT])
-    if reply.buttons:  # more than two labels: ask which one is right
+    # More to say than the toast: a choice of labels, the next review item, or that the queue is empty.
+    if reply.buttons or (reply.toast is not None and reply.toast != reply.text):
         outbox = current_outbox()
         if outbox is None:
             await context.bot.send_message(query.message.chat.id, reply.text, reply_markup=_keyboard(reply))
@@ -238,7 +251,10 @@ async def review_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
     message = update.message
     if message is not None:
         moderation = _moderation(context)
-        await _answer(message, moderation, await moderation.review(actor=_actor(update, moderation)))
+        reply = await moderation.review(
+            actor=_actor(update, moderation), private=message.chat.type == ChatType.PRIVATE
+        )
+        await _answer(message, moderation, reply)
 
 
 async def stats_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 from bot_identity import TOKEN
 
+from bot.moderation import texts
 from bot.settings import get_settings
-from bot.telegram import cli, texts
+from bot.telegram import cli
 
 
 @pytest.fixture

@@ -13,8 +13,8 @@ from fake_telegram import Fault
 from sqlalchemy import select, text
 
 from bot import storage
+from bot.moderation import texts
 from bot.storage import Feedback, OutboxMessage, OutboxStatus, RunStatus, RunTrigger, TrainingRun, Verdict
-from bot.telegram import texts
 
 USER = 1001
 
@@ -50,11 +50,12 @@ async def test_buttons_and_feedback_command_record_the_other_label_once(start_bo
 
     bot.api.push_callback(data=f"ok:{verdict.id}", message=reply)
     verdict_name = bot.moderation.serving.active.classifier.id2label[verdict.label]
-    assert (await callback_answers(bot, 1))[-1] == texts.FEEDBACK_CONFIRMED.format(label=verdict_name)
+    waits = " " + texts.LABEL_WAITS_FOR_REVIEWER
+    assert (await callback_answers(bot, 1))[-1] == texts.FEEDBACK_CONFIRMED.format(label=verdict_name) + waits
     assert await count(bot, Feedback) == 1  # 맞아요 is a confirmation; 틀렸어요 next replaces it
 
     bot.api.push_callback(data=f"wrong:{verdict.id}", message=reply)
-    assert (await callback_answers(bot, 2))[-1] == texts.FEEDBACK_RECORDED.format(label=other_name)
+    assert (await callback_answers(bot, 2))[-1] == texts.FEEDBACK_RECORDED.format(label=other_name) + waits
     async with bot.session() as session:
         rows = (await session.scalars(select(Feedback))).all()
     assert [(r.verdict_id, r.user_id, r.label, r.is_admin) for r in rows] == [
@@ -191,7 +192,7 @@ async def test_admin_retrain_runs_void_and_rollback(start_bot, bot_model_dir):
     assert again["text"] == texts.RETRAIN_ALREADY.format(run_id=run.id)
     assert await count(bot, TrainingRun) == 1
     runs = await bot.api.wait_for_reply(bot.api.push_message("/runs", **admin))
-    assert f"#{run.id} queued (admin)" in runs["text"]
+    assert f"#{run.id} 대기 (관리자)" in runs["text"]  # Korean status and trigger words
 
     # a user's corrections, voided by the admin
     review = bot.api.push_message("괜찮은 영화", user_id=66, chat_id=66)
@@ -332,7 +333,7 @@ async def test_two_hundred_messages_at_once_are_all_answered_and_stored(start_bo
 FUZZ = {
     "long": "가" * 4096,
     "control": "\x01\x02\x1b[31m리뷰\x7f\x00끝",
-    "zero-width-inside": "좋\u200b아\u200d요",
+    "zero-width-inside": "좋\u200b아\u200d요 정말 좋아요",
     "right-to-left": "\u202eمرحبا 영화 좋아요\u202c",
     "emoji": "😀👍🏽🇰🇷 최고의 영화 🎬" * 3,
     "combining": "ㅎㅏㄴ글 e\u0301\u0301\u0301",
@@ -346,6 +347,7 @@ async def test_fuzzed_text_never_crashes_and_nothing_is_lost(start_bot):
         "zero-width-only": bot.api.push_message("\u200b\u200c\u200d\ufeff"),
         "spaces": bot.api.push_message("   \n\t "),
         "empty": bot.api.push_message(""),
+        "zero-width-padded": bot.api.push_message("좋\u200b아\u200d요"),  # three letters show: no review
     }
     for name, message in sent.items():
         reply = await bot.api.wait_for_reply(message)
@@ -354,7 +356,7 @@ async def test_fuzzed_text_never_crashes_and_nothing_is_lost(start_bot):
         assert stored is not None and stored.text == message["text"].replace("\x00", ""), name
     for name, message in blank.items():
         reply = await bot.api.wait_for_reply(message)
-        assert reply["text"] in {texts.EMPTY_TEXT, texts.NON_TEXT}, name
+        assert reply["text"] in {texts.EMPTY_TEXT, texts.NON_TEXT, texts.NOT_A_REVIEW}, name
         assert await verdict_for(bot, message) is None
     assert await count(bot, Verdict) == len(FUZZ)
 

@@ -10,8 +10,8 @@ from fake_telegram import BOT_USER
 from sqlalchemy import func, select
 
 from bot import storage
-from bot.storage import Feedback, FeedbackSource, ReviewView, Verdict
-from bot.telegram import texts
+from bot.moderation import texts
+from bot.storage import Feedback, FeedbackSource, LabelRule, ReviewView, Verdict
 
 USER, OTHER, REVIEWER = 1001, 1002, 3003
 
@@ -28,10 +28,13 @@ async def test_right_is_stored_as_a_confirmation_by_button_and_by_command(start_
     verdict = await verdict_for(bot, message)
     name = verdict.label_name
 
+    waits = " " + texts.LABEL_WAITS_FOR_REVIEWER  # nobody checked these users yet; an admin can
     bot.api.push_callback(data=f"ok:{verdict.id}", message=reply)  # 맞아요
-    assert (await callback_answers(bot, 1))[-1] == texts.FEEDBACK_CONFIRMED.format(label=name)
+    assert (await callback_answers(bot, 1))[-1] == texts.FEEDBACK_CONFIRMED.format(label=name) + waits
     command = bot.api.push_message("/feedback right", reply_to=reply, user_id=OTHER, chat_id=USER)
-    assert (await bot.api.wait_for_reply(command))["text"] == texts.FEEDBACK_CONFIRMED.format(label=name)
+    assert (await bot.api.wait_for_reply(command))["text"] == texts.FEEDBACK_CONFIRMED.format(
+        label=name
+    ) + waits
     again = bot.api.push_message(
         f"/feedback {name}", reply_to=reply
     )  # the label by name: the same confirmation
@@ -43,13 +46,15 @@ async def test_right_is_stored_as_a_confirmation_by_button_and_by_command(start_
         (OTHER, verdict.label, FeedbackSource.COMMAND),
     ]
     async with bot.session() as session:
-        (exported,) = await storage.export_human_labels(session, require_agreement=True)
-    assert (
-        exported.is_confirmation and exported.label == verdict.label
-    )  # two users agree: it is training data
+        # Two users agreeing is not evidence about them: the labels wait for a reviewer's check.
+        assert await storage.export_human_labels(session, rule=LabelRule()) == []
+        (exported,) = await storage.export_human_labels(session, rule=LabelRule(trust_everyone=True))
+    assert exported.is_confirmation and exported.label == verdict.label
 
     stats = (await bot.api.wait_for_reply(bot.api.push_message("/stats")))["text"]
-    assert "확인(맞아요): 2건" in stats and "정정: 0건" in stats
+    assert (
+        "확인(맞아요): 2건" in stats and "정정: 0건" in stats and "검토자 확인을 기다리는 라벨: 2건" in stats
+    )
 
     # Changing one's mind from right to wrong replaces the confirmation with a correction.
     bot.api.push_callback(data=f"wrong:{verdict.id}", message=reply)
@@ -141,7 +146,7 @@ async def test_the_review_queue_for_admins_and_reviewers(start_bot):
     ]
     async with bot.session() as session:
         views = list((await session.scalars(select(ReviewView).order_by(ReviewView.id))).all())
-        (exported,) = await storage.export_human_labels(session, require_agreement=True)
+        (exported,) = await storage.export_human_labels(session, rule=LabelRule())
     assert [(v.verdict_id, v.outcome) for v in views][:2] == [
         (by_margin[0].id, "labelled"),
         (second_id, "skipped"),
@@ -196,7 +201,7 @@ async def test_runs_show_progress_only_while_live_and_the_gate_checks_after(star
         "text"
     ]
     live, finished = runs.split("\n#1 ")  # newest first
-    assert "평가 중" not in finished and "rejected" in finished
+    assert "평가 중" not in finished and "기각됨 (관리자)" in finished and "진행 중 (예약)" in live
     assert (
         "✘ 기본 평가, 현재 모델 v1 대비: 78.1% → 77.0% (-1.1%p, 95% 구간 -1.6%p~-0.6%p, n=5000)" in finished
     )
@@ -223,3 +228,112 @@ async def test_the_terminal_chat_has_the_review_queue_too(start_bot):
     assert texts.REVIEW_SKIPPED in skipped.text and texts.REVIEW_EMPTY in skipped.text
     rows = await feedback_rows(bot)
     assert [(r.user_id, r.label, r.trusted, r.source) for r in rows] == [(0, 1, True, FeedbackSource.REVIEW)]
+
+
+async def test_review_is_only_shown_in_a_private_chat(start_bot):
+    """A reviewer typing /review in a group must not post someone's private review into that group."""
+    bot = await start_bot(reviewer_ids=frozenset({REVIEWER}))
+    private_review = "비밀로 보낸 개인 채팅 리뷰입니다 정말 별로"
+    await bot.api.wait_for_reply(bot.api.push_message(private_review, user_id=USER, chat_id=USER))
+    group = -100777
+    command = bot.api.push_message("/review", user_id=REVIEWER, chat_id=group, chat_type="supergroup")
+    assert (await bot.api.wait_for_reply(command))["text"] == texts.REVIEW_PRIVATE_ONLY
+    # A review button pressed in the group (forged, or an old message) shows nothing there either.
+    async with bot.session() as session:
+        verdict = await session.scalar(select(Verdict))
+    item = await bot.api.wait_for_reply(bot.api.push_message("/review", user_id=REVIEWER, chat_id=REVIEWER))
+    assert private_review in item["text"]
+    fake_group_message = {**item, "chat": {"id": group, "type": "supergroup"}}
+    bot.api.push_callback(data=f"rv:{verdict.id}:0", message=fake_group_message, user_id=REVIEWER)
+    assert (await callback_answers(bot, 1))[-1] == texts.REVIEW_PRIVATE_ONLY
+    assert all(private_review not in sent.get("text", "") for sent in bot.api.sent(chat_id=group))
+    assert await feedback_rows(bot) == []  # nothing recorded from the group
+
+
+async def test_a_lone_private_correction_waits_for_a_reviewer_then_its_author_counts(start_bot):
+    """Private chats: nobody else sees the verdict, so a reviewer's blind checks decide whether the user counts."""
+    bot = await start_bot(reviewer_ids=frozenset({REVIEWER}))
+    reviews = [f"{index}번째 영화는 생각보다 괜찮았어요" for index in range(5)]
+    replies = []
+    for review in reviews:
+        message = bot.api.push_message(review, user_id=USER, chat_id=USER)
+        replies.append((await bot.api.wait_for_reply(message), await verdict_for(bot, message)))
+    for index, (reply, verdict) in enumerate(replies):
+        bot.api.push_callback(data=f"wrong:{verdict.id}", message=reply, user_id=USER)
+        answer = (await callback_answers(bot, index + 1))[-1]
+        assert answer.endswith(texts.LABEL_WAITS_FOR_REVIEWER), answer
+    async with bot.session() as session:
+        assert await storage.export_human_labels(session, rule=LabelRule()) == []
+
+    # The reviewer's queue leads with the user's labels (shown blind), and agrees three times.
+    item = await bot.api.wait_for_reply(bot.api.push_message("/review", user_id=REVIEWER, chat_id=REVIEWER))
+    for answered in range(3):
+        assert item["text"].startswith(texts.REVIEW_DISPUTED_NOTE), item["text"]
+        verdict_id = int(
+            re.match(r"rv:(\d+):", item["reply_markup"]["inline_keyboard"][0][0]["callback_data"])[1]
+        )
+        verdict = next(v for _, v in replies if v.id == verdict_id)
+        bot.api.push_callback(data=f"rv:{verdict_id}:{1 - verdict.label}", message=item, user_id=REVIEWER)
+        await bot.api.wait_until(lambda n=answered: len(bot.api.sent(chat_id=REVIEWER)) >= n + 2)
+        item = bot.api.sent(chat_id=REVIEWER)[-1]
+
+    async with bot.session() as session:
+        exported = await storage.export_human_labels(session, rule=LabelRule())
+        assert (
+            await storage.labeller_standing(session, user_id=USER, rule=LabelRule())
+            is storage.Standing.EARNED
+        )
+    assert sorted(e.verdict_id for e in exported) == sorted(v.id for _, v in replies)  # all five count now
+    assert all(e.label != e.predicted for e in exported)
+    # The user's next label counts at once, and the reply says so.
+    message = bot.api.push_message("여섯번째 영화도 의외로 재미있었어요", user_id=USER, chat_id=USER)
+    reply, verdict = await bot.api.wait_for_reply(message), await verdict_for(bot, message)
+    bot.api.push_callback(data=f"ok:{verdict.id}", message=reply, user_id=USER)
+    assert (await callback_answers(bot, 6))[-1].endswith(texts.LABEL_COUNTS)
+
+
+async def test_without_admins_or_reviewers_a_label_is_told_it_cannot_count(start_bot, caplog):
+    import logging
+
+    bot = await start_bot(admin_ids=frozenset())
+    with caplog.at_level(logging.WARNING, logger="bot.moderation"):
+        bot.moderation.warn_about_settings()
+    assert "nobody can answer the review queue" in caplog.text
+    message = bot.api.push_message("연출이 훌륭했던 영화였습니다", user_id=USER, chat_id=USER)
+    reply, verdict = await bot.api.wait_for_reply(message), await verdict_for(bot, message)
+    bot.api.push_callback(data=f"wrong:{verdict.id}", message=reply, user_id=USER)
+    assert (await callback_answers(bot, 1))[-1].endswith(texts.LABEL_NOT_COUNTED_NO_REVIEWER)
+
+
+async def test_what_is_no_review_is_neither_classified_nor_stored(start_bot):
+    bot = await start_bot()
+    review = bot.api.push_message("배우들 연기가 정말 좋았던 영화", user_id=USER, chat_id=USER)
+    reply = await bot.api.wait_for_reply(review)
+    thanks = bot.api.push_message(
+        "고마워요 정말로요", reply_to=reply, user_id=USER, chat_id=USER
+    )  # talk, not a review
+    assert (await bot.api.wait_for_reply(thanks))["text"] == texts.NOT_A_REVIEW
+    thumbs = bot.api.push_message("👍👍👍👍👍👍", user_id=USER, chat_id=USER)
+    assert (await bot.api.wait_for_reply(thumbs))["text"] == texts.NOT_A_REVIEW
+    group = -100888
+    short = bot.api.push_message(
+        "ㅋㅋㅋ", reply_to=reply, user_id=OTHER, chat_id=group, chat_type="supergroup"
+    )
+    long_reply = bot.api.push_message(
+        "저는 이 영화 정말 지루하고 돈 아까웠어요 두 번은 못 봐요",
+        reply_to=reply,
+        user_id=OTHER,
+        chat_id=group,
+        chat_type="supergroup",
+    )
+    await bot.api.wait_for_reply(long_reply)  # a long reply to the bot is a review
+    async with bot.session() as session:
+        texts_stored = list(await session.scalars(select(Verdict.text).order_by(Verdict.id)))
+    assert texts_stored == [
+        "배우들 연기가 정말 좋았던 영화",
+        "저는 이 영화 정말 지루하고 돈 아까웠어요 두 번은 못 봐요",
+    ]
+    assert bot.api.sent(chat_id=group) and all(
+        s.get("reply_to_message", {}).get("message_id") != short["message_id"]
+        for s in bot.api.sent(chat_id=group)
+    )

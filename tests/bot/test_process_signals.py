@@ -10,8 +10,9 @@
 - A deleted database file: exit 1 with one line, nothing more confirmed.
 - `moderator chat` starts without alembic's INFO lines.
 
-Every wait is bounded; the network is 127.0.0.1 only. Prints `RELIABILITY ...` lines (run with -s) with the
-figures recorded in docs/reliability.md.
+Every wait is bounded; the network is 127.0.0.1 only. The figures of docs/reliability.md are recorded with
+`bench.reliability.record`: `RELIABILITY ...` lines (run with -s), and with RELIABILITY_RESULTS=path (`make bench`)
+the results file bench/results/reliability.json.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import pytest
 from bot_identity import ADMIN_ID, TOKEN
 from fake_telegram import FakeBotApi, Fault
 
+from bench.reliability import record
 from bot import storage
 
 # Kill moments, as replies sent before the SIGKILL; docs/reliability.md was measured with "1,20,100,190".
@@ -212,12 +214,20 @@ async def test_sigkill_mid_burst_loses_nothing_and_repeats_only_sends_caught_in_
     answered = sum(1 for m in messages if api.replies_to(m))
     duplicated = sum(1 for m in messages if len(api.replies_to(m)) > 1)
     stored_verdicts = query(database, "SELECT count(DISTINCT message_id) FROM verdicts")[0][0]
-    print(
-        f"RELIABILITY sigkill after={kill_after} replies_at_kill={replies_at_kill} "
-        f"confirmed_at_kill={len(confirmed)} stored_updates_at_kill={len(stored)} "
-        f"verdicts_at_kill={verdicts_at_kill} sent={BURST} stored={stored_verdicts} answered={answered} "
-        f"lost={BURST - answered} duplicated={duplicated} caught_in_flight={len(caught_in_flight)} "
-        f"journaled_at_kill={len(journaled)}"
+    record(
+        f"sigkill_after_{kill_after}",
+        killed_after_replies=kill_after,
+        replies_at_kill=replies_at_kill,
+        confirmed_at_kill=len(confirmed),
+        stored_updates_at_kill=len(stored),
+        verdicts_at_kill=verdicts_at_kill,
+        sent=BURST,
+        stored_verdicts=stored_verdicts,
+        answered=answered,
+        lost=BURST - answered,
+        duplicated=duplicated,
+        caught_in_flight=len(caught_in_flight),
+        journaled_at_kill=len(journaled),
     )
     assert answered == BURST and stored_verdicts == BURST
     assert duplicated == len(caught_in_flight)
@@ -247,12 +257,19 @@ async def test_sigterm_with_a_hanging_send_exits_0_within_the_deadline_and_the_r
     reply = await api.wait_for_reply(message, timeout=START_TIMEOUT_S)
     signalled = time.monotonic()
     restarted.signal(signal.SIGTERM)
-    assert await restarted.wait(30) == 0
+    idle_code = await restarted.wait(30)
     idle_stop_seconds = time.monotonic() - signalled
-    print(
-        f"RELIABILITY sigterm hanging-send stop_seconds={stop_seconds:.2f} "
-        f"idle_stop_seconds={idle_stop_seconds:.2f} replies={len(api.replies_to(message))}"
+    record(
+        "sigterm",
+        shutdown_timeout_seconds=8,  # the default
+        request_timeout_seconds=60,
+        hanging_send_stop_seconds=round(stop_seconds, 2),
+        hanging_send_exit_code=code,
+        idle_stop_seconds=round(idle_stop_seconds, 2),
+        idle_exit_code=idle_code,
+        replies_after_restart=len(api.replies_to(message)),
     )
+    assert idle_code == 0
     assert api.replies_to(message) == [reply]
 
 
@@ -266,7 +283,13 @@ async def test_a_token_refused_by_get_updates_exits_1_within_the_bound_with_one_
 
     code = await bot.wait(60)
     exit_seconds = time.monotonic() - refused_at
-    print(f"RELIABILITY getUpdates-401 exit_code={code} exit_seconds={exit_seconds:.2f}")
+    record(
+        "get_updates_401",
+        auth_retry_seconds=3,
+        exit_code=code,
+        exit_seconds_after_first_401=round(exit_seconds, 2),
+        error_lines=error_lines(bot.output),
+    )
     assert code == 1
     assert exit_seconds < 3.0 + 8.0  # the retry window + one backoff step + the bounded stop
     (line,) = error_lines(bot.output)
@@ -284,12 +307,21 @@ async def test_a_token_rejected_at_start_up_exits_1_and_is_never_printed(moderat
     code = await bot.wait(START_TIMEOUT_S)
     assert code == 1, bot.output[-3000:]
     assert api.wrong_token_calls and api.wrong_token_calls[0][0] == "getMe"
-    assert time.monotonic() - api.wrong_token_calls[0][1] < 2.0 + 8.0
+    exit_seconds = time.monotonic() - api.wrong_token_calls[0][1]
+    assert exit_seconds < 2.0 + 8.0
     assert_no_token(bot.output, WRONG_TOKEN)
     (line,) = error_lines(bot.output)
     assert "TELEGRAM_BOT_TOKEN" in line
     if not verbose:
         assert "Traceback" not in bot.output
+    record(
+        f"get_me_404_{'verbose' if verbose else 'quiet'}",
+        auth_retry_seconds=2,
+        exit_code=code,
+        exit_seconds_after_first_404=round(exit_seconds, 2),
+        error_lines=error_lines(bot.output),
+        token_in_output=False,  # asserted above, for stdout and stderr
+    )
 
 
 async def test_a_deleted_database_file_exits_1_with_one_line_and_confirms_nothing_more(moderator, api):
@@ -300,12 +332,23 @@ async def test_a_deleted_database_file_exits_1_with_one_line_and_confirms_nothin
     for suffix in ("", "-wal", "-shm"):
         with contextlib.suppress(FileNotFoundError):
             os.remove(f"{database}{suffix}")
+    deleted_at = time.monotonic()
     later = api.push_message("삭제된 뒤의 리뷰")
 
-    assert await bot.wait(30) == 1
+    code = await bot.wait(30)
+    exit_seconds = time.monotonic() - deleted_at
+    assert code == 1
     (line,) = error_lines(bot.output)
     assert "was deleted" in line
-    assert api.update_of_message[(later["chat"]["id"], later["message_id"])] not in api.confirmed_at
+    later_confirmed = api.update_of_message[(later["chat"]["id"], later["message_id"])] in api.confirmed_at
+    assert not later_confirmed
+    record(
+        "deleted_database",
+        exit_code=code,
+        exit_seconds_after_deletion=round(exit_seconds, 2),
+        error_lines=error_lines(bot.output),
+        later_update_confirmed=later_confirmed,
+    )
 
 
 async def test_chat_start_up_prints_no_alembic_info_lines(tmp_path):

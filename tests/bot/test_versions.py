@@ -1,7 +1,8 @@
 """Model version lifecycle: import and activate validate first, start-up falls back, rollback walks the history.
 
 Real model directories (copies of the scratch model, some damaged on purpose), a real SQLite file, and the real
-`moderator model` commands as subprocesses.
+`moderator model` commands as subprocesses. The outcomes quoted in docs/reliability.md are recorded with
+`bench.reliability.record` (with RELIABILITY_RESULTS=path, as `make bench` runs it: bench/results/reliability.json).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from bench.reliability import record
 from bot import storage, versions
 from bot.settings import Settings
 from bot.storage import ActivationReason, ModelStatus
@@ -102,6 +104,12 @@ async def test_activate_refuses_a_version_that_cannot_serve_and_changes_nothing(
     async with session_factory() as session:
         # nothing recorded either: the history still holds only the good version's activation
         assert [a.version_id for a in await storage.list_activations(session)] == [good]
+    record(
+        f"activate_refused_{damage}",
+        error=str(raised.value).replace(str(tmp_path), "<tmp>"),
+        active_unchanged=True,  # asserted above
+        history_unchanged=True,
+    )
 
 
 async def test_start_up_falls_back_to_the_newest_version_that_loads_and_records_it(
@@ -131,6 +139,14 @@ async def test_start_up_falls_back_to_the_newest_version_that_loads_and_records_
     assert history[0].reason is ActivationReason.FALLBACK and history[0].previous_version_id == newest
     assert gone.status is ModelStatus.REJECTED
     assert "CANNOT LOAD" in caplog.text and f"NOW SERVING MODEL VERSION #{oldest}" in caplog.text
+    names = {oldest: "oldest", middle: "middle (damaged)", newest: "active (deleted)"}
+    record(
+        "start_up_fallback",
+        serving=names[loaded.version.id],
+        skipped=[names[vid] for vid, _ in loaded.skipped],
+        activation_reason=history[0].reason.value,
+        broken_active_status=gone.status.value,
+    )
 
 
 async def test_rollback_walks_back_through_the_history_and_skips_what_cannot_load(
@@ -164,6 +180,15 @@ async def test_rollback_walks_back_through_the_history_and_skips_what_cannot_loa
     ]
     assert statuses[v4] is ModelStatus.REJECTED and statuses[v2] is ModelStatus.REJECTED
     assert statuses[v1] is ModelStatus.ACTIVE
+    names = {v1: "v1", v2: "v2", v3: "v3 (unloadable)", v4: "v4"}
+    record(
+        "rollback",
+        first=f"{names[first.previous_id]} -> {names[first.version.id]}",
+        first_skipped=[names[vid] for vid, _ in first.skipped],
+        second=f"{names[second.previous_id]} -> {names[second.version.id]}",
+        third="refused: no earlier model version can serve",
+        activations_recorded=[f"{names[a.version_id]} ({a.reason.value})" for a in reversed(history)],
+    )
 
 
 def moderator(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
@@ -209,3 +234,12 @@ async def test_model_commands_validate_before_anything_changes(registry, tmp_pat
         active = await storage.get_active_model_version(session)
         history = await storage.list_activations(session)
     assert active.id == 1 and [(a.version_id, a.reason) for a in history] == [(1, ActivationReason.IMPORT)]
+    record(
+        "model_commands",
+        import_exit_code=imported.returncode,
+        nan_import_exit_code=refused.returncode,
+        nan_import_error=refused.stderr.strip().splitlines()[-1].replace(str(tmp_path), "<tmp>"),
+        activate_deleted_exit_code=gone.returncode,
+        activate_missing_exit_code=missing.returncode,
+        activations_after=len(history),
+    )

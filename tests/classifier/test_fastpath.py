@@ -124,7 +124,11 @@ def test_quantize_true_serves_the_fast_backend_without_torch_weights(built_dir: 
 
 
 def test_prepare_builds_the_artefact_once_and_loading_reuses_it(
-    scratch_model_dir: Path, korpora_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    scratch_model_dir: Path,
+    korpora_root: Path,
+    calibration: list[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from bot.serving import load_serving_classifier, prepare_model_version
     from bot.settings import Settings
@@ -133,7 +137,7 @@ def test_prepare_builds_the_artefact_once_and_loading_reuses_it(
     directory = copy_version(scratch_model_dir, tmp_path / "version")
     assert not fastpath.fast_path_status(directory, FAST_BACKEND)[0]
 
-    prepared = prepare_model_version(directory, settings)
+    prepared = prepare_model_version(directory, settings, calibration_texts=calibration)
     assert prepared.backend == FAST_BACKEND
     artefact = fastpath.artefact_file(directory, FAST_BACKEND)
     assert fastpath.fast_path_status(directory, FAST_BACKEND) == (True, "")
@@ -147,7 +151,9 @@ def test_prepare_builds_the_artefact_once_and_loading_reuses_it(
     monkeypatch.setattr(fastpath, "_export", no_rebuild)
     monkeypatch.setattr(fastpath, "quantize_int8_static", no_rebuild)
     served = load_serving_classifier(directory, settings)  # start-up: reads, never builds
-    again = prepare_model_version(directory, settings)  # a second import or promotion: reuses it
+    again = prepare_model_version(
+        directory, settings, calibration_texts=calibration
+    )  # a second import or promotion: reuses it
     assert served.backend == again.backend == FAST_BACKEND
     assert artefact.stat().st_mtime_ns == built_at
     texts = ["정말 재밌게 봤어요", "시간 낭비였다"]

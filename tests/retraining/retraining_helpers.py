@@ -7,13 +7,22 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
 from bot.settings import Settings
-from bot.storage import activate_model_version, add_verdict, record_feedback, register_model_version
+from bot.storage import (
+    FeedbackSource,
+    activate_model_version,
+    add_verdict,
+    record_feedback,
+    register_model_version,
+)
 
 LABEL_NAMES = {0: "부정", 1: "긍정"}
 # Independent non-admins: each correction is made by a different pair of them (two agree, so it counts), and no
 # two of them label in lockstep (which would make them one voice, bot.storage.lockstep_voices).
 CORRECTING_USERS = (1001, 1002, 1003, 1004, 1005, 1006)
 CORRECTING_PAIRS = [(a, b) for index, a in enumerate(CORRECTING_USERS) for b in CORRECTING_USERS[index + 1 :]]
+# A reviewer labelling in the /review queue: a trusted label, which counts on its own whatever rule decides whose
+# untrusted labels count.
+REVIEWER = 900
 
 
 def make_settings(tmp_path: Path, **overrides) -> Settings:
@@ -56,31 +65,43 @@ async def add_corrections(
     users: Sequence[int] | None = None,
     first_message_id: int = 1,
     model_version_id: int | None = None,
+    trusted: bool = False,
+    confirm: bool = False,
 ) -> list[int]:
-    """Store each text as a verdict the bot got wrong, corrected to `label` by each of `users` (default: a pair of
-    independent users, a different pair each time). Returns verdict ids."""
+    """Store each text as a verdict the bot got predicted, corrected to `label` by each of `users` (default: a pair of
+    independent users, a different pair each time). With `trusted`, the labels are trusted ones given in the review
+    queue (default: by `REVIEWER` alone); with `confirm`, the bot got them right and `label` confirms its verdict.
+    Returns verdict ids."""
     verdict_ids = []
     async with session_factory() as session, session.begin():
         for offset, (text, label) in enumerate(examples):
-            wrong = 1 - label
+            predicted = label if confirm else 1 - label
             verdict = await add_verdict(
                 session,
                 chat_id=1,
                 message_id=first_message_id + offset,
                 user_id=42,
                 text=text,
-                label=wrong,
-                label_name=LABEL_NAMES[wrong],
+                label=predicted,
+                label_name=LABEL_NAMES[predicted],
                 confidence=0.9,
                 probabilities={
-                    LABEL_NAMES[0]: 0.9 if wrong == 0 else 0.1,
-                    LABEL_NAMES[1]: 0.1 if wrong == 0 else 0.9,
+                    LABEL_NAMES[0]: 0.9 if predicted == 0 else 0.1,
+                    LABEL_NAMES[1]: 0.1 if predicted == 0 else 0.9,
                 },
                 model_version_id=model_version_id,
             )
-            for user in users or CORRECTING_PAIRS[offset % len(CORRECTING_PAIRS)]:
+            default_users = (REVIEWER,) if trusted else CORRECTING_PAIRS[offset % len(CORRECTING_PAIRS)]
+            for user in users or default_users:
                 await record_feedback(
-                    session, verdict_id=verdict.id, user_id=user, label=label, num_labels=2, is_admin=False
+                    session,
+                    verdict_id=verdict.id,
+                    user_id=user,
+                    label=label,
+                    num_labels=2,
+                    is_admin=False,
+                    trusted=trusted,
+                    source=FeedbackSource.REVIEW if trusted else FeedbackSource.BUTTON,
                 )
             verdict_ids.append(verdict.id)
     return verdict_ids

@@ -16,6 +16,7 @@ from bot.retraining.dataset import (
     class_balanced_weights,
     class_mix,
     gate_eval_set,
+    human_label_rule,
     is_held_out,
     split_human_labels,
     write_human_labels_csv,
@@ -138,13 +139,18 @@ def test_human_labels_csv_carries_names_and_weights_and_the_trainer_balances_the
     assert Counter(data.train.texts)["문구 0 별로였다"] == weights[30] == 9
 
 
-async def test_exported_labels_respect_the_agreement_rule(tmp_path, session_factory):
-    await add_corrections(session_factory, [("두 사람이 고친 리뷰", 1)])
-    await add_corrections(session_factory, [("한 사람만 고친 리뷰", 0)], users=(2003,), first_message_id=50)
+async def test_exported_labels_respect_the_label_rule(tmp_path, session_factory):
+    await add_corrections(session_factory, [("검토자가 확인한 리뷰", 1)], users=(2001,), trusted=True)
+    await add_corrections(
+        session_factory, [("확인 전인 사용자의 리뷰", 0)], users=(2003,), first_message_id=50
+    )
+    settings = make_settings(tmp_path)
     async with session_factory() as session:
-        agreed = await export_human_labels(session, require_agreement=True)
-        everything = await export_human_labels(session, require_agreement=False)
-    assert [c.text for c in agreed] == ["두 사람이 고친 리뷰"]
+        counted = await export_human_labels(session, **human_label_rule(settings))
+        everything = await export_human_labels(
+            session, **human_label_rule(make_settings(tmp_path, trust_feedback=True))
+        )
+    assert [c.text for c in counted] == ["검토자가 확인한 리뷰"]
     assert len(everything) == 2
 
 

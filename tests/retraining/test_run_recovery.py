@@ -2,6 +2,8 @@
 
 Real processes and real signals: `moderator retrain` is started as a subprocess and SIGKILLed mid-training; the
 bot's start-up path runs beside a live `moderator retrain`; and an owner whose run was taken over stops.
+The figures of docs/reliability.md are recorded with `bench.reliability.record` (RELIABILITY lines with -s; with
+RELIABILITY_RESULTS=path, as `make bench` runs it, the results file bench/results/reliability.json).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import psutil
 import pytest
 from retraining_helpers import RecordingReporter, activate_version, make_settings, wait_for
 
+from bench.reliability import record
 from bot.retraining.service import RetrainingService
 from bot.serving import ServingModel
 from bot.storage import (
@@ -132,12 +135,15 @@ async def test_sigkill_of_moderator_retrain_frees_the_run_without_a_restart(
         )
         takeover = time.monotonic() - requested_at
         assert created and new_run != run.id
-        print(
-            f"RELIABILITY retrain-sigkill: trainer gone {trainer_gone_after:.2f} s after the kill; "
-            f"the next request took over the abandoned run in {takeover:.2f} s (no restart)"
-        )
         await asyncio.wait_for(reporter.training_started.wait(), 300)
-        assert len(trainers_of(tmp_path)) == 1
+        trainers = len(trainers_of(tmp_path))
+        record(
+            "retrain_sigkill",
+            trainer_gone_seconds_after_kill=round(trainer_gone_after, 2),
+            takeover_seconds=round(takeover, 2),  # the next request failed the abandoned run and started one
+            trainers_while_running=trainers,
+        )
+        assert trainers == 1
         await service.stop()
     finally:
         if retrain.returncode is None:
@@ -154,8 +160,16 @@ async def test_sigkill_of_moderator_retrain_frees_the_run_without_a_restart(
     assert not trainers_of(tmp_path)
     # Nothing left behind: the killed run's checkpoints and half-written candidate are gone.
     await service.sweep()
-    assert not list(settings.runs_dir.glob("run-*/checkpoints"))
-    assert not [path for path in settings.model_dir.glob("*run-*")]
+    checkpoints_left = list(settings.runs_dir.glob("run-*/checkpoints"))
+    candidates_left = list(settings.model_dir.glob("*run-*"))
+    record(
+        "killed_run_leftovers",
+        killed_run_status=killed.status.value,
+        versions_registered=len(versions),
+        checkpoint_folders_left_after_sweep=len(checkpoints_left),
+        candidate_folders_left_after_sweep=len(candidates_left),
+    )
+    assert not checkpoints_left and not candidates_left
 
 
 @pytest.mark.slow
@@ -181,8 +195,11 @@ async def test_an_owner_whose_run_was_taken_over_stops_and_never_promotes(
     stopped_after = time.monotonic() - started
     assert outcome.status is RunStatus.FAILED and "abandoned by another process" in outcome.error
     assert stopped_after < 30 and not trainers_of(tmp_path)  # it stopped its trainer
-    print(
-        f"RELIABILITY taken-over: the old owner stopped its trainer {stopped_after:.2f} s after losing the run"
+    record(
+        "taken_over",
+        owner_stopped_trainer_seconds=round(stopped_after, 2),
+        status=outcome.status.value,
+        trainers_left=len(trainers_of(tmp_path)),
     )
     assert serving.active.version_id == first_version
     async with session_factory() as session:
@@ -223,3 +240,10 @@ async def test_a_run_without_heartbeat_on_another_host_is_swept_by_the_periodic_
         run = await get_training_run(session, run_id=1)
     assert run.status is RunStatus.FAILED and "some-other-host:123:abc" in run.error
     assert not (settings.runs_dir / "run-1" / "checkpoints").exists()
+    record(
+        "stale_run_swept",
+        run_stale_seconds=60,
+        heartbeat_age_seconds=61,
+        status=run.status.value,
+        checkpoints_left=(settings.runs_dir / "run-1" / "checkpoints").exists(),
+    )

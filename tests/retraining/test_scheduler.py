@@ -8,11 +8,11 @@ import logging
 import pytest
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
-from retraining_helpers import add_corrections, make_settings, wait_for
+from retraining_helpers import REVIEWER, add_corrections, make_settings, wait_for
 
 from bot.retraining.scheduler import build_trigger, start_scheduler
 from bot.retraining.service import RetrainingService
-from bot.storage import RunStatus, RunTrigger, list_training_runs
+from bot.storage import RunStatus, RunTrigger, list_training_runs, record_feedback
 
 
 def test_trigger_comes_from_cron_or_interval(tmp_path):
@@ -66,11 +66,26 @@ async def test_scheduled_job_starts_a_run_only_after_enough_new_corrections(
     await service.start()
     try:
         await wait_for(lambda: _async(skipped(0) >= 2))
-        await add_corrections(session_factory, [("첫 번째 보정 리뷰", 1)])  # 2 users -> 2 corrections
-        await wait_for(lambda: _async(skipped(2) >= 2))
+        # Two unchecked users' corrections wait for a reviewer: they do not count towards the threshold.
+        (waiting,) = await add_corrections(session_factory, [("첫 번째 보정 리뷰", 1)])
+        await wait_for(lambda: _async(skipped(0) >= 4))
+        # A reviewer settles that review (3 labels of it count now), then labels another one: 4.
+        async with session_factory() as session, session.begin():
+            await record_feedback(
+                session,
+                verdict_id=waiting,
+                user_id=REVIEWER,
+                label=1,
+                num_labels=2,
+                is_admin=False,
+                trusted=True,
+            )
+        await wait_for(lambda: _async(skipped(3) >= 2))
         assert await runs() == []  # ticks fired, threshold not met: nothing started
 
-        await add_corrections(session_factory, [("두 번째 보정 리뷰", 0)], first_message_id=100)
+        await add_corrections(
+            session_factory, [("두 번째 보정 리뷰", 0)], users=(REVIEWER,), trusted=True, first_message_id=100
+        )
         started = await wait_for(runs)
         assert len(started) == 1 and started[0].trigger is RunTrigger.SCHEDULE
     finally:

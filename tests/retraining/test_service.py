@@ -12,6 +12,7 @@ import signal
 from pathlib import Path
 
 import pytest
+import torch
 from retraining_helpers import (
     LABEL_NAMES,
     RecordingReporter,
@@ -25,6 +26,7 @@ from sqlalchemy import select
 
 from bot.retraining.service import RetrainingService
 from bot.serving import MicroBatcher, ServingModel
+from bot.settings import Settings
 from bot.storage import (
     Feedback,
     ModelStatus,
@@ -37,9 +39,9 @@ from bot.storage import (
     make_session_factory,
 )
 
-# Made-up slang: words absent from NSMC (the scratch tokenizer splits them into known syllables). In the
-# tests they mean "great" and follow a complaint, so the active model, never having seen them, reads the
-# complaint and answers negative: a systematic mistake that users then correct.
+# Made-up slang: words absent from NSMC (the scratch tokenizer splits them into known syllables). In the tests they
+# mean "great" and follow a complaint, so the active model, never having seen them, reads the complaint and answers
+# negative: a systematic mistake that reviewers then correct.
 SLANG_WORDS = ("쿵짝쿵짝", "뚝딱뚝딱", "뭉게뭉게", "꼬물꼬물", "보송보송")
 CORRECTION_FILLERS = (
     "스토리는 엉성했지만",
@@ -64,6 +66,11 @@ TEST_FILLERS = (
     "분량은 짧았지만",
 )
 TEMPLATES = ("{filler} {word}", "{filler} 결국 {word}", "{filler} 한마디로 {word}", "{filler}, 결론은 {word}")
+# NSMC's own verdicts of the other class in the same texts: reviewers confirm the model's (right) negative answers
+# to some, and others, never trained on, must stay negative (no "complaint, but anything" shortcut to positive).
+CONFIRMED_NEGATIVE_WORDS = ("최악", "노잼")
+TEST_NEGATIVE_WORDS = ("별로", "실망")
+POSITIVE, NEGATIVE = 1, 0
 
 
 def pattern_texts(word: str, fillers) -> list[str]:
@@ -78,6 +85,17 @@ def accuracy(classifier, texts, label: int) -> float:
     return sum(predicted == label for predicted in predictions(classifier, texts)) / len(texts)
 
 
+def nsmc_reviews(korpora_root: Path, split: str) -> dict[int, list[str]]:
+    """NSMC reviews of 6+ characters by label, in file order."""
+    lines = (korpora_root / "nsmc" / f"ratings_{split}.txt").read_text(encoding="utf-8").splitlines()[1:]
+    reviews: dict[int, list[str]] = {NEGATIVE: [], POSITIVE: []}
+    for line in lines:
+        _, text, label = line.split("\t")
+        if len(text.strip()) >= 6:
+            reviews[int(label)].append(text)
+    return reviews
+
+
 @pytest.fixture
 def scratch_classifier(scratch_model_dir):
     from classifier import Classifier
@@ -89,23 +107,52 @@ def scratch_classifier(scratch_model_dir):
 async def test_retraining_learns_a_corrected_mistake_and_hot_swaps(
     tmp_path, session_factory, scratch_model_dir, scratch_classifier, korpora_root
 ):
-    # A systematic mistake of the active model: texts with a made-up word, all given the label it rarely predicts.
-    def mistake(word: str) -> tuple[float, int]:
-        labels = predictions(scratch_classifier, pattern_texts(word, CORRECTION_FILLERS))
-        positive_share = sum(labels) / len(labels)
-        return (positive_share, 0) if positive_share >= 0.5 else (1 - positive_share, 1)
+    # A systematic mistake of the active model: texts with a made-up word meaning "great", read as negative.
+    def mistake_rate(word: str) -> float:
+        return 1 - accuracy(scratch_classifier, pattern_texts(word, CORRECTION_FILLERS), POSITIVE)
 
-    word = max(SLANG_WORDS, key=lambda w: mistake(w)[0])
-    mistake_rate, correct_label = mistake(word)
-    assert mistake_rate >= 0.7, f"no systematic mistake found (best {word}: {mistake_rate:.2f})"
-    fresh_texts = pattern_texts(word, TEST_FILLERS)  # never stored, never trained on
-    accuracy_before = accuracy(scratch_classifier, fresh_texts, correct_label)
+    word = max(SLANG_WORDS, key=mistake_rate)
+    assert mistake_rate(word) >= 0.7, f"no systematic mistake found (best {word}: {mistake_rate(word):.2f})"
+    slang_corrections = pattern_texts(word, CORRECTION_FILLERS)
+    # The other class in the same texts, which the active model gets right: as many confirmations.
+    confirmations = [
+        text
+        for index, negative in enumerate(CONFIRMED_NEGATIVE_WORDS)
+        for text in pattern_texts(negative, CORRECTION_FILLERS)[index :: len(CONFIRMED_NEGATIVE_WORDS)]
+    ]
+    assert len(confirmations) == len(slang_corrections)
+    assert accuracy(scratch_classifier, confirmations, NEGATIVE) >= 0.9
+    # Never stored, never trained on: the slang in new texts, the other class in new texts with other words, and
+    # NSMC test reviews of each class.
+    fresh = pattern_texts(word, TEST_FILLERS)
+    other_class = [text for negative in TEST_NEGATIVE_WORDS for text in pattern_texts(negative, TEST_FILLERS)]
+    reviews = {label: texts[:500] for label, texts in nsmc_reviews(korpora_root, "test").items()}
+
+    def scores(classifier) -> dict[str, float]:
+        return {
+            "slang error": 1 - accuracy(classifier, fresh, POSITIVE),
+            "other class": accuracy(classifier, other_class, NEGATIVE),
+            **{f"nsmc {label}": accuracy(classifier, texts, label) for label, texts in reviews.items()},
+        }
+
+    before = scores(scratch_classifier)
+    assert before["other class"] >= 0.9, before
 
     old_version = await activate_version(session_factory, scratch_model_dir)
+    # Trusted labels (a reviewer's): they count whatever rule decides whose untrusted labels do.
     await add_corrections(
         session_factory,
-        [(text, correct_label) for text in pattern_texts(word, CORRECTION_FILLERS)],
+        [(text, POSITIVE) for text in slang_corrections],
         model_version_id=old_version,
+        trusted=True,
+    )
+    await add_corrections(
+        session_factory,
+        [(text, NEGATIVE) for text in confirmations],
+        first_message_id=len(slang_corrections) + 1,
+        model_version_id=old_version,
+        trusted=True,
+        confirm=True,
     )
     serving = ServingModel(scratch_classifier, old_version)
     notices: list[str] = []
@@ -114,15 +161,12 @@ async def test_retraining_learns_a_corrected_mistake_and_hot_swaps(
         assert requested_by == 42
         notices.append(text)
 
-    # A tiny scratch model's base accuracy moves a few points with any fine-tuning (400 reviews: +-2 points of
-    # sampling error alone), so this test allows 5 points; the default for real models is 0.5.
+    # A tiny scratch model's base accuracy moves with any fine-tuning, so this test allows TOLERANCE points; the
+    # default for real models is 0.5. CORRECTION_WEIGHT is the default.
     settings = make_settings(
-        tmp_path,
-        korpora_root=korpora_root,
-        correction_weight=8,
-        promotion_tolerance=5.0,
-        retrain_eval_size=400,
+        tmp_path, korpora_root=korpora_root, promotion_tolerance=5.0, retrain_eval_size=400
     )
+    assert settings.correction_weight == Settings.model_fields["correction_weight"].default
     service = RetrainingService(
         settings=settings,
         session_factory=session_factory,
@@ -134,20 +178,28 @@ async def test_retraining_learns_a_corrected_mistake_and_hot_swaps(
     run_id, created = await service.request_run(trigger=RunTrigger.ADMIN, requested_by=42, reporter=reporter)
     assert created
     outcome = await asyncio.wait_for(service.wait_for_run(run_id), 300)
+    print("DEBUG", before, scores(serving.active.classifier), {c["name"]: (c["difference"], c["low"], c["high"], c.get("n")) for c in outcome.gate["checks"]}, outcome.gate["human_labels"])
 
     assert outcome.status is RunStatus.SUCCEEDED, outcome.summary
     checks = {check["name"]: check for check in outcome.gate["checks"]}
     assert checks["base_vs_active"]["passed"] and checks["base_vs_active"]["n"] == settings.gate_eval_size
-    human = [check for name, check in checks.items() if name.startswith("human_")]
-    assert human and all(check["passed"] for check in human)
+    human = {name: check for name, check in checks.items() if name.startswith("human_")}
+    assert set(human) == {f"human_{name}" for name in LABEL_NAMES.values()} and all(
+        check["passed"] for check in human.values()
+    )
+    # The held-out slang corrections: the candidate is better than the active model beyond noise.
+    assert human[f"human_{LABEL_NAMES[POSITIVE]}"]["low"] > 0, human
     assert all(check["low"] <= check["difference"] <= check["high"] for check in checks.values())
     new_version = outcome.model_version_id
     assert serving.active.version_id == new_version != old_version  # hot-swapped, no restart
-    accuracy_after = accuracy(serving.active.classifier, fresh_texts, correct_label)
-    assert accuracy_after >= 0.6 and accuracy_after >= accuracy_before + 0.4, (
-        accuracy_before,
-        accuracy_after,
+    # The mistake is (mostly) gone in new texts, and the other class did not pay for it.
+    after = scores(serving.active.classifier)
+    assert after["slang error"] <= 0.25 and after["slang error"] <= before["slang error"] - 0.5, (
+        before,
+        after,
     )
+    assert after["other class"] >= before["other class"] - 0.05, (before, after)
+    assert all(after[f"nsmc {label}"] >= before[f"nsmc {label}"] - 0.03 for label in reviews), (before, after)
 
     async with session_factory() as session:
         run = await get_training_run(session, run_id=run_id)
@@ -155,10 +207,8 @@ async def test_retraining_learns_a_corrected_mistake_and_hot_swaps(
         old = await get_model_version(session, version_id=old_version)
         feedback = (await session.scalars(select(Feedback))).all()
     assert run.status is RunStatus.SUCCEEDED and run.model_version_id == new_version and run.error is None
-    assert (
-        run.correction_count == len(pattern_texts(word, CORRECTION_FILLERS))
-        and run.example_count > settings.retrain_train_size
-    )
+    assert run.correction_count == len(slang_corrections) + len(confirmations)
+    assert run.example_count > settings.retrain_train_size
     assert active.id == new_version and old.status is ModelStatus.RETIRED
     assert active.metrics["gate"]["promote"] is True and active.metrics["accuracy"] > 0.6
     # The run's record: its seed, the evaluation set's identity, the human labels' class mix, every gate number.
@@ -169,11 +219,17 @@ async def test_retraining_learns_a_corrected_mistake_and_hot_swaps(
         on_disk["gate"]["eval_set"]["size"] == settings.gate_eval_size
         and len(on_disk["gate"]["eval_set"]["hash"]) == 16
     )
+    # Both classes were trained on, balanced: about as many weighted rows of each.
     mix = on_disk["gate"]["human_labels"]["train"]
-    assert mix[LABEL_NAMES[correct_label]]["examples"] > 0
+    assert set(mix) == set(LABEL_NAMES.values()) and all(entry["examples"] > 0 for entry in mix.values())
+    assert all(abs(entry["share"] - 0.5) <= 0.05 for entry in mix.values()), mix
     assert {row.used_by_run_id for row in feedback} == {run_id}
     run_dir = settings.runs_dir / f"run-{run_id}"
-    assert '"event": "progress"' in (run_dir / "train.log").read_text(encoding="utf-8")
+    train_log = (run_dir / "train.log").read_text(encoding="utf-8")
+    assert '"event": "progress"' in train_log
+    assert (
+        f"OMP_NUM_THREADS={torch.get_num_threads()} " in train_log
+    )  # the child trains on the test's threads
     assert (run_dir / "human_labels_train.csv").exists() and (run_dir / "human_labels_holdout.csv").exists()
     assert not (run_dir / "checkpoints").exists()  # the trainer's checkpoints are gone with the run
     assert any(text.startswith("학습 중") for text in reporter.progress_texts)
@@ -211,6 +267,7 @@ async def test_gate_rejects_a_candidate_trained_on_shuffled_labels(
     service = RetrainingService(settings=settings, session_factory=session_factory, serving=serving)
     run_id, _ = await service.request_run(trigger=RunTrigger.CLI, requested_by=None)
     outcome = await asyncio.wait_for(service.wait_for_run(run_id), 300)
+    print("DEBUG", before, scores(serving.active.classifier), {c["name"]: (c["difference"], c["low"], c["high"], c.get("n")) for c in outcome.gate["checks"]}, outcome.gate["human_labels"])
 
     assert outcome.status is RunStatus.REJECTED, outcome.summary
     assert "base_vs_active" in outcome.decision.reason

@@ -25,6 +25,7 @@ from bot.storage import (
     start_training_run,
     void_feedback_of_user,
 )
+from bot.storage.label_trust import LabelRule
 from bot.storage.models import Feedback, utcnow
 
 NEGATIVE, POSITIVE = 0, 1
@@ -44,9 +45,9 @@ async def correct(session_factory, verdict, user_id, label, *, is_admin=False, *
         )
 
 
-async def export(session_factory, *, require_agreement):
+async def export(session_factory, **rule):
     async with session_factory() as session:
-        labels = await export_human_labels(session, require_agreement=require_agreement)
+        labels = await export_human_labels(session, rule=LabelRule(**rule))
     return {example.verdict_id: example.label for example in labels}
 
 
@@ -100,16 +101,16 @@ async def test_voiding_removes_a_users_corrections_from_training(session_factory
     await correct(session_factory, verdict, 7, NEGATIVE)
     await correct(session_factory, verdict, 8, NEGATIVE)
     await correct(session_factory, verdict, 9, POSITIVE)
-    assert await export(session_factory, require_agreement=True) == {verdict.id: NEGATIVE}
+    assert await export(session_factory, trust_everyone=True) == {verdict.id: NEGATIVE}
 
     async with session_factory() as session, session.begin():
         assert await void_feedback_of_user(session, user_id=7, voided_by=ADMIN) == 1
     async with session_factory() as session, session.begin():
         assert await void_feedback_of_user(session, user_id=7, voided_by=ADMIN) == 0  # already voided
 
-    # 8 (negative) and 9 (positive) tie; the most recent (9) wins, but nobody agrees with it.
-    assert await export(session_factory, require_agreement=False) == {verdict.id: POSITIVE}
-    assert await export(session_factory, require_agreement=True) == {}
+    # 8 (negative) and 9 (positive) tie; the most recent (9) wins.
+    assert await export(session_factory, trust_everyone=True) == {verdict.id: POSITIVE}
+    assert await export(session_factory) == {}  # nobody's record is checked yet: nothing counts
     async with session_factory() as session:
         voided = await session.get(Feedback, (await correct(session_factory, verdict, 7, NEGATIVE))[0].id)
         assert voided.voided_by == ADMIN and voided.voided_at is not None  # re-sending does not undo a void
@@ -121,19 +122,20 @@ async def test_an_admin_correction_wins_and_the_latest_admin_wins(session_factor
     for user_id in (7, 8, 9):
         await correct(session_factory, verdict, user_id, POSITIVE)
     await correct(session_factory, verdict, ADMIN, NEGATIVE, is_admin=True)
-    assert await export(session_factory, require_agreement=True) == {verdict.id: NEGATIVE}
+    assert await export(session_factory) == {verdict.id: NEGATIVE}
+    assert await export(session_factory, trust_everyone=True) == {verdict.id: NEGATIVE}
 
     await correct(session_factory, verdict, ADMIN + 1, POSITIVE, is_admin=True)
-    assert await export(session_factory, require_agreement=True) == {verdict.id: POSITIVE}
+    assert await export(session_factory) == {verdict.id: POSITIVE}
 
 
-async def test_a_lone_admin_correction_needs_no_agreement(session_factory):
+async def test_a_lone_admin_correction_counts_alone(session_factory):
     verdict = await insert_verdict(session_factory)
     await correct(session_factory, verdict, ADMIN, NEGATIVE, is_admin=True)
-    assert await export(session_factory, require_agreement=True) == {verdict.id: NEGATIVE}
+    assert await export(session_factory) == {verdict.id: NEGATIVE}
 
 
-async def test_majority_wins_and_a_tie_goes_to_the_latest_correction(session_factory):
+async def test_trusting_everyone_majority_wins_and_a_tie_goes_to_the_latest_label(session_factory):
     majority = await insert_verdict(session_factory, message_id=1)
     await correct(session_factory, majority, 7, NEGATIVE)
     await correct(session_factory, majority, 8, NEGATIVE)
@@ -145,33 +147,14 @@ async def test_majority_wins_and_a_tie_goes_to_the_latest_correction(session_fac
     await correct(session_factory, tie, 9, NEGATIVE)
     await correct(session_factory, tie, 10, NEGATIVE)  # the latest of a 2-2 tie
 
-    assert await export(session_factory, require_agreement=True) == {majority.id: NEGATIVE, tie.id: NEGATIVE}
-
-    # User 7 changes their mind: negative now leads 3 to 1.
-    await correct(session_factory, tie, 7, NEGATIVE)
-    assert await export(session_factory, require_agreement=True) == {majority.id: NEGATIVE, tie.id: NEGATIVE}
-    # Users 9 and 10 change their minds too: 7=negative, 8, 9, 10=positive.
+    assert await export(session_factory, trust_everyone=True) == {majority.id: NEGATIVE, tie.id: NEGATIVE}
+    # Users 9 and 10 change their minds: 7, 8, 9, 10 = positive.
     await correct(session_factory, tie, 9, POSITIVE)
     await correct(session_factory, tie, 10, POSITIVE)
-    assert (await export(session_factory, require_agreement=True))[tie.id] == POSITIVE
-
-
-async def test_require_agreement_needs_two_users_on_the_winning_label(session_factory):
-    lone = await insert_verdict(session_factory, message_id=1)
+    assert (await export(session_factory, trust_everyone=True))[tie.id] == POSITIVE
+    lone = await insert_verdict(session_factory, message_id=3)
     await correct(session_factory, lone, 7, NEGATIVE)
-    agreed = await insert_verdict(session_factory, message_id=2)
-    await correct(session_factory, agreed, 7, NEGATIVE)
-    await correct(session_factory, agreed, 8, NEGATIVE)
-    repeated = await insert_verdict(session_factory, message_id=3)
-    for _ in range(3):  # one user insisting is still one user
-        await correct(session_factory, repeated, 7, NEGATIVE)
-
-    assert await export(session_factory, require_agreement=True) == {agreed.id: NEGATIVE}
-    assert await export(session_factory, require_agreement=False) == {
-        lone.id: NEGATIVE,
-        agreed.id: NEGATIVE,
-        repeated.id: NEGATIVE,
-    }
+    assert (await export(session_factory, trust_everyone=True))[lone.id] == NEGATIVE
 
 
 async def test_export_carries_text_and_feedback_ids_and_skips_purged_texts(session_factory):
@@ -187,8 +170,13 @@ async def test_export_carries_text_and_feedback_ids_and_skips_purged_texts(sessi
     async with session_factory() as session, session.begin():
         assert await purge_old_texts(session, older_than_days=30) == 1
 
+    short = await insert_verdict(
+        session_factory, message_id=3, text="ㅋㅋ 👍"
+    )  # stored before the review rule
+    await correct(session_factory, short, 7, NEGATIVE)
+
     async with session_factory() as session:
-        labels = await export_human_labels(session, require_agreement=True)
+        labels = await export_human_labels(session, rule=LabelRule(trust_everyone=True))
     assert [(c.verdict_id, c.text, c.label) for c in labels] == [(kept.id, "최악의 영화", NEGATIVE)]
     assert sorted(labels[0].feedback_ids) == sorted([first.id, second.id])
 
@@ -236,16 +224,16 @@ async def test_deleting_a_verdict_cascades_to_its_feedback(session_factory):
     assert await count_rows(session_factory, Feedback) == 0
 
 
-async def test_lone_non_admin_corrections_do_not_count_towards_retraining_unless_trusted(session_factory):
-    lone = await insert_verdict(session_factory, message_id=1)
-    agreed = await insert_verdict(session_factory, message_id=2)
-    await correct(session_factory, lone, 7, NEGATIVE)
-    await correct(session_factory, agreed, 7, NEGATIVE)
-    await correct(session_factory, agreed, 8, NEGATIVE)
+async def test_labels_that_wait_for_a_reviewer_do_not_count_towards_retraining(session_factory):
+    waiting = await insert_verdict(session_factory, message_id=1)
+    settled = await insert_verdict(session_factory, message_id=2)
+    await correct(session_factory, waiting, 7, NEGATIVE)
+    await correct(session_factory, settled, 7, NEGATIVE)
+    await correct(session_factory, settled, ADMIN, NEGATIVE, is_admin=True)
     async with session_factory() as session:
         assert await count_unused_feedback(session) == 3
-        assert await count_unused_feedback(session, require_agreement=False) == 3
-        assert await count_unused_feedback(session, require_agreement=True) == 2  # the lone one waits
+        assert await count_unused_feedback(session, rule=LabelRule(trust_everyone=True)) == 3
+        assert await count_unused_feedback(session, rule=LabelRule()) == 2  # the lone unchecked one waits
 
 
 async def test_a_confirmation_is_stored_and_exported_like_a_correction(session_factory):
@@ -253,7 +241,7 @@ async def test_a_confirmation_is_stored_and_exported_like_a_correction(session_f
     for user_id in (7, 8):
         await correct(session_factory, verdict, user_id, POSITIVE)  # 맞아요: the same label as the verdict
     async with session_factory() as session:
-        (example,) = await export_human_labels(session, require_agreement=True)
+        (example,) = await export_human_labels(session, rule=LabelRule(trust_everyone=True))
         rows = (await session.scalars(select(Feedback))).all()
     assert (example.label, example.predicted, example.is_confirmation) == (POSITIVE, POSITIVE, True)
     assert all(row.label == POSITIVE and not row.trusted for row in rows)
@@ -265,14 +253,14 @@ async def test_a_review_queue_label_is_trusted_and_wins_without_a_second_opinion
     await correct(session_factory, verdict, 8, NEGATIVE)
     await correct(session_factory, verdict, 99, POSITIVE, trusted=True, source=FeedbackSource.REVIEW)
     async with session_factory() as session:
-        (example,) = await export_human_labels(session, require_agreement=True)
+        (example,) = await export_human_labels(session, rule=LabelRule())
         reviewer_row = await session.scalar(select(Feedback).where(Feedback.user_id == 99))
     assert example.label == POSITIVE and example.trusted
     assert reviewer_row.source == FeedbackSource.REVIEW and reviewer_row.trusted and not reviewer_row.is_admin
 
     lone = await insert_verdict(session_factory, message_id=2)
     await correct(session_factory, lone, 99, NEGATIVE, trusted=True, source=FeedbackSource.REVIEW)
-    assert (await export(session_factory, require_agreement=True))[lone.id] == NEGATIVE
+    assert (await export(session_factory))[lone.id] == NEGATIVE
 
 
 async def test_the_hourly_limit_refuses_an_untrusted_user_without_writing(session_factory):
@@ -282,50 +270,3 @@ async def test_the_hourly_limit_refuses_an_untrusted_user_without_writing(sessio
     with pytest.raises(RateLimitedError):
         await correct(session_factory, verdicts[2], 7, NEGATIVE, hourly_limit=2)
     assert await count_rows(session_factory, Feedback) == 2
-
-
-async def test_two_accounts_in_lockstep_are_one_voice_until_someone_independent_agrees(session_factory):
-    """Colluders who always mark the same verdicts the same way cannot agree with each other."""
-    verdicts = [await insert_verdict(session_factory, message_id=index) for index in range(12)]
-    for verdict in verdicts:
-        for colluder in (61, 62):
-            await correct(session_factory, verdict, colluder, NEGATIVE)
-
-    assert await export(session_factory, require_agreement=True) == {}
-    async with session_factory() as session:
-        assert await count_unused_feedback(session, require_agreement=True) == 0
-        everyone = await export_human_labels(session, require_agreement=True, lockstep_min_shared=0)
-    assert len(everyone) == 12  # the rule off: any two users agree
-
-    await correct(session_factory, verdicts[0], 70, NEGATIVE)  # an independent third user
-    await correct(session_factory, verdicts[1], ADMIN, NEGATIVE, is_admin=True)  # a trusted label
-    assert await export(session_factory, require_agreement=True) == {
-        verdicts[0].id: NEGATIVE,
-        verdicts[1].id: NEGATIVE,
-    }
-
-
-async def test_independent_users_who_sometimes_agree_are_not_in_lockstep(session_factory):
-    """Six honest users, each verdict labelled by a different pair: every pair shares only a few labels."""
-    users = [81, 82, 83, 84, 85, 86]
-    pairs = [(a, b) for index, a in enumerate(users) for b in users[index + 1 :]]  # 15 distinct pairs
-    verdicts = [await insert_verdict(session_factory, message_id=index) for index in range(45)]
-    for index, verdict in enumerate(verdicts):
-        for user in pairs[index % len(pairs)]:  # each pair labels 3 verdicts together
-            await correct(session_factory, verdict, user, POSITIVE)
-    assert len(await export(session_factory, require_agreement=True)) == 45
-
-
-async def test_a_small_or_partial_overlap_is_not_lockstep(session_factory):
-    verdicts = [await insert_verdict(session_factory, message_id=index) for index in range(30)]
-    for verdict in verdicts[:9]:  # nine shared labels: below the minimum of ten
-        for user in (91, 92):
-            await correct(session_factory, verdict, user, POSITIVE)
-    for verdict in verdicts[9:21]:  # twelve shared, but only 12 of user 93's 30 labels (< 80%)
-        for user in (93, 94):
-            await correct(session_factory, verdict, user, NEGATIVE)
-    for verdict in verdicts[:9] + verdicts[21:]:
-        await correct(session_factory, verdict, 93, POSITIVE)
-    exported = await export(session_factory, require_agreement=True)
-    assert all(exported[verdict.id] == NEGATIVE for verdict in verdicts[9:21])
-    assert all(exported[verdict.id] == POSITIVE for verdict in verdicts[:9])

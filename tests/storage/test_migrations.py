@@ -11,6 +11,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy import MetaData, func, insert, inspect, select
 
 from bot.storage import (
+    LabelRule,
     RunTrigger,
     create_engine,
     downgrade_database,
@@ -171,7 +172,11 @@ async def fill_revision_0001(engine) -> None:
                     "reply_message_id": 100 + verdict_id,
                     "created_at": CREATED,
                 }
-                for verdict_id, text, label in [(1, "재밌다", 1), (2, "지루하다", 1), (3, "별로", 0)]
+                for verdict_id, text, label in [
+                    (1, "재밌다 정말 최고", 1),
+                    (2, "지루하다 너무 길다", 1),
+                    (3, "별로였어요 정말", 0),
+                ]
             ],
         )
         await connection.execute(
@@ -216,12 +221,12 @@ async def assert_rows_intact(engine) -> None:
         run = await session.get(TrainingRun, 1)
         active = await get_active_model_version(session)
         stats = await get_stats(session)
-        corrections = await export_human_labels(session, require_agreement=True)
+        corrections = await export_human_labels(session, rule=LabelRule())
 
     assert [(v.id, v.text, v.label, v.reply_message_id) for v in verdicts] == [
-        (1, "재밌다", 1, 101),
-        (2, "지루하다", 1, 102),
-        (3, "별로", 0, 103),
+        (1, "재밌다 정말 최고", 1, 101),
+        (2, "지루하다 너무 길다", 1, 102),
+        (3, "별로였어요 정말", 0, 103),
     ]
     assert all(v.created_at == CREATED and v.text_purged_at is None for v in verdicts)
     assert [v.margin for v in verdicts] == [pytest.approx(0.8)] * 3  # backfilled from the probabilities
@@ -240,4 +245,5 @@ async def assert_rows_intact(engine) -> None:
     assert (
         stats.verdicts == 3 and stats.corrections == 3 and stats.verdicts_by_label == {"긍정": 2, "부정": 1}
     )
-    assert {(c.verdict_id, c.label) for c in corrections} == {(2, 0), (3, 1)}
+    # Verdict 2's two untrusted labels wait for a reviewer's check; verdict 3's trusted one counts.
+    assert {(c.verdict_id, c.label) for c in corrections} == {(3, 1)}

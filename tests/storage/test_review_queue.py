@@ -1,4 +1,5 @@
-"""The review queue: least certain first, both classes, no near-duplicates in a row, never an item twice."""
+"""The review queue: disputed verdicts first (tests/storage/test_label_trust.py), then least certain first, both
+classes, no near-duplicates in a row, never an item twice."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from storage_helpers import insert_verdict
 
 from bot.storage import (
     FeedbackSource,
+    LabelRule,
     ReviewOutcome,
     next_review_item,
     record_feedback,
@@ -35,7 +37,7 @@ async def add(session_factory, message_id, text, positive):
 
 async def next_item(session_factory, reviewer=REVIEWER):
     async with session_factory() as session, session.begin():
-        return await next_review_item(session, reviewer_id=reviewer, since=utcnow() - SINCE)
+        return await next_review_item(session, reviewer_id=reviewer, since=utcnow() - SINCE, rule=LabelRule())
 
 
 async def test_least_certain_first_alternating_classes_and_never_twice(session_factory):
@@ -76,14 +78,20 @@ async def test_labelled_old_and_near_duplicate_items_are_handled(session_factory
     twin = await add(session_factory, 4, "이 영화 정말 좋았다 ㅋㅋㅋ", 0.54)  # a near-duplicate of `first`
     other = await add(session_factory, 5, "스토리가 신선했어요", 0.60)
 
+    short = await add(session_factory, 6, "ㅋㅋㅋ", 0.50)  # no review: never queued
+
+    # A user's label that waits for a check leads; old verdicts and what is no review are not queued.
     item = await next_item(session_factory)
-    assert item.verdict.id == first.id and item.remaining == 3  # labelled and old verdicts are not queued
+    assert item.verdict.id == labelled.id and item.disputed and item.remaining == 4
+    item = await next_item(session_factory)
+    assert item.verdict.id == first.id and not item.disputed and item.remaining == 3
     assert (await next_item(session_factory)).verdict.id == other.id  # the twin waits a turn
     assert (await next_item(session_factory)).verdict.id == twin.id
+    assert await next_item(session_factory) is None and short.id
 
 
 async def test_outcomes_are_recorded_only_for_items_shown_to_that_reviewer(session_factory):
-    verdict = await add(session_factory, 1, "리뷰", 0.5)
+    verdict = await add(session_factory, 1, "애매한 리뷰예요", 0.5)
     async with session_factory() as session, session.begin():
         assert not await record_review_outcome(
             session, reviewer_id=REVIEWER, verdict_id=verdict.id, outcome=ReviewOutcome.SKIPPED

@@ -1,4 +1,4 @@
-"""Every user-facing string of the bot (Korean), in one place."""
+"""Every user-facing string of the bot's use cases (Korean), in one place."""
 
 from __future__ import annotations
 
@@ -8,15 +8,16 @@ BUTTON_SKIP = "건너뛰기"
 
 HELP = (
     "안녕하세요! 한국어 리뷰를 보내 주시면 긍정/부정을 판정해 드려요.\n\n"
-    "• 리뷰를 그냥 보내면 판정과 확률을 답장해요. 그룹에서는 저를 멘션하거나 제 메시지에 답장해 주세요.\n"
+    "• 리뷰를 그냥 보내면 판정과 확률을 답장해요. 그룹에서는 저를 멘션하거나 제 메시지에 답장해 주세요. "
+    "여섯 글자보다 짧은 글은 리뷰로 보지 않아요.\n"
     "• /predict 텍스트 — 모든 분류의 확률을 보여줘요 (메시지에 답장하며 /predict 해도 돼요).\n"
     "• 판정이 틀렸다면 '틀렸어요' 버튼을 누르거나 판정에 답장하며 /feedback wrong 을 보내 주세요. "
     "맞았다면 '맞아요' 버튼이나 /feedback right 로 알려 주세요. "
     "/feedback <분류 이름> 으로 정답을 직접 알려 줘도 돼요.\n"
     "• /stats — 통계, /model — 사용 중인 모델\n"
-    "검토자: /review — 판정이 애매한 리뷰를 하나씩 보여 드려요.\n"
+    "검토자: /review (저와의 개인 채팅에서) — 확인이 필요한 리뷰를 하나씩 보여 드려요.\n"
     "관리자: /retrain, /runs, /rollback, /void 사용자ID\n\n"
-    "여러분이 알려 주신 정답(정정과 확인 모두)은 모아 두었다가 다음 재학습에 쓰여요."
+    "알려 주신 정답(정정과 확인 모두)은 검토자가 일부를 확인해 믿을 수 있다고 확인되면 재학습에 쓰여요."
 )
 
 VERDICT = "{label} 리뷰 ({confidence:.1f}%)"
@@ -26,6 +27,7 @@ PROBABILITY_LINE = "• {label}: {probability:.1f}%"
 
 EMPTY_TEXT = "분류할 글자가 없어요. 리뷰 내용을 텍스트로 보내 주세요."
 TEXT_TOO_LONG = "리뷰가 너무 길어요 ({length}자). {limit}자 이하로 보내 주세요."
+NOT_A_REVIEW = "리뷰로 보기엔 너무 짧아요. 여섯 글자 이상의 리뷰를 보내 주시면 판정해 드릴게요."
 NON_TEXT = "텍스트 리뷰만 판정할 수 있어요. 사진에는 설명(캡션)을 붙여 주세요."
 PREDICT_USAGE = "사용법: /predict 리뷰 내용 — 또는 판정할 메시지에 답장하며 /predict 를 보내 주세요."
 PREDICT_BOT_MESSAGE = "제가 보낸 메시지는 판정하지 않아요. 리뷰 원문에 답장하며 /predict 를 보내 주세요."
@@ -35,8 +37,13 @@ INVALID_DATA = "죄송해요, 이 메시지는 저장할 수 없어요: {detail}
 INTERNAL_ERROR = "죄송해요, 처리 중에 문제가 생겼어요. 잠시 후 다시 시도해 주세요."
 
 FEEDBACK_NO_VERDICT = "정정할 판정을 찾지 못했어요. 제 판정 메시지에 답장하며 /feedback wrong 을 보내 주세요."
-FEEDBACK_RECORDED = "고마워요! 이 리뷰를 '{label}'(으)로 기록했어요. 다음 재학습에 반영돼요."
-FEEDBACK_CONFIRMED = "고마워요! '{label}' 판정이 맞다고 기록했어요. 다음 재학습에 반영돼요."
+FEEDBACK_RECORDED = "고마워요! 이 리뷰를 '{label}'(으)로 기록했어요."
+FEEDBACK_CONFIRMED = "고마워요! '{label}' 판정이 맞다고 기록했어요."
+# What becomes of a label (one of these follows FEEDBACK_RECORDED or FEEDBACK_CONFIRMED).
+LABEL_COUNTS = "다음 재학습에 반영돼요."
+LABEL_WAITS_FOR_REVIEWER = "검토자가 확인하면 재학습에 반영돼요. 처음 몇 건은 검토자가 직접 확인해요."
+LABEL_NOT_COUNTED_NO_REVIEWER = "다만 지금은 확인해 줄 검토자가 없어서 재학습에는 쓰이지 않아요."
+LABEL_NOT_COUNTED_RECORD = "다만 최근 검토 결과와 자주 달라서 지금은 재학습에 쓰이지 않아요."
 FEEDBACK_ALREADY = "이미 '{label}'(으)로 기록되어 있어요."
 FEEDBACK_SAME_AS_VERDICT = "'{label}'은(는) 제 판정과 같아요. 정답이 다른 분류라면 그 이름을 알려 주세요."
 FEEDBACK_CHOOSE = "어떤 분류가 맞나요?"
@@ -45,7 +52,7 @@ FEEDBACK_USAGE = (
     "사용법: /feedback wrong (판정이 틀렸을 때), /feedback right (맞았을 때) 또는 /feedback <분류 이름>"
 )
 FEEDBACK_RATE_LIMITED = (
-    "정정을 너무 많이 보내셨어요. 한 시간에 {limit}개까지 받을 수 있어요. 잠시 후 다시 시도해 주세요."
+    "정정과 확인을 너무 많이 보내셨어요. 한 시간에 {limit}개까지 받을 수 있어요. 잠시 후 다시 시도해 주세요."
 )
 FEEDBACK_NOT_YOURS = "이 버튼은 이 채팅의 판정에만 쓸 수 있어요."
 
@@ -55,12 +62,14 @@ STATS = (
     "• 정정: {corrections}건 (정정된 판정 {corrected_verdicts}건, {corrected_share:.1f}%)\n"
     "• 확인(맞아요): {confirmations}건\n"
     "• 검토 대기열 라벨: {review_labels}건\n"
+    "• 검토자 확인을 기다리는 라벨: {waiting}건 (확인 결과가 나빠 쓰이지 않는 라벨 {not_counting}건)\n"
     "{by_label}"
     "• 모델: {model}"
 )
 STATS_BY_LABEL_LINE = "• {label}: {count}건\n"
 
 MODEL_NONE = "활성 모델이 없어요."
+MODEL_STATUS = {"candidate": "후보", "active": "사용 중", "rejected": "탈락", "retired": "은퇴"}
 MODEL_INFO = "#{id} ({status}), 정확도 {accuracy}, macro-F1 {macro_f1}, 만든 때 {created}"
 MODEL_INFO_HEADER = "사용 중인 모델: "
 MODEL_SERVING_OTHER = (
@@ -77,12 +86,22 @@ RETRAIN_PROGRESS = "재학습 #{run_id}: {text}"
 RUNS_NONE = "아직 재학습 기록이 없어요."
 RUNS_HEADER = "최근 재학습:"
 RUN_LINE = "#{id} {status} ({trigger}) {created}{details}"
+RUN_STATUS = {
+    "queued": "대기",
+    "running": "진행 중",
+    "succeeded": "적용됨",
+    "failed": "실패",
+    "rejected": "기각됨",
+}
+RUN_TRIGGER = {"schedule": "예약", "admin": "관리자", "cli": "명령줄"}
 
 ROLLBACK_NONE = "되돌릴 이전 모델이 없어요."
 ROLLBACK_DONE = "모델을 #{old}에서 #{new}(으)로 되돌렸어요."
 ROLLBACK_SKIPPED = "불러올 수 없어 건너뛴 버전: {skipped}"
 
 REVIEW_ONLY = "검토자와 관리자만 쓸 수 있는 명령이에요."
+REVIEW_PRIVATE_ONLY = "검토 대기열에는 다른 채팅의 글도 있어서 저와의 개인 채팅에서만 보여 드려요. 개인 채팅에서 /review 를 보내 주세요."
+REVIEW_DISPUTED_NOTE = "사용자 라벨 확인 항목이에요.\n"
 REVIEW_EMPTY = "검토할 리뷰가 더 없어요. 고마워요!"
 REVIEW_SKIPPED = "건너뛰었어요."
 REVIEW_ITEM = (
@@ -91,7 +110,7 @@ REVIEW_ITEM = (
 )
 
 VOID_USAGE = "사용법: /void 사용자ID"
-VOID_DONE = "사용자 {user_id}의 정정 {count}건을 무효로 했어요."
+VOID_DONE = "사용자 {user_id}의 라벨(정정과 확인) {count}건을 무효로 했어요."
 
 CHAT_WELCOME = "터미널 모드예요. 리뷰를 입력하거나 /help 를 입력하세요. 끝내려면 Ctrl-D."
 CHAT_BUTTONS_HINT = "(틀렸다면 /feedback wrong)"

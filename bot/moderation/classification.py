@@ -1,0 +1,86 @@
+"""Classifying a review: the verdict is stored before the reply that announces it."""
+
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from bot import storage
+from bot.moderation import texts
+from bot.moderation.context import UseCaseContext
+from bot.moderation.replies import Button, IncomingText, Reply, friendly_errors
+from bot.reviews import is_review, visible_length
+from bot.storage import StorageError
+from classifier import Verdict
+from classifier.errors import EmptyTextError
+
+logger = logging.getLogger("bot.moderation")
+
+
+class Classification(UseCaseContext):
+    @friendly_errors
+    async def classify(self, message: IncomingText, *, show_probabilities: bool = False) -> Reply:
+        """Classify a review, store the verdict, and return the reply announcing it.
+
+        What is no review (`bot.reviews.is_review`) is neither classified nor stored: a private chat gets a short
+        answer, a group none (`/predict` on a text is asked for explicitly, so it is never a reply to the bot)."""
+        # PostgreSQL text cannot hold NUL; it carries no meaning in a review.
+        text = message.text.replace("\x00", "")
+        if len(text) > self.settings.max_text_length:
+            return Reply(texts.TEXT_TOO_LONG.format(length=len(text), limit=self.settings.max_text_length))
+        if not visible_length(text):
+            return Reply(texts.EMPTY_TEXT, silent=not message.private)
+        if not is_review(text, replies_to_bot=message.replies_to_bot):
+            return Reply(texts.NOT_A_REVIEW, silent=not message.private)
+        try:
+            verdict, version_id = await self.batcher.classify(text)
+        except EmptyTextError:
+            return Reply(texts.EMPTY_TEXT)
+        async with self._transaction() as session:
+            row = await storage.add_verdict(
+                session,
+                chat_id=message.chat_id,
+                message_id=message.message_id,
+                user_id=message.user_id,
+                text=text,
+                label=verdict.label,
+                label_name=verdict.label_name,
+                confidence=verdict.confidence,
+                probabilities=verdict.probabilities,
+                model_version_id=version_id,
+                max_text_length=self.settings.max_text_length,
+            )
+        return Reply(
+            verdict_text(verdict, show_probabilities=show_probabilities),
+            buttons=(
+                Button(texts.BUTTON_RIGHT, f"ok:{row.id}"),
+                Button(texts.BUTTON_WRONG, f"wrong:{row.id}"),
+            ),
+            verdict_id=row.id,
+        )
+
+    async def remember_reply(self, *, verdict_id: int, reply_message_id: int) -> None:
+        """Store the id of the message that announced a verdict (so replies to it find the verdict)."""
+        try:
+            async with self._transaction() as session:
+                await storage.set_reply_message_id(
+                    session, verdict_id=verdict_id, reply_message_id=reply_message_id
+                )
+        except (StorageError, SQLAlchemyError, OSError):
+            # The verdict itself is stored; only replies to the bot's message cannot find it.
+            logger.exception("could not store reply message id for verdict %s", verdict_id)
+
+
+def verdict_text(verdict: Verdict, *, show_probabilities: bool) -> str:
+    text = texts.VERDICT.format(label=verdict.label_name, confidence=100.0 * verdict.confidence)
+    if show_probabilities:
+        lines = [texts.PROBABILITIES_HEADER]
+        lines += [
+            texts.PROBABILITY_LINE.format(label=label, probability=100.0 * probability)
+            for label, probability in verdict.probabilities.items()
+        ]
+        text += "\n" + "\n".join(lines)
+    if verdict.truncated:
+        text += texts.VERDICT_TRUNCATED_NOTE
+    return text

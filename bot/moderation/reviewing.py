@@ -1,0 +1,107 @@
+"""The `/review` queue, for admins and reviewers, in a private chat with the bot only: an item's text may come
+from any chat, so it is never shown where others could read it.
+
+Buttons: `rv:<verdict id>:<label id>` labels the item shown, `rv:<verdict id>:skip` skips it; either shows the
+next item. An answer is a trusted label, and for a disputed item also a blind spot check of the users who
+labelled it (`bot.storage.label_trust`).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+
+from bot import storage
+from bot.moderation import texts
+from bot.moderation.context import UseCaseContext
+from bot.moderation.labelling import Labelling
+from bot.moderation.replies import Actor, Button, Reply, friendly_errors, parse_id
+from bot.storage import FeedbackSource, ReviewOutcome
+from bot.textclip import clip
+
+logger = logging.getLogger("bot.moderation")
+
+REVIEW_SKIP = "skip"
+REVIEW_TEXT_LIMIT = 3000  # characters of a review shown in the review queue (Telegram allows 4,096 in all)
+
+
+class Reviewing(Labelling, UseCaseContext):
+    @friendly_errors
+    async def review(self, *, actor: Actor, private: bool = True) -> Reply:
+        """`/review`: the next item for this reviewer, with a button per label."""
+        if not self._may_review(actor):
+            logger.warning("user %s (not a reviewer) tried /review", actor.user_id)
+            return Reply(texts.REVIEW_ONLY)
+        if not private:
+            return Reply(texts.REVIEW_PRIVATE_ONLY)
+        return await self._next_review_item(actor)
+
+    def _may_review(self, actor: Actor) -> bool:
+        return actor.user_id is not None and (actor.is_admin or self.settings.is_reviewer(actor.user_id))
+
+    async def _next_review_item(self, actor: Actor, *, toast: str | None = None) -> Reply:
+        assert actor.user_id is not None
+        since = datetime.now(UTC) - timedelta(days=self.settings.review_window_days)
+        async with self._transaction() as session:
+            item = await storage.next_review_item(
+                session, reviewer_id=actor.user_id, since=since, rule=self.label_rule
+            )
+        if item is None:
+            return Reply(texts.REVIEW_EMPTY, toast=toast)
+        verdict = item.verdict
+        probabilities = ", ".join(
+            f"{name} {100.0 * probability:.1f}%"
+            for name, probability in (verdict.probabilities or {}).items()
+        )
+        body = texts.REVIEW_ITEM.format(
+            remaining=item.remaining,
+            text=clip(verdict.text or "", REVIEW_TEXT_LIMIT),
+            verdict=verdict.label_name,
+            probabilities=probabilities,
+        )
+        if item.disputed:
+            body = texts.REVIEW_DISPUTED_NOTE + body
+        buttons = tuple(Button(name, f"rv:{verdict.id}:{label}") for label, name in self.labels().items())
+        return Reply(
+            body, buttons=(*buttons, Button(texts.BUTTON_SKIP, f"rv:{verdict.id}:{REVIEW_SKIP}")), toast=toast
+        )
+
+    async def review_button(self, *, actor: Actor, rest: str, private: bool = True) -> Reply:
+        verdict_part, _, answer = rest.partition(":")
+        verdict_id = parse_id(verdict_part)
+        if not self._may_review(actor):
+            return Reply(texts.REVIEW_ONLY)
+        if not private:  # the next item would be posted here: never outside a private chat
+            return Reply(texts.REVIEW_PRIVATE_ONLY)
+        labels = self.labels()
+        label = None if answer == REVIEW_SKIP else parse_id(answer)
+        if verdict_id is None or (answer != REVIEW_SKIP and label not in labels):
+            return Reply(texts.FEEDBACK_NO_VERDICT)
+        return await self.answer_review_item(actor=actor, verdict_id=verdict_id, label=label)
+
+    @friendly_errors
+    async def answer_review_item(self, *, actor: Actor, verdict_id: int, label: int | None) -> Reply:
+        """A reviewer's answer to an item they were shown (`label=None` skips it); replies with the next item."""
+        assert actor.user_id is not None
+        async with self._transaction() as session:
+            shown = await storage.record_review_outcome(
+                session,
+                reviewer_id=actor.user_id,
+                verdict_id=verdict_id,
+                outcome=ReviewOutcome.SKIPPED if label is None else ReviewOutcome.LABELLED,
+            )
+            verdict = await storage.get_verdict(session, verdict_id=verdict_id) if shown else None
+        if verdict is None:  # never shown to this reviewer: a forged or stale button
+            return Reply(texts.FEEDBACK_NOT_YOURS)
+        toast = texts.REVIEW_SKIPPED
+        if label is not None:
+            recorded = await self.record_label(
+                actor=actor,
+                verdict_id=verdict.id,
+                label=label,
+                predicted=verdict.label,
+                source=FeedbackSource.REVIEW,
+                trusted=True,
+            )
+            toast = recorded.text
+        return await self._next_review_item(actor, toast=toast)
