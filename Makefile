@@ -25,8 +25,9 @@ test: $(STAMP)
 # The figures in docs/benchmarks.md and docs/reliability.md:
 # - CPU serving paths on the quick-start e5 and a fine-tuned scratch model, 10,000 NSMC test reviews, 2 and 1
 #   threads (~40 min on 2 cores; trains the models first when models/quickstart-e5 is missing, ~10 min more);
-# - the learning loop through the real bot: honest corrections, then poisoning (~1.5 h on 2 quiet cores: four
-#   retraining runs of e5 with the default settings);
+# - the learning loop through the real bot, four scenarios, each writing bench/results/learning_loop_<x>.json:
+#   (a) an honest pair in a group, (b) lone users in private chats, (d) an attacker over ten accounts, (c) two
+#   colluders over three runs on top of (a) (six e5 retraining runs with the default settings; hours on 2 cores);
 # - 10,000 fuzzed updates through the real bot (~5 min on 2 quiet cores);
 # - the kill, stop, refused-token, run-recovery and model-version figures of docs/reliability.md (real processes,
 #   ~10 min): the tests record them into bench/results/reliability.json (bench/reliability.py), which replaces
@@ -35,7 +36,7 @@ test: $(STAMP)
 RELIABILITY_JSON := bench/results/reliability.json
 bench: $(STAMP)
 	$(BIN)/python -m bench.bench_serving
-	$(BIN)/python -m bench.bench_learning_loop
+	for scenario in a b d c; do $(BIN)/python -m bench.bench_learning_loop --scenario $$scenario || exit 1; done
 	$(BIN)/python -m bench.bench_fuzz --count 10000
 	rm -f $(RELIABILITY_JSON).partial
 	RELIABILITY_RESULTS=$(RELIABILITY_JSON).partial RELIABILITY_KILL_AFTER=1,20,100,190 \

@@ -66,28 +66,26 @@ async def add_corrections(
     first_message_id: int = 1,
     model_version_id: int | None = None,
     trusted: bool = False,
-    confirm: bool = False,
 ) -> list[int]:
-    """Store each text as a verdict the bot got predicted, corrected to `label` by each of `users` (default: a pair of
+    """Store each text as a verdict the bot got wrong, corrected to `label` by each of `users` (default: a pair of
     independent users, a different pair each time). With `trusted`, the labels are trusted ones given in the review
-    queue (default: by `REVIEWER` alone); with `confirm`, the bot got them right and `label` confirms its verdict.
-    Returns verdict ids."""
+    queue (default: by `REVIEWER` alone). Returns verdict ids."""
     verdict_ids = []
     async with session_factory() as session, session.begin():
         for offset, (text, label) in enumerate(examples):
-            predicted = label if confirm else 1 - label
+            wrong = 1 - label
             verdict = await add_verdict(
                 session,
                 chat_id=1,
                 message_id=first_message_id + offset,
                 user_id=42,
                 text=text,
-                label=predicted,
-                label_name=LABEL_NAMES[predicted],
+                label=wrong,
+                label_name=LABEL_NAMES[wrong],
                 confidence=0.9,
                 probabilities={
-                    LABEL_NAMES[0]: 0.9 if predicted == 0 else 0.1,
-                    LABEL_NAMES[1]: 0.1 if predicted == 0 else 0.9,
+                    LABEL_NAMES[0]: 0.9 if wrong == 0 else 0.1,
+                    LABEL_NAMES[1]: 0.1 if wrong == 0 else 0.9,
                 },
                 model_version_id=model_version_id,
             )
