@@ -161,10 +161,10 @@ async def test_retraining_learns_a_corrected_mistake_and_hot_swaps(
         assert requested_by == 42
         notices.append(text)
 
-    # A tiny scratch model's base accuracy moves with any fine-tuning, so this test allows TOLERANCE points; the
-    # default for real models is 0.5. CORRECTION_WEIGHT is the default.
+    # A tiny scratch model's base accuracy moves with any fine-tuning (-0.4 to -2.1 points over five run seeds), so
+    # this test allows 3 points; the default for real models is 0.5. CORRECTION_WEIGHT is the default.
     settings = make_settings(
-        tmp_path, korpora_root=korpora_root, promotion_tolerance=5.0, retrain_eval_size=400
+        tmp_path, korpora_root=korpora_root, promotion_tolerance=3.0, retrain_eval_size=400
     )
     assert settings.correction_weight == Settings.model_fields["correction_weight"].default
     service = RetrainingService(
@@ -186,8 +186,8 @@ async def test_retraining_learns_a_corrected_mistake_and_hot_swaps(
     assert set(human) == {f"human_{name}" for name in LABEL_NAMES.values()} and all(
         check["passed"] for check in human.values()
     )
-    # The held-out slang corrections (a handful): no worse; the fresh texts below measure the gain.
-    assert human[f"human_{LABEL_NAMES[POSITIVE]}"]["difference"] >= 0, human
+    # The held-out slang corrections (a quarter of 96): better beyond noise; the fresh texts below measure the gain.
+    assert human[f"human_{LABEL_NAMES[POSITIVE]}"]["low"] > 0, human
     assert all(check["low"] <= check["difference"] <= check["high"] for check in checks.values())
     new_version = outcome.model_version_id
     assert serving.active.version_id == new_version != old_version  # hot-swapped, no restart
@@ -223,9 +223,8 @@ async def test_retraining_learns_a_corrected_mistake_and_hot_swaps(
     run_dir = settings.runs_dir / f"run-{run_id}"
     train_log = (run_dir / "train.log").read_text(encoding="utf-8")
     assert '"event": "progress"' in train_log
-    assert (
-        f"OMP_NUM_THREADS={torch.get_num_threads()} " in train_log
-    )  # the child trains on the test's threads
+    # The trainer child runs on the test process's (pinned) threads.
+    assert f"OMP_NUM_THREADS={torch.get_num_threads()} " in train_log
     assert (run_dir / "human_labels_train.csv").exists() and (run_dir / "human_labels_holdout.csv").exists()
     assert not (run_dir / "checkpoints").exists()  # the trainer's checkpoints are gone with the run
     assert any(text.startswith("학습 중") for text in reporter.progress_texts)
