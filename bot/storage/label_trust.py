@@ -127,12 +127,17 @@ def record_of(records: dict[int, LabellerRecord], user_id: int) -> LabellerRecor
     return records.get(user_id) or LabellerRecord(user_id)
 
 
-def is_spot_check_sample(feedback_id: int, rate: float) -> bool:
-    """Whether a label is drawn for a spot check: a stable hash of its id, which its author cannot predict."""
-    if rate <= 0:
-        return False
+def spot_check_draw(feedback_id: int) -> float:
+    """A label's draw in [0, 1): a stable hash of its id, which its author cannot predict. It decides both whether
+    a checked user's label is sampled and in which order an unproven user's labels are checked: by age, an attacker
+    could label old verdicts honestly and flip new ones without a flip ever being checked."""
     digest = hashlib.sha256(f"spot-check:{feedback_id}".encode()).digest()
-    return int.from_bytes(digest[:8], "big") / 2**64 < rate
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
+def is_spot_check_sample(feedback_id: int, rate: float) -> bool:
+    """Whether a label is drawn for a spot check (`spot_check_draw` below `rate`)."""
+    return rate > 0 and spot_check_draw(feedback_id) < rate
 
 
 def needs_check(feedback: Feedback, records: dict[int, LabellerRecord], rule: LabelRule) -> bool:

@@ -2,8 +2,9 @@
 
 1. **Disputed verdicts** first: verdicts whose untrusted labels wait for a check (`label_trust.needs_check`:
    their author is unproven, or the label is in the spot-check sample), no trusted label settled yet. The
-   labeller with the fewest checks comes first, so every user's record builds with the fewest answers; a
-   reviewer never checks their own label.
+   labeller with the fewest checks comes first, so every user's record builds with the fewest answers, and a
+   user's own labels come in an order they cannot predict (`label_trust.spot_check_draw`); a reviewer never
+   checks their own label.
 2. Then recent verdicts nobody labelled, least certain first (uncertainty sampling).
 
 The reviewer is shown the text and the model's verdict, never the users' labels: a check is blind.
@@ -23,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from bot.reviews import MIN_REVIEW_CHARS, is_review
-from bot.storage.label_trust import LabelRule, labeller_records, needs_check, record_of
+from bot.storage.label_trust import LabelRule, labeller_records, needs_check, record_of, spot_check_draw
 from bot.storage.models import Feedback, ReviewOutcome, ReviewView, Verdict, utcnow
 
 # The lowest-margin candidates considered for the next item; diversity picks among them.
@@ -78,11 +79,11 @@ async def disputed_verdicts(
         return []
     mine = {feedback.verdict_id for feedback, _ in rows if feedback.user_id == reviewer_id}
     records = await labeller_records(session, user_ids={feedback.user_id for feedback, _ in rows})
-    order: dict[int, tuple[int, int]] = {}
+    order: dict[int, tuple[int, float]] = {}
     for feedback, text in rows:
         if feedback.verdict_id in mine or not is_review(text) or not needs_check(feedback, records, rule):
             continue
-        key = (record_of(records, feedback.user_id).checks, feedback.verdict_id)
+        key = (record_of(records, feedback.user_id).checks, spot_check_draw(feedback.id))
         order[feedback.verdict_id] = min(order.get(feedback.verdict_id, key), key)
     return sorted(order, key=order.__getitem__)
 

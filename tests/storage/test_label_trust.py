@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import select
 from storage_helpers import insert_verdict
 
 from bot.storage import (
@@ -21,7 +22,8 @@ from bot.storage import (
     next_review_item,
     record_feedback,
 )
-from bot.storage.models import utcnow
+from bot.storage.label_trust import spot_check_draw
+from bot.storage.models import Feedback, utcnow
 
 NEGATIVE, POSITIVE = 0, 1
 REVIEWER = 500
@@ -195,3 +197,20 @@ async def test_a_sample_of_trusted_labellers_labels_keeps_being_checked(session_
         shown.append(item.verdict.id)
     assert len(shown) == queued and set(shown) <= {verdict.id for verdict in rows[3:]}
     assert len(await exported(session_factory, rule)) == 8  # sampled labels still count meanwhile
+
+
+async def test_an_unproven_users_labels_are_checked_in_an_order_they_cannot_predict(session_factory):
+    """Oldest first would let an attacker label old verdicts honestly and flip new ones unchecked."""
+    rows = await verdicts(session_factory, 20)
+    feedback_ids = {}
+    for verdict in rows:
+        await label(session_factory, verdict, 41, NEGATIVE)
+        async with session_factory() as session:
+            feedback_ids[verdict.id] = await session.scalar(
+                select(Feedback.id).where(Feedback.verdict_id == verdict.id, Feedback.user_id == 41)
+            )
+    shown = []
+    while (item := await next_item(session_factory)) is not None:
+        shown.append(item.verdict.id)
+    assert shown == sorted(feedback_ids, key=lambda verdict_id: spot_check_draw(feedback_ids[verdict_id]))
+    assert shown != sorted(shown)  # not by age
