@@ -17,7 +17,7 @@ from bot.storage.models import LIVE_RUN_STATUSES
 from bot.textclip import clip
 
 if TYPE_CHECKING:
-    from bot.retraining.service import RunReporter
+    from bot.retraining.reporting import RunReporter
 
 logger = logging.getLogger("bot.moderation")
 

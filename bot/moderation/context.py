@@ -11,7 +11,7 @@ from bot.storage import LabelRule, RunTrigger
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-    from bot.retraining.service import RunReporter
+    from bot.retraining.reporting import RunReporter
 
 
 class Retrainer(Protocol):

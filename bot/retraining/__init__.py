@@ -15,7 +15,7 @@ from typing import Any
 _EXPORTS = {
     "RetrainingService": "bot.retraining.service",
     "RunOutcome": "bot.retraining.service",
-    "RunReporter": "bot.retraining.service",
+    "RunReporter": "bot.retraining.reporting",
     "attach": "bot.retraining.wiring",
     "attach_retraining": "bot.retraining.wiring",
     "GateDecision": "bot.retraining.gate",

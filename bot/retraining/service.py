@@ -18,19 +18,16 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import json
 import logging
-import math
 import os
 import secrets
 import shutil
 import socket
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -41,7 +38,6 @@ from bot.retraining.dataset import (
     HUMAN_HOLDOUT_FILE,
     HUMAN_TRAIN_FILE,
     EvalSet,
-    HumanExample,
     HumanLabelSplit,
     base_train_config,
     calibration_texts,
@@ -52,8 +48,11 @@ from bot.retraining.dataset import (
     split_human_labels,
     write_human_labels_csv,
 )
-from bot.retraining.gate import GateDecision, Scores, decide
+from bot.retraining.gate import GateDecision
 from bot.retraining.process import TrainingProcessError, run_trainer_process, trainer_command
+from bot.retraining.reporting import ProgressThrottle, RunReporter
+from bot.retraining.scoring import holdout_counts, judge
+from bot.retraining.version_files import json_safe, read_id2label, write_metrics
 from bot.serving import load_serving_classifier, prepare_model_version, serving_tag
 from bot.settings import Settings
 from bot.storage import ActivationReason, RunNotOwnedError, RunStatus, RunTrigger
@@ -72,15 +71,6 @@ logger = logging.getLogger(__name__)
 AdminNotifier = Callable[[str, int | None], Awaitable[None]]
 # A run's last database writes are retried this often (with backoff) when the database is locked.
 FINAL_WRITE_ATTEMPTS = 5
-PREDICTIONS_DIR = "gate-predictions"  # in a version directory: its answers on each evaluation set
-
-
-class RunReporter(Protocol):
-    """Where a run's progress and result go (the Telegram layer edits one message; the CLI prints)."""
-
-    async def progress(self, run_id: int, text: str) -> None: ...
-
-    async def finished(self, run_id: int, text: str) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -104,7 +94,7 @@ class _Run:
     is to clean up."""
 
     id: int
-    progress: _ProgressReporter  # where its progress goes (the database row and the reporter)
+    progress: ProgressThrottle  # where its progress goes (the database row and the reporter)
     dir: Path
     seed: int = 0
     candidate_dir: Path | None = None  # set when training starts
@@ -319,7 +309,7 @@ class RetrainingService:
         early fails it (or, when another process took it over, stops it) and cleans up what it left."""
         run = _Run(
             id=run_id,
-            progress=_ProgressReporter(self, run_id, reporter, self._progress_interval),
+            progress=ProgressThrottle(self._update_progress, run_id, reporter, self._progress_interval),
             dir=(self.settings.runs_dir / f"run-{run_id}").resolve(),
         )
         heartbeat = asyncio.create_task(
@@ -437,7 +427,7 @@ class RetrainingService:
             calibration_texts=functools.partial(calibration_texts, self.settings),
         )
         decision = await asyncio.to_thread(
-            self._judge,
+            functools.partial(judge, settings=self.settings, load_active_classifier=self._active_classifier),
             candidate,
             data.active,
             data.served,
@@ -454,11 +444,11 @@ class RetrainingService:
             "seed": run.seed,
             "human_labels": {
                 "train": data.mix,
-                "holdout": _holdout_counts(data.split.holdout, data.id2label),
+                "holdout": holdout_counts(data.split.holdout, data.id2label),
             },
         }
         metrics = {**(candidate.metrics or {}), "gate": gate}
-        await asyncio.to_thread(_write_metrics, run.candidate_dir, metrics)
+        await asyncio.to_thread(write_metrics, run.candidate_dir, metrics)
         return _Judged(candidate, decision, gate, metrics)
 
     async def _promote_or_reject(self, run: _Run, data: _RunData, base: str, judged: _Judged) -> RunOutcome:
@@ -469,7 +459,7 @@ class RetrainingService:
         train_rows = (judged.candidate.metrics or {}).get("data", {}).get("train_size")
         async with self._session_factory() as session, session.begin():
             version = await storage.register_model_version(
-                session, path=str(run.candidate_dir), base_checkpoint=base, metrics=_json_safe(judged.metrics)
+                session, path=str(run.candidate_dir), base_checkpoint=base, metrics=json_safe(judged.metrics)
             )
             run.version_id = version_id = version.id
         checks = texts.gate_summary(gate)
@@ -502,7 +492,7 @@ class RetrainingService:
                 model_version_id=version_id,
                 example_count=train_rows,
                 correction_count=len(data.split.train) + len(data.split.holdout),
-                gate=_json_safe(gate),
+                gate=json_safe(gate),
                 owner=self.owner,
             )
 
@@ -517,72 +507,6 @@ class RetrainingService:
             model_version_id=version_id,
             decision=decision,
             gate=gate,
-        )
-
-    def _judge(
-        self,
-        candidate: Classifier,
-        active: Any,
-        served: list[Any],
-        eval_set: EvalSet,
-        holdout: list[HumanExample],
-        id2label: dict[int, str] | None,
-    ) -> GateDecision:
-        """Score the candidate, the active model and the reference the same way, then decide. Blocking."""
-        tag = serving_tag(self.settings)
-        candidate_base = _correct(
-            _base_predictions(candidate.path, eval_set, tag, lambda: candidate), eval_set.labels
-        )
-        if active is None:
-            return decide(
-                candidate=Scores(candidate_base),
-                active=None,
-                reference=None,
-                active_version=None,
-                reference_version=None,
-                tolerance_points=self.settings.promotion_tolerance,
-                confidence=self.settings.gate_confidence,
-                num_labels=len(candidate.id2label),
-            )
-        active_classifier: list[Classifier] = []
-
-        def load_active() -> Classifier:
-            if not active_classifier:
-                active_classifier.append(self._active_classifier(active))
-            return active_classifier[0]
-
-        active_base = _correct(_base_predictions(active.path, eval_set, tag, load_active), eval_set.labels)
-        reference_id, reference_base = active.id, active_base
-        for version in served:  # the drift guard's reference: the best version ever promoted, on this set
-            if version.id == active.id or version.pruned_at is not None:
-                continue
-            cached = _cached_base_predictions(version.path, eval_set, tag)
-            if cached is not None:
-                correct = _correct(cached, eval_set.labels)
-                if sum(correct) > sum(reference_base):
-                    reference_id, reference_base = version.id, correct
-        human_candidate: dict[str, list[bool]] = {}
-        human_active: dict[str, list[bool]] = {}
-        names = id2label or candidate.id2label
-        by_class: dict[str, list[HumanExample]] = {}
-        for example in holdout:
-            by_class.setdefault(names.get(example.label, str(example.label)), []).append(example)
-        for name, examples in by_class.items():
-            example_texts = [example.text for example in examples]
-            human_candidate[name] = [v.label_name == name for v in candidate.predict(example_texts)]
-            human_active[name] = [v.label_name == name for v in load_active().predict(example_texts)]
-        active_labels = _read_id2label(Path(active.path)) or candidate.id2label
-        labels_match = sorted(active_labels.items()) == sorted(candidate.id2label.items())
-        return decide(
-            candidate=Scores(candidate_base, human_candidate),
-            active=Scores(active_base, human_active),
-            reference=Scores(reference_base) if reference_id != active.id else None,
-            active_version=active.id,
-            reference_version=reference_id,
-            tolerance_points=self.settings.promotion_tolerance,
-            confidence=self.settings.gate_confidence,
-            labels_match=labels_match,
-            num_labels=len(candidate.id2label),
         )
 
     async def _beat(self, run_id: int, executor: asyncio.Task[Any] | None) -> None:
@@ -730,115 +654,4 @@ class RetrainingService:
             and self._serving.active.version_id == active.id
         ):
             return dict(self._serving.active.classifier.id2label)
-        return await asyncio.to_thread(_read_id2label, Path(active.path))
-
-
-class _ProgressReporter:
-    """Throttles progress: the database row and the reporter hear at most one update per interval."""
-
-    def __init__(
-        self, service: RetrainingService, run_id: int, reporter: RunReporter | None, interval: float
-    ):
-        self._service = service
-        self._run_id = run_id
-        self._reporter = reporter
-        self._interval = interval
-        self._last_sent = -math.inf
-
-    async def report(self, text: str, *, force: bool = False) -> None:
-        now = time.monotonic()
-        if not force and now - self._last_sent < self._interval:
-            return
-        self._last_sent = now
-        try:
-            await self._service._update_progress(self._run_id, text, self._reporter)
-        except Exception:  # progress is best effort; the run goes on
-            logger.exception("progress update for run %s failed", self._run_id)
-
-    async def on_event(self, event: dict[str, Any]) -> None:
-        text = texts.progress_text(event)
-        if text is not None:
-            await self.report(text, force=event.get("event") == "eval")
-
-
-# --- scoring ------------------------------------------------------------------------------------------
-
-
-def _predictions_file(version_path: str | Path, eval_set: EvalSet, tag: str) -> Path:
-    return Path(version_path) / PREDICTIONS_DIR / f"{eval_set.digest[:16]}-{tag}.json"
-
-
-def _cached_base_predictions(version_path: str | Path, eval_set: EvalSet, tag: str) -> list[str] | None:
-    """A version's stored answers on the evaluation set (label names), when it was scored on it before."""
-    try:
-        stored = json.loads(_predictions_file(version_path, eval_set, tag).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    predictions = stored.get("predictions") if isinstance(stored, dict) else None
-    if not isinstance(predictions, list) or len(predictions) != eval_set.size:
-        return None
-    return [str(label) for label in predictions]
-
-
-def _base_predictions(
-    version_path: str | Path, eval_set: EvalSet, tag: str, classifier: Callable[[], Classifier]
-) -> list[str]:
-    """A version's answers on the evaluation set, computed once and kept in its directory: each version is
-    scored on a given set once, and later gates compare against it (the drift guard's reference) for free."""
-    cached = _cached_base_predictions(version_path, eval_set, tag)
-    if cached is not None:
-        return cached
-    predictions = [verdict.label_name for verdict in classifier().predict(eval_set.texts)]
-    path = _predictions_file(version_path, eval_set, tag)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_suffix(".partial")
-        partial.write_text(
-            json.dumps(
-                {"eval_set": eval_set.identity, "serving": tag, "predictions": predictions},
-                ensure_ascii=False,
-            ),
-            encoding="utf-8",
-        )
-        partial.replace(path)
-    except OSError as error:  # a read-only model folder: the gate still works, only without the cache
-        logger.warning("could not store gate predictions in %s: %s", path.parent, error)
-    return predictions
-
-
-def _correct(predictions: list[str], labels: list[str]) -> list[bool]:
-    return [predicted == label for predicted, label in zip(predictions, labels, strict=True)]
-
-
-def _holdout_counts(holdout: list[HumanExample], id2label: dict[int, str] | None) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for example in holdout:
-        name = (id2label or {}).get(example.label, str(example.label))
-        counts[name] = counts.get(name, 0) + 1
-    return dict(sorted(counts.items()))
-
-
-def _write_metrics(version_dir: Path, metrics: dict[str, Any]) -> None:
-    """metrics.json with the gate's full record added (atomically replaced)."""
-    partial = version_dir / "metrics.json.partial"
-    partial.write_text(json.dumps(_json_safe(metrics), ensure_ascii=False, indent=2), encoding="utf-8")
-    partial.replace(version_dir / "metrics.json")
-
-
-def _read_id2label(path: Path) -> dict[int, str] | None:
-    try:
-        config = json.loads((path / "config.json").read_text(encoding="utf-8"))
-        return {int(key): str(value) for key, value in config["id2label"].items()}
-    except (OSError, ValueError, KeyError):
-        return None
-
-
-def _json_safe(value: Any) -> Any:
-    """NaN/inf are not JSON; store them as None."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {key: _json_safe(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_safe(item) for item in value]
-    return value
+        return await asyncio.to_thread(read_id2label, Path(active.path))

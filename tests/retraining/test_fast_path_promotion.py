@@ -20,7 +20,8 @@ from retraining_helpers import RecordingReporter
 
 from bot import versions
 from bot.retraining.dataset import gate_eval_set
-from bot.retraining.service import PREDICTIONS_DIR, RetrainingService
+from bot.retraining.scoring import PREDICTIONS_DIR
+from bot.retraining.service import RetrainingService
 from bot.serving import ServingModel, load_serving_classifier, serving_tag
 from bot.settings import Settings
 from bot.storage import RunStatus, RunTrigger, add_verdict, get_active_model_version, record_feedback
