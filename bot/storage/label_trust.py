@@ -116,11 +116,12 @@ async def labeller_records(
     Only verdicts with a trusted label are read, and reviewers' capacity bounds how many there are."""
     checked = select(Feedback.verdict_id).where(Feedback.trusted.is_(True), Feedback.voided_at.is_(None))
     query = select(Feedback).where(Feedback.voided_at.is_(None), Feedback.verdict_id.in_(checked))
-    rows = list(await session.scalars(query))
-    if user_ids is not None:
-        wanted = set(user_ids)
-        rows = [row for row in rows if row.trusted or row.user_id in wanted]
-    return records_from(rows)
+    if user_ids is not None:  # only the verdicts these users labelled (one button press asks about one user)
+        theirs = select(Feedback.verdict_id).where(Feedback.user_id.in_(list(user_ids)))
+        query = query.where(
+            Feedback.verdict_id.in_(theirs), Feedback.trusted.is_(True) | Feedback.user_id.in_(list(user_ids))
+        )
+    return records_from(await session.scalars(query))
 
 
 def record_of(records: dict[int, LabellerRecord], user_id: int) -> LabellerRecord:
