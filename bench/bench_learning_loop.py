@@ -123,6 +123,7 @@ SETTINGS_REPORTED = (
     "spot_check_rate",
     "trust_feedback",
     "correction_weight",
+    "correction_balance",
     "correction_holdout_fraction",
     "retrain_from",
     "retrain_epochs",
@@ -144,6 +145,7 @@ def ensure_quickstart_model(path: Path, shared_dir: Path) -> Path:
     """The model `make run` trains first (same recipe), trained here when missing."""
     if (path / "config.json").is_file():
         return path
+    from bot.quickstart import FIRST_MODEL_RECIPE
     from trainer import TrainConfig, train
 
     logger.info("training the quick-start model into %s", path)
@@ -152,10 +154,7 @@ def ensure_quickstart_model(path: Path, shared_dir: Path) -> Path:
             output=path,
             base=str(shared_dir / "models" / "multilingual-e5-small-ko"),
             korpora_root=shared_dir / "korpora",
-            train_size=2000,
-            eval_size=500,
-            epochs=1,
-            max_length=128,
+            **FIRST_MODEL_RECIPE,
         )
     )
     return path

@@ -72,6 +72,7 @@ MAX_COST_POINTS = 0.3
 # --- models -----------------------------------------------------------------------------------------
 def quickstart_e5(shared_dir: Path, output: Path, seed: int) -> Path:
     """What `make run` trains: e5, 2,000 NSMC train reviews, 1 epoch, max length 128 (bot/quickstart.py)."""
+    from bot.quickstart import FIRST_MODEL_RECIPE
     from trainer import TrainConfig, train
 
     train(
@@ -79,11 +80,8 @@ def quickstart_e5(shared_dir: Path, output: Path, seed: int) -> Path:
             output=output,
             base=str(e5_dir(shared_dir)),
             korpora_root=shared_dir / "korpora",
-            train_size=2000,
-            eval_size=500,
-            epochs=1,
-            max_length=128,
             seed=seed,
+            **FIRST_MODEL_RECIPE,
         )
     )
     return output

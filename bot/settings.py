@@ -62,6 +62,9 @@ class Settings(BaseSettings):
     # Human labels are oversampled: this many rows each on average, split evenly between the classes so they
     # teach the distinction without shifting the class balance (one class's rows at most 4x the average).
     correction_weight: int = Field(4, ge=1)
+    # "classes": the rows split evenly between the classes, as above; "none": every label gets CORRECTION_WEIGHT
+    # rows, so the labels' own class mix reaches the trainer (measured in bench/bench_learning_loop.py).
+    correction_balance: Literal["classes", "none"] = "classes"
     correction_holdout_fraction: float = Field(0.2, ge=0.0, lt=1.0)  # human labels held out for the gate
     # The gate: accuracy points a candidate may lose against the active and the reference version on the
     # fixed evaluation set before the loss counts (it must also be significant, see docs/learning-loop.md).
@@ -70,6 +73,9 @@ class Settings(BaseSettings):
     # difference at about +-0.5 points, so the tolerance is resolved (5,000 gave +-1 point).
     gate_eval_size: int = Field(20000, ge=100)
     gate_confidence: float = Field(0.95, gt=0.5, lt=1.0)  # of the gate's intervals and tests
+    # Points of expected calibration error a candidate may lose against the active model (a significant loss
+    # beyond this rejects it): moderation thresholds read probabilities.
+    calibration_tolerance: float = Field(1.0, ge=0.0)
     runs_dir: Path = Path("runs")
     run_heartbeat_seconds: float = Field(5.0, gt=0)  # a running run's owner writes a heartbeat this often
     run_stale_seconds: float = Field(90.0, gt=0)  # ... and a run without one for this long is abandoned

@@ -10,7 +10,7 @@ import signal
 import sys
 from pathlib import Path
 
-from trainer.config import DEFAULT_BASE, TrainConfig, TrainingError
+from trainer.config import DEFAULT_BASE, TASKS, TrainConfig, TrainingError
 
 logger = logging.getLogger(__name__)
 
@@ -29,6 +29,13 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
         "folder such as ../shared/models/multilingual-e5-small-ko)",
     )
     data = parser.add_argument_group("data")
+    data.add_argument(
+        "--task",
+        choices=TASKS,
+        default=defaults.task,
+        help="what the model judges, and its built-in data without --data: NSMC for sentiment, BEEP! train "
+        "for toxicity (its dev split is never used, so it stays a fair test) (default %(default)s)",
+    )
     data.add_argument(
         "--korpora-root",
         type=Path,
@@ -150,6 +157,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     return TrainConfig(
         output=args.output,
         base=args.base,
+        task=args.task,
         korpora_root=args.korpora_root,
         data=args.data,
         text_col=args.text_col,

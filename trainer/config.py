@@ -12,6 +12,9 @@ SCRATCH_BASE = "scratch"
 PRETRAINED_LEARNING_RATE = 5e-5
 SCRATCH_LEARNING_RATE = 1e-3
 SCRATCH_DEFAULT_MAX_LENGTH = 128
+# What a model judges. Without --data each task trains on its own built-in corpus: NSMC for sentiment (부정/긍정),
+# BEEP! for toxicity (정상/공격적/혐오; trainer/toxicity.py). Label names are unique across tasks.
+TASKS = ("sentiment", "toxicity")
 
 
 class TrainingError(Exception):
@@ -23,7 +26,8 @@ class TrainConfig:
     output: Path
     base: str = DEFAULT_BASE  # hub name, local checkpoint folder, or "scratch"
 
-    # Data: NSMC through Korpora unless `data` names a CSV/TSV file.
+    # Data: the task's built-in corpus (under korpora_root) unless `data` names a CSV/TSV file.
+    task: Literal["sentiment", "toxicity"] = "sentiment"
     korpora_root: Path | None = None
     data: Path | None = None
     text_col: str = "text"

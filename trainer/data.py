@@ -283,6 +283,20 @@ def load_training_data(config: TrainConfig) -> TrainingData:
         eval_source = str(config.eval_data)
         if eval_frame is not None:
             eval_frame["label_id"] = encode_labels(eval_frame["label"], id2label, source=config.eval_data)
+    elif config.task == "toxicity":
+        if config.eval_data is not None:
+            raise TrainingError(
+                "--eval-data needs --data (toxicity holds its evaluation rows out of BEEP! train)"
+            )
+        from trainer.toxicity import TOXICITY_ID2LABEL, load_beep
+
+        from Korpora.utils import default_korpora_path
+
+        beep = load_beep(config.korpora_root or Path(default_korpora_path), "train")
+        id2label = dict(TOXICITY_ID2LABEL)
+        train_frame = pd.DataFrame({"text": beep.texts, "label_id": beep.labels})
+        eval_frame = None  # held out of train below; BEEP! dev stays unseen for scoring
+        train_source = eval_source = "BEEP! train"
     else:
         if config.eval_data is not None:
             raise TrainingError("--eval-data needs --data (NSMC brings its own test split)")

@@ -33,6 +33,7 @@ from trainer.config import SCRATCH_DEFAULT_MAX_LENGTH, TrainConfig, TrainingErro
 from trainer.data import LabelledTexts, TrainingData, load_training_data
 from trainer.report import classification_metrics, epoch_history, plot_training_curves
 from trainer.scratch import build_scratch_model, build_scratch_tokenizer
+from trainer.temperature import bake_temperature, calibration_summary, fit_temperature
 
 logger = logging.getLogger(__name__)
 
@@ -259,6 +260,22 @@ def _train(config: TrainConfig, *, started: float, json_stream) -> dict:
         if not math.isfinite(prediction.metrics["eval_loss"]):
             raise TrainingError(f"Evaluation loss is {prediction.metrics['eval_loss']}; the model diverged")
 
+        # Held-out logits -> one temperature, baked into the head before saving (trainer/temperature.py).
+        eval_logits = np.asarray(prediction.predictions, dtype=np.float64)
+        eval_labels = np.asarray(prediction.label_ids, dtype=np.int64)
+        temperature = fit_temperature(eval_logits, eval_labels)
+        calibration = calibration_summary(eval_logits, eval_labels, temperature)
+        bake_temperature(trainer.model, temperature)
+        logger.info(
+            "Temperature %.3f fitted on %d held-out examples: ECE %.4f -> %.4f, NLL %.4f -> %.4f",
+            temperature,
+            calibration["fitted_on"],
+            calibration["ece_before"],
+            calibration["ece_after"],
+            calibration["nll_before"],
+            calibration["nll_after"],
+        )
+
         history = epoch_history(trainer.state.log_history)
         final = classification_metrics(
             np.argmax(prediction.predictions, axis=-1), prediction.label_ids, num_labels
@@ -270,7 +287,8 @@ def _train(config: TrainConfig, *, started: float, json_stream) -> dict:
         metrics = {
             "accuracy": final["accuracy"],
             "macro_f1": final["macro_f1"],
-            "loss": float(prediction.metrics["eval_loss"]),
+            "loss": float(prediction.metrics["eval_loss"]),  # before the temperature
+            "calibration": calibration,
             "confusion_matrix": final["confusion_matrix"],
             "labels": [data.id2label[label_id] for label_id in range(num_labels)],
             "history": history,
@@ -283,7 +301,10 @@ def _train(config: TrainConfig, *, started: float, json_stream) -> dict:
                 "extra_oversampled": sum(mix["rows"] for mix in data.extra_class_mix.values()),
                 "extra_class_mix": data.extra_class_mix,
                 "excluded": data.excluded,
-                "source": str(config.data) if config.data else "nsmc",
+                "source": str(config.data)
+                if config.data
+                else {"sentiment": "nsmc", "toxicity": "beep"}[config.task],
+                "task": config.task,
             },
             "base_checkpoint": config.base,
             "max_length": max_length,

@@ -119,6 +119,16 @@ def class_balanced_weights(labels: Sequence[int], *, average_weight: int) -> lis
     return weights
 
 
+def human_label_weights(labels: Sequence[int], *, average_weight: int, balance: str) -> list[int]:
+    """Rows per human label as `CORRECTION_BALANCE` says: "classes" splits them evenly between the classes
+    (`class_balanced_weights`); "none" gives every label `average_weight` rows, keeping the labels' class mix."""
+    if balance == "classes":
+        return class_balanced_weights(labels, average_weight=average_weight)
+    if balance == "none":
+        return [average_weight] * len(labels)
+    raise ValueError(f"unknown balance {balance!r}; choose classes or none")
+
+
 def class_mix(
     examples: Sequence[HumanExample], weights: Sequence[int], id2label: dict[int, str] | None
 ) -> dict[str, dict[str, int | float]]:

@@ -16,6 +16,10 @@ Checks (each shown with its interval):
 3. **Human labels, per class**: on the held-out slice of human labels (corrections and confirmations), the
    candidate must not be significantly worse than the active model on either class. A shortcut such as
    "this phrase -> positive" shows up here as a loss on the other class.
+4. **Calibration, against the active model**: on the fixed evaluation set, the candidate's expected calibration
+   error (15 bins, `classifier.calibration`) must not be worse than the active model's by more than
+   `CALIBRATION_TOLERANCE` points where a paired bootstrap interval of the difference lies wholly above zero.
+   Thresholds (group moderation) read probabilities, so a promotion must not make them mean less.
 """
 
 from __future__ import annotations
@@ -26,6 +30,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
+
+from classifier.calibration import paired_ece_difference
 
 
 @dataclass(frozen=True)
@@ -88,10 +94,22 @@ def compare(
 
 
 @dataclass(frozen=True)
+class CalibrationComparison:
+    """Candidate vs another model's expected calibration error on the same examples (fractions)."""
+
+    n: int
+    candidate_ece: float
+    other_ece: float
+    difference: float  # candidate - other: above zero is worse
+    low: float  # paired bootstrap interval of the difference
+    high: float
+
+
+@dataclass(frozen=True)
 class Check:
-    name: str  # "base_vs_active", "base_vs_reference", "human_<label>"
+    name: str  # "base_vs_active", "base_vs_reference", "human_<label>", "calibration_vs_active"
     passed: bool
-    comparison: Comparison | None
+    comparison: Comparison | CalibrationComparison | None
     rule: str  # why it passed or failed, in words
     other_version: int | None = None
 
@@ -130,6 +148,7 @@ class Scores:
 
     base: Sequence[bool]  # on the fixed evaluation set
     human: dict[str, Sequence[bool]] = field(default_factory=dict)  # label name -> on held-out human labels
+    base_confidence: Sequence[float] | None = None  # each base verdict's confidence (None: not known)
 
 
 def decide(
@@ -141,6 +160,7 @@ def decide(
     reference_version: int | None,
     tolerance_points: float,
     confidence: float,
+    calibration_tolerance_points: float = 1.0,
     labels_match: bool = True,
     num_labels: int = 2,
 ) -> GateDecision:
@@ -184,6 +204,12 @@ def decide(
                 active_version,
             )
         )
+    if candidate.base_confidence is not None and active.base_confidence is not None:
+        checks.append(
+            _calibration_check(
+                candidate, active, calibration_tolerance_points / 100.0, confidence, active_version
+            )
+        )
     failed = [check for check in checks if not check.passed]
     reason = (
         "all checks passed" if not failed else "; ".join(f"{check.name}: {check.rule}" for check in failed)
@@ -211,6 +237,36 @@ def _base_check(
     else:
         rule = "within the tolerance"
     return Check(name, not failed, comparison, rule, other_version)
+
+
+def _calibration_check(
+    candidate: Scores, active: Scores, tolerance: float, confidence: float, active_version: int | None
+) -> Check:
+    from classifier.calibration import expected_calibration_error
+
+    difference, low, high = paired_ece_difference(
+        (candidate.base_confidence, candidate.base),  # type: ignore[arg-type]
+        (active.base_confidence, active.base),  # type: ignore[arg-type]
+        confidence=confidence,
+    )
+    comparison = CalibrationComparison(
+        n=len(candidate.base),
+        candidate_ece=expected_calibration_error(candidate.base_confidence, candidate.base),  # type: ignore[arg-type]
+        other_ece=expected_calibration_error(active.base_confidence, active.base),  # type: ignore[arg-type]
+        difference=difference,
+        low=low,
+        high=high,
+    )
+    significantly_worse = low > 0
+    beyond_tolerance = difference > tolerance + 1e-12
+    failed = significantly_worse and beyond_tolerance
+    if failed:
+        rule = f"significantly worse calibrated and beyond the tolerance ({tolerance * 100:g} points)"
+    elif significantly_worse:
+        rule = f"significantly worse calibrated, but within the tolerance ({tolerance * 100:g} points)"
+    else:
+        rule = "calibration not significantly worse"
+    return Check("calibration_vs_active", not failed, comparison, rule, active_version)
 
 
 def _finite_or_none(value: Any) -> Any:

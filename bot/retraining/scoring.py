@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -41,18 +42,18 @@ def judge(
     """Score the candidate, the active model (`load_active_classifier(active)`, loaded only when needed) and the
     reference the same way, then decide. Blocking."""
     tag = serving_tag(settings)
-    candidate_base = _correct(
-        _base_predictions(candidate.path, eval_set, tag, lambda: candidate), eval_set.labels
-    )
+    candidate_answers = _base_predictions(candidate.path, eval_set, tag, lambda: candidate)
+    candidate_base = _correct(candidate_answers.labels, eval_set.labels)
     if active is None:
         return decide(
-            candidate=Scores(candidate_base),
+            candidate=Scores(candidate_base, base_confidence=candidate_answers.confidences),
             active=None,
             reference=None,
             active_version=None,
             reference_version=None,
             tolerance_points=settings.promotion_tolerance,
             confidence=settings.gate_confidence,
+            calibration_tolerance_points=settings.calibration_tolerance,
             num_labels=len(candidate.id2label),
         )
     active_classifier: list[Classifier] = []
@@ -62,14 +63,15 @@ def judge(
             active_classifier.append(load_active_classifier(active))
         return active_classifier[0]
 
-    active_base = _correct(_base_predictions(active.path, eval_set, tag, load_active), eval_set.labels)
+    active_answers = _base_predictions(active.path, eval_set, tag, load_active)
+    active_base = _correct(active_answers.labels, eval_set.labels)
     reference_id, reference_base = active.id, active_base
     for version in served:  # the drift guard's reference: the best version ever promoted, on this set
         if version.id == active.id or version.pruned_at is not None:
             continue
         cached = _cached_base_predictions(version.path, eval_set, tag)
         if cached is not None:
-            correct = _correct(cached, eval_set.labels)
+            correct = _correct(cached.labels, eval_set.labels)
             if sum(correct) > sum(reference_base):
                 reference_id, reference_base = version.id, correct
     human_candidate: dict[str, list[bool]] = {}
@@ -85,13 +87,14 @@ def judge(
     active_labels = read_id2label(Path(active.path)) or candidate.id2label
     labels_match = sorted(active_labels.items()) == sorted(candidate.id2label.items())
     return decide(
-        candidate=Scores(candidate_base, human_candidate),
-        active=Scores(active_base, human_active),
+        candidate=Scores(candidate_base, human_candidate, candidate_answers.confidences),
+        active=Scores(active_base, human_active, active_answers.confidences),
         reference=Scores(reference_base) if reference_id != active.id else None,
         active_version=active.id,
         reference_version=reference_id,
         tolerance_points=settings.promotion_tolerance,
         confidence=settings.gate_confidence,
+        calibration_tolerance_points=settings.calibration_tolerance,
         labels_match=labels_match,
         num_labels=len(candidate.id2label),
     )
@@ -101,34 +104,58 @@ def _predictions_file(version_path: str | Path, eval_set: EvalSet, tag: str) -> 
     return Path(version_path) / PREDICTIONS_DIR / f"{eval_set.digest[:16]}-{tag}.json"
 
 
-def _cached_base_predictions(version_path: str | Path, eval_set: EvalSet, tag: str) -> list[str] | None:
-    """A version's stored answers on the evaluation set (label names), when it was scored on it before."""
+@dataclass(frozen=True)
+class BaseAnswers:
+    """A version's verdicts on the evaluation set: label names and their confidences, in the set's order."""
+
+    labels: list[str]
+    confidences: list[float]
+
+
+def _cached_base_predictions(version_path: str | Path, eval_set: EvalSet, tag: str) -> BaseAnswers | None:
+    """A version's stored answers on the evaluation set, when it was scored on it before."""
     try:
         stored = json.loads(_predictions_file(version_path, eval_set, tag).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    predictions = stored.get("predictions") if isinstance(stored, dict) else None
-    if not isinstance(predictions, list) or len(predictions) != eval_set.size:
+    if not isinstance(stored, dict):
         return None
-    return [str(label) for label in predictions]
+    predictions, confidences = stored.get("predictions"), stored.get("confidences")
+    # Files written before confidences were kept count as missing: the version is scored again, once.
+    if not isinstance(predictions, list) or not isinstance(confidences, list):
+        return None
+    if not len(predictions) == len(confidences) == eval_set.size:
+        return None
+    try:
+        return BaseAnswers([str(label) for label in predictions], [float(value) for value in confidences])
+    except (TypeError, ValueError):
+        return None
 
 
 def _base_predictions(
     version_path: str | Path, eval_set: EvalSet, tag: str, classifier: Callable[[], Classifier]
-) -> list[str]:
+) -> BaseAnswers:
     """A version's answers on the evaluation set, computed once and kept in its directory: each version is
     scored on a given set once, and later gates compare against it (the drift guard's reference) for free."""
     cached = _cached_base_predictions(version_path, eval_set, tag)
     if cached is not None:
         return cached
-    predictions = [verdict.label_name for verdict in classifier().predict(eval_set.texts)]
+    verdicts = classifier().predict(eval_set.texts)
+    answers = BaseAnswers(
+        [verdict.label_name for verdict in verdicts], [verdict.confidence for verdict in verdicts]
+    )
     path = _predictions_file(version_path, eval_set, tag)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         partial = path.with_suffix(".partial")
         partial.write_text(
             json.dumps(
-                {"eval_set": eval_set.identity, "serving": tag, "predictions": predictions},
+                {
+                    "eval_set": eval_set.identity,
+                    "serving": tag,
+                    "predictions": answers.labels,
+                    "confidences": answers.confidences,
+                },
                 ensure_ascii=False,
             ),
             encoding="utf-8",
@@ -136,7 +163,7 @@ def _base_predictions(
         partial.replace(path)
     except OSError as error:  # a read-only model folder: the gate still works, only without the cache
         logger.warning("could not store gate predictions in %s: %s", path.parent, error)
-    return predictions
+    return answers
 
 
 def _correct(predictions: list[str], labels: list[str]) -> list[bool]:

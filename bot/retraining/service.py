@@ -41,10 +41,10 @@ from bot.retraining.dataset import (
     HumanLabelSplit,
     base_train_config,
     calibration_texts,
-    class_balanced_weights,
     class_mix,
     gate_eval_set,
     human_label_rule,
+    human_label_weights,
     split_human_labels,
     write_human_labels_csv,
 )
@@ -369,8 +369,10 @@ class RetrainingService:
             served = await storage.served_versions(session)
         id2label = await self._active_labels(active)
         split = split_human_labels(labels, holdout_fraction=self.settings.correction_holdout_fraction)
-        weights = class_balanced_weights(
-            [example.label for example in split.train], average_weight=self.settings.correction_weight
+        weights = human_label_weights(
+            [example.label for example in split.train],
+            average_weight=self.settings.correction_weight,
+            balance=self.settings.correction_balance,
         )
         mix = class_mix(split.train, weights, id2label)
         logger.info("run %s: human labels %s", run.id, texts.label_mix_text(mix))

@@ -53,11 +53,13 @@ CHECK_NAMES = {
     "base_above_chance": "기본 평가 (현재 모델 없음)",
 }
 HUMAN_CHECK = "사람 라벨 보류분 '{label}', 현재 모델 v{other} 대비"
+CALIBRATION_CHECK = "확률 보정(ECE, 낮을수록 좋음), 현재 모델 v{other} 대비"
 RULES = {
     "within the tolerance": "허용 범위 안",
     "the loss exceeds the tolerance, but is not significant (noise)": "허용치보다 떨어졌지만 유의하지 않음 (잡음)",
     "not significantly worse on this class": "유의하게 나빠지지 않음",
     "significantly worse on this class": "유의하게 나빠짐",
+    "calibration not significantly worse": "유의하게 나빠지지 않음",
 }
 
 
@@ -68,6 +70,10 @@ def _rule_text(rule: str) -> str:
         return "유의하게 나빠졌고 하락 폭이 허용치를 넘음"
     if rule.startswith("significantly worse, but within"):
         return "유의하게 나빠졌지만 허용 범위 안"
+    if rule.startswith("significantly worse calibrated and beyond"):
+        return "확률이 유의하게 덜 믿을 만해졌고 허용치를 넘음"
+    if rule.startswith("significantly worse calibrated, but within"):
+        return "확률이 유의하게 덜 믿을 만해졌지만 허용 범위 안"
     return rule
 
 
@@ -92,6 +98,14 @@ def gate_summary(gate: dict[str, Any]) -> str:
         else:
             title = CHECK_NAMES.get(name, name).format(other=check.get("other_version"))
         mark = "✔" if check.get("passed") else "✘"
+        if name == "calibration_vs_active" and check.get("candidate_ece") is not None:
+            lines.append(
+                f"{mark} {CALIBRATION_CHECK.format(other=check.get('other_version'))}: "
+                f"{_pct(check.get('other_ece'))} → {_pct(check.get('candidate_ece'))} "
+                f"({_points(check.get('difference'))}, {level} 구간 {_points(check.get('low'))}"
+                f"~{_points(check.get('high'))}, n={check.get('n')}) {_rule_text(check.get('rule', ''))}"
+            )
+            continue
         if check.get("n") is None:
             lines.append(f"{mark} {title}: {_rule_text(check.get('rule', ''))}")
             continue

@@ -17,6 +17,7 @@ from bot.retraining.dataset import (
     class_mix,
     gate_eval_set,
     human_label_rule,
+    human_label_weights,
     is_held_out,
     split_human_labels,
     write_human_labels_csv,
@@ -104,6 +105,16 @@ def test_a_class_with_very_few_labels_is_boosted_at_most_to_the_cap():
     weights = class_balanced_weights(labels, average_weight=4)
     assert set(weights[300:]) == {4 * MAX_CLASS_BOOST}  # 48 rows: the cap
     assert set(weights[:300]) == {1}  # the majority comes down as far as it can (each example once)
+
+
+def test_correction_balance_none_keeps_the_labels_class_mix():
+    labels = [1] * 30 + [0] * 10
+    assert human_label_weights(labels, average_weight=4, balance="none") == [4] * 40
+    balanced = human_label_weights(labels, average_weight=4, balance="classes")
+    assert balanced == class_balanced_weights(labels, average_weight=4)
+    assert sum(balanced[:30]) == sum(balanced[30:]) == 80  # 160 rows, half each
+    with pytest.raises(ValueError, match="classes or none"):
+        human_label_weights(labels, average_weight=4, balance="even")
 
 
 def test_human_labels_csv_carries_names_and_weights_and_the_trainer_balances_them(tmp_path, korpora_root):
