@@ -109,7 +109,7 @@ class BaseAnswers:
     """A version's verdicts on the evaluation set: label names and their confidences, in the set's order."""
 
     labels: list[str]
-    confidences: list[float]
+    confidences: list[float] | None  # None: stored before confidences were kept
 
 
 def _cached_base_predictions(version_path: str | Path, eval_set: EvalSet, tag: str) -> BaseAnswers | None:
@@ -121,13 +121,15 @@ def _cached_base_predictions(version_path: str | Path, eval_set: EvalSet, tag: s
     if not isinstance(stored, dict):
         return None
     predictions, confidences = stored.get("predictions"), stored.get("confidences")
-    # Files written before confidences were kept count as missing: the version is scored again, once.
-    if not isinstance(predictions, list) or not isinstance(confidences, list):
+    if not isinstance(predictions, list) or len(predictions) != eval_set.size:
         return None
-    if not len(predictions) == len(confidences) == eval_set.size:
-        return None
+    if not isinstance(confidences, list) or len(confidences) != eval_set.size:
+        confidences = None
     try:
-        return BaseAnswers([str(label) for label in predictions], [float(value) for value in confidences])
+        return BaseAnswers(
+            [str(label) for label in predictions],
+            None if confidences is None else [float(value) for value in confidences],
+        )
     except (TypeError, ValueError):
         return None
 
@@ -138,7 +140,9 @@ def _base_predictions(
     """A version's answers on the evaluation set, computed once and kept in its directory: each version is
     scored on a given set once, and later gates compare against it (the drift guard's reference) for free."""
     cached = _cached_base_predictions(version_path, eval_set, tag)
-    if cached is not None:
+    # A file from before confidences were kept serves the drift guard, but the calibration check needs them:
+    # the version is scored again, once.
+    if cached is not None and cached.confidences is not None:
         return cached
     verdicts = classifier().predict(eval_set.texts)
     answers = BaseAnswers(
