@@ -63,7 +63,7 @@ class Settings(BaseSettings):
     # teach the distinction without shifting the class balance (one class's rows at most 4x the average).
     correction_weight: int = Field(4, ge=1)
     # "classes": the rows split evenly between the classes, as above; "none": every label gets CORRECTION_WEIGHT
-    # rows, so the labels' own class mix reaches the trainer (measured in bench/bench_learning_loop.py).
+    # rows, so the labels' own class mix reaches the trainer; one-sided labels then teach shortcuts (an ablation).
     correction_balance: Literal["classes", "none"] = "classes"
     correction_holdout_fraction: float = Field(0.2, ge=0.0, lt=1.0)  # human labels held out for the gate
     # The gate: accuracy points a candidate may lose against the active and the reference version on the
