@@ -83,3 +83,19 @@ def test_bootstrap_interval_brackets_the_value_and_narrows_with_more_data():
     for result in (small, large):
         assert result["low"] <= result["value"] <= result["high"]
     assert large["high"] - large["low"] < (small["high"] - small["low"]) / 3
+
+
+def test_paired_difference_is_zero_for_the_same_answers_and_sees_a_better_model():
+    from bench.bench_toxicity import paired_difference
+
+    rng = np.random.default_rng(5)
+    truth = rng.integers(0, 3, 1000)
+    noisy = np.where(rng.uniform(size=1000) < 0.6, truth, rng.integers(0, 3, 1000))
+    better = np.where(rng.uniform(size=1000) < 0.9, truth, noisy)
+
+    def macro(t: np.ndarray, p: np.ndarray) -> float:
+        return float(f1_scores(t, p, 3).mean())
+
+    assert paired_difference(macro, truth, noisy, noisy) == {"value": 0.0, "low": 0.0, "high": 0.0}
+    gain = paired_difference(macro, truth, better, noisy)
+    assert gain["low"] > 0 and gain["low"] <= gain["value"] <= gain["high"]
