@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from classifier.calibration import paired_ece_difference
+from classifier.calibration import expected_calibration_error, paired_ece_difference
 
 
 @dataclass(frozen=True)
@@ -242,8 +242,6 @@ def _base_check(
 def _calibration_check(
     candidate: Scores, active: Scores, tolerance: float, confidence: float, active_version: int | None
 ) -> Check:
-    from classifier.calibration import expected_calibration_error
-
     difference, low, high = paired_ece_difference(
         (candidate.base_confidence, candidate.base),  # type: ignore[arg-type]
         (active.base_confidence, active.base),  # type: ignore[arg-type]
