@@ -10,7 +10,7 @@ import signal
 import sys
 from pathlib import Path
 
-from trainer.config import DEFAULT_BASE, TASKS, TrainConfig, TrainingError
+from trainer.config import DEFAULT_BASES, TrainConfig, TrainingError
 
 logger = logging.getLogger(__name__)
 
@@ -24,14 +24,15 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--base",
-        default=DEFAULT_BASE,
-        help=f"hub name, local checkpoint folder, or 'scratch' (default {DEFAULT_BASE}; offline use a local "
-        "folder such as ../shared/models/multilingual-e5-small-ko)",
+        default="",
+        help="hub name, local checkpoint folder, or 'scratch' (default per task: "
+        + ", ".join(f"{task} {base}" for task, base in DEFAULT_BASES.items())
+        + "; offline use a local folder such as ../shared/models/multilingual-e5-small-ko)",
     )
     data = parser.add_argument_group("data")
     data.add_argument(
         "--task",
-        choices=TASKS,
+        choices=tuple(DEFAULT_BASES),
         default=defaults.task,
         help="what the model judges, and its built-in data without --data: NSMC for sentiment, BEEP! train "
         "for toxicity (its dev split is never used, so it stays a fair test) (default %(default)s)",

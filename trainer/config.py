@@ -7,14 +7,14 @@ from pathlib import Path
 from typing import Literal
 
 DEFAULT_BASE = "kykim/bert-kor-base"
+# Each task's default base checkpoint on the model hub: toxicity starts from an encoder pretrained on Korean
+# online comments, its domain. Offline, pass a local folder (e.g. ../shared/models/multilingual-e5-small-ko).
+DEFAULT_BASES = {"sentiment": DEFAULT_BASE, "toxicity": "beomi/KcELECTRA-base-v2022"}
 SCRATCH_BASE = "scratch"
 # A pretrained encoder wants small steps; a randomly initialised tiny BERT learns nothing useful at 5e-5.
 PRETRAINED_LEARNING_RATE = 5e-5
 SCRATCH_LEARNING_RATE = 1e-3
 SCRATCH_DEFAULT_MAX_LENGTH = 128
-# What a model judges. Without --data each task trains on its own built-in corpus: NSMC for sentiment (부정/긍정),
-# BEEP! for toxicity (정상/공격적/혐오; trainer/toxicity.py). Label names are unique across tasks.
-TASKS = ("sentiment", "toxicity")
 
 
 class TrainingError(Exception):
@@ -24,9 +24,11 @@ class TrainingError(Exception):
 @dataclass
 class TrainConfig:
     output: Path
-    base: str = DEFAULT_BASE  # hub name, local checkpoint folder, or "scratch"
+    base: str = ""  # hub name, local checkpoint folder, or "scratch"; empty: the task's DEFAULT_BASES entry
 
     # Data: the task's built-in corpus (under korpora_root) unless `data` names a CSV/TSV file.
+    # What the model judges. Without `data` each task trains on its own built-in corpus: NSMC for sentiment
+    # (부정/긍정), BEEP! for toxicity (정상/공격적/혐오; trainer/toxicity.py). Label names are unique across tasks.
     task: Literal["sentiment", "toxicity"] = "sentiment"
     korpora_root: Path | None = None
     data: Path | None = None
@@ -63,6 +65,10 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         self.output = Path(self.output)
+        if self.task not in DEFAULT_BASES:
+            raise TrainingError(f"unknown task {self.task!r}; choose from {', '.join(DEFAULT_BASES)}")
+        if not self.base:
+            self.base = DEFAULT_BASES[self.task]
         for name in ("korpora_root", "data", "eval_data", "extra", "exclude", "checkpoint_dir"):
             value = getattr(self, name)
             if value is not None:

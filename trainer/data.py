@@ -288,9 +288,9 @@ def load_training_data(config: TrainConfig) -> TrainingData:
             raise TrainingError(
                 "--eval-data needs --data (toxicity holds its evaluation rows out of BEEP! train)"
             )
-        from trainer.toxicity import TOXICITY_ID2LABEL, load_beep
-
         from Korpora.utils import default_korpora_path
+
+        from trainer.toxicity import TOXICITY_ID2LABEL, load_beep
 
         beep = load_beep(config.korpora_root or Path(default_korpora_path), "train")
         id2label = dict(TOXICITY_ID2LABEL)

@@ -71,3 +71,18 @@ def test_a_toxicity_version_carries_three_labels_and_a_temperature(korpora_root:
         abs(metrics["calibration"]["fitted_on"] - 150) <= 2
         and metrics["calibration"]["nll_after"] <= metrics["calibration"]["nll_before"]
     )
+
+
+def test_each_task_has_its_own_default_base_checkpoint(tmp_path: Path):
+    import argparse
+
+    from trainer.cli import add_train_arguments
+
+    assert TrainConfig(output=tmp_path / "s").base == "kykim/bert-kor-base"
+    assert TrainConfig(output=tmp_path / "t", task="toxicity").base == "beomi/KcELECTRA-base-v2022"
+    parser = argparse.ArgumentParser()
+    add_train_arguments(parser)
+    parsed = config_from_args(parser.parse_args(["--output", str(tmp_path / "u"), "--task", "toxicity"]))
+    assert parsed.base == "beomi/KcELECTRA-base-v2022"
+    with pytest.raises(TrainingError, match="unknown task"):
+        TrainConfig(output=tmp_path / "v", task="spam")  # type: ignore[arg-type]
