@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.common import REPO_ROOT, e5_dir, environment, write_result
+from bench.common import REPO_ROOT, e5_dir, environment, percentile_bootstrap, write_result
 
 logger = logging.getLogger("bench.calibration")
 
@@ -58,23 +58,23 @@ def _score(probabilities: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
     confidence = probabilities.max(axis=1)
     correct = probabilities.argmax(axis=1) == labels
     ece = expected_calibration_error(confidence, correct)
-    rng = np.random.default_rng(0)
-    draws = []
-    for _ in range(BOOTSTRAP_RESAMPLES):
-        sample = rng.integers(0, len(labels), len(labels))
-        draws.append(expected_calibration_error(confidence[sample], correct[sample]))
-    low, high = np.quantile(draws, [0.025, 0.975])
+    low, high = percentile_bootstrap(
+        lambda sample: expected_calibration_error(confidence[sample], correct[sample]),
+        len(labels),
+        resamples=BOOTSTRAP_RESAMPLES,
+    )
     return {
         "accuracy": float(correct.mean()),
         "mean_confidence": float(confidence.mean()),
         "ece": ece,
-        "ece_interval_95": [float(low), float(high)],
+        "ece_interval_95": [low, high],
         "reliability": reliability_table(confidence, correct),
     }
 
 
 def score_path(version: Path, backend: str, texts: list[str], labels: list[int], temperature: float) -> dict:
     from classifier import Classifier
+    from trainer.temperature import undo_temperature
 
     classifier = Classifier.load(version, backend=backend)
     started = time.perf_counter()
@@ -82,9 +82,7 @@ def score_path(version: Path, backend: str, texts: list[str], labels: list[int],
     seconds = time.perf_counter() - started
     ids = sorted(classifier.id2label)
     after = np.array([[verdict.probabilities[classifier.id2label[i]] for i in ids] for verdict in verdicts])
-    # The version outputs logits / T; softmax(T * log p) = softmax(logits), the model before the temperature.
-    raw = np.exp(temperature * np.log(np.clip(after, 1e-300, 1.0)))
-    before = raw / raw.sum(axis=1, keepdims=True)
+    before = undo_temperature(after, temperature)  # the model before its temperature
     truth = np.asarray(labels)
     return {
         "backend": classifier.backend,

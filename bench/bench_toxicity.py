@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.common import REPO_ROOT, e5_dir, environment, write_result
+from bench.common import REPO_ROOT, e5_dir, environment, percentile_bootstrap, write_result
 
 logger = logging.getLogger("bench.toxicity")
 
@@ -60,14 +60,14 @@ def bootstrap(
     seed: int = 0,
 ) -> dict[str, float]:
     """The statistic on the data and its percentile-bootstrap interval (resampling examples)."""
-    rng = np.random.default_rng(seed)
-    draws = np.empty(BOOTSTRAP_RESAMPLES)
-    for index in range(BOOTSTRAP_RESAMPLES):
-        sample = rng.integers(0, len(truth), len(truth))
-        draws[index] = statistic(truth[sample], predicted[sample])
-    tail = (1 - CONFIDENCE) / 2
-    low, high = np.quantile(draws, [tail, 1 - tail])
-    return {"value": float(statistic(truth, predicted)), "low": float(low), "high": float(high)}
+    low, high = percentile_bootstrap(
+        lambda sample: statistic(truth[sample], predicted[sample]),
+        len(truth),
+        resamples=BOOTSTRAP_RESAMPLES,
+        confidence=CONFIDENCE,
+        seed=seed,
+    )
+    return {"value": float(statistic(truth, predicted)), "low": low, "high": high}
 
 
 def beep_scores(truth: Sequence[int], predicted: Sequence[int], names: dict[int, str]) -> dict[str, Any]:
@@ -152,14 +152,18 @@ def paired_difference(
     seed: int = 0,
 ) -> dict[str, float]:
     """statistic(first) - statistic(second) on the same examples, with a paired percentile-bootstrap interval."""
-    rng = np.random.default_rng(seed)
-    draws = np.empty(BOOTSTRAP_RESAMPLES)
-    for index in range(BOOTSTRAP_RESAMPLES):
-        sample = rng.integers(0, len(truth), len(truth))
-        draws[index] = statistic(truth[sample], first[sample]) - statistic(truth[sample], second[sample])
-    tail = (1 - CONFIDENCE) / 2
-    low, high = np.quantile(draws, [tail, 1 - tail])
-    value = statistic(truth, first) - statistic(truth, second)
+
+    def difference(t: np.ndarray, a: np.ndarray, b: np.ndarray) -> float:
+        return statistic(t, a) - statistic(t, b)
+
+    low, high = percentile_bootstrap(
+        lambda sample: difference(truth[sample], first[sample], second[sample]),
+        len(truth),
+        resamples=BOOTSTRAP_RESAMPLES,
+        confidence=CONFIDENCE,
+        seed=seed,
+    )
+    value = difference(truth, first, second)
     return {key: round(number * 100, 2) for key, number in {"value": value, "low": low, "high": high}.items()}
 
 
@@ -189,6 +193,7 @@ def score_fine_tuned(version: Path, dev, kmhas_held_out, baseline_dev: np.ndarra
 
     from classifier import Classifier
     from classifier.calibration import expected_calibration_error
+    from trainer.temperature import undo_temperature
     from trainer.toxicity import TOXICITY_ID2LABEL
 
     classifier = Classifier.load(version, backend="torch")
@@ -205,8 +210,7 @@ def score_fine_tuned(version: Path, dev, kmhas_held_out, baseline_dev: np.ndarra
     )
     metrics = json.loads((version / "metrics.json").read_text(encoding="utf-8"))
     temperature = float(metrics["calibration"]["temperature"])
-    raw = np.exp(temperature * np.log(np.clip(dev_probabilities, 1e-300, 1.0)))
-    raw /= raw.sum(axis=1, keepdims=True)
+    raw = undo_temperature(dev_probabilities, temperature)
     truth = np.asarray(dev.labels)
     correct = dev_predicted == truth
     scores: dict[str, Any] = {

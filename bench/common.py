@@ -165,6 +165,21 @@ def prepare_model_dir(name: str, *, shared_dir: Path, workdir: Path, seed: int) 
     return target
 
 
+# --- intervals --------------------------------------------------------------------------------------
+def percentile_bootstrap(
+    statistic: Callable[[Any], float], size: int, *, resamples: int, confidence: float = 0.95, seed: int = 0
+) -> tuple[float, float]:
+    """(low, high): the percentile-bootstrap interval of `statistic(sample)`, where each sample is an index array
+    drawing `size` examples with replacement (pass the same sample to two models for a paired interval)."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    draws = [statistic(rng.integers(0, size, size)) for _ in range(resamples)]
+    tail = (1 - confidence) / 2
+    low, high = np.quantile(draws, [tail, 1 - tail])
+    return float(low), float(high)
+
+
 # --- timing -----------------------------------------------------------------------------------------
 def timed(function: Callable[[], Any], *, device=None) -> tuple[float, Any]:
     """(seconds, result) of one call, GPU work included."""

@@ -78,3 +78,29 @@ def scratch_model_dir(korpora_root: Path, tmp_path_factory: pytest.TempPathFacto
         )
     )
     return output
+
+
+@pytest.fixture(scope="session")
+def toxicity_model_dir(korpora_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny toxicity model (`--task toxicity`: BEEP! train, 정상/공격적/혐오), trained once per session; it
+    learns little, so tests use it for its shape (three labels, a temperature), not its verdicts."""
+    from trainer import TrainConfig, train
+
+    output = tmp_path_factory.mktemp("toxicity-model") / "version"
+    train(
+        TrainConfig(
+            output=output,
+            task="toxicity",
+            base="scratch",
+            korpora_root=korpora_root,
+            train_size=600,
+            eval_size=150,
+            epochs=1,
+            max_length=32,
+            scratch_hidden=32,
+            scratch_layers=1,
+            scratch_heads=2,
+            scratch_vocab_size=2000,
+        )
+    )
+    return output

@@ -91,3 +91,9 @@ def bake_temperature(model: torch.nn.Module, temperature: float) -> None:
     head.weight.div_(temperature)
     if head.bias is not None:
         head.bias.div_(temperature)
+
+
+def undo_temperature(probabilities: np.ndarray, temperature: float) -> np.ndarray:
+    """The probabilities of the model before `bake_temperature`: softmax(T * log p) = softmax(logits)."""
+    raw = np.exp(temperature * np.log(np.clip(np.asarray(probabilities, dtype=np.float64), 1e-300, 1.0)))
+    return raw / raw.sum(axis=-1, keepdims=True)

@@ -128,34 +128,9 @@ def test_streaming_writes_each_batch_before_reading_further(scratch_classifier: 
     assert written[:3] == [expected[0], expected[1], expected[1]]
 
 
-@pytest.fixture(scope="module")
-def toxicity_version(korpora_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny toxicity model trained on BEEP! (`--task toxicity`): three labels, nothing about sentiment."""
-    from trainer import TrainConfig, train
-
-    output = tmp_path_factory.mktemp("toxicity") / "version"
-    train(
-        TrainConfig(
-            output=output,
-            task="toxicity",
-            base="scratch",
-            korpora_root=korpora_root,
-            train_size=600,
-            eval_size=150,
-            epochs=1,
-            max_length=32,
-            scratch_hidden=32,
-            scratch_layers=1,
-            scratch_heads=2,
-            scratch_vocab_size=2000,
-        )
-    )
-    return output
-
-
-def test_predict_serves_a_toxicity_version_with_its_three_labels(toxicity_version: Path) -> None:
+def test_predict_serves_a_toxicity_version_with_its_three_labels(toxicity_model_dir: Path) -> None:
     texts = ["배우 연기가 좋았어요", "이 새끼 진짜 죽여버리고 싶네"]
-    result = moderator("predict", "--model", str(toxicity_version), "--json", *texts)
+    result = moderator("predict", "--model", str(toxicity_model_dir), "--json", *texts)
     assert result.returncode == 0, result.stderr
     rows = [json.loads(line) for line in result.stdout.splitlines()]
     assert [row["text"] for row in rows] == texts
@@ -163,7 +138,7 @@ def test_predict_serves_a_toxicity_version_with_its_three_labels(toxicity_versio
         assert list(row["probabilities"]) == ["정상", "공격적", "혐오"]
         assert row["label_name"] in row["probabilities"]
         assert sum(row["probabilities"].values()) == pytest.approx(1.0, abs=1e-5)
-    text = moderator("predict", "--model", str(toxicity_version), texts[1])
+    text = moderator("predict", "--model", str(toxicity_model_dir), texts[1])
     assert text.returncode == 0, text.stderr
     assert re.match(
         r"^\[(정상|공격적|혐오) 표현 입니다\.\] 확률은: \d{1,3}\.\d{3}% 입니다\.$", text.stdout.strip()

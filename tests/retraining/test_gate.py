@@ -184,21 +184,26 @@ def test_the_record_is_plain_json_with_every_number():
     assert {"n", "candidate_accuracy", "other_accuracy", "difference", "low", "high", "p_value"} <= set(check)
 
 
+def calibration_gate(candidate, candidate_confidence, active, active_confidence, *, tolerance=1.0, version=2):
+    """The gate on two models' correctness and confidences (no reference, no human labels)."""
+    return decide(
+        candidate=Scores(candidate, {}, candidate_confidence),
+        active=Scores(active, {}, active_confidence),
+        reference=None,
+        active_version=version,
+        reference_version=None,
+        tolerance_points=0.5,
+        confidence=CONFIDENCE,
+        calibration_tolerance_points=tolerance,
+    )
+
+
 def test_a_candidate_with_the_same_accuracy_but_overconfident_probabilities_is_rejected():
     active = model(0.8)
     candidate = noisy(active, 50, seed=5)
     active_confidence = [0.8] * N  # 80% right at 80%: calibrated
     overconfident = [0.99] * N  # 80% right at 99%: ECE about 0.19
-    rejected = decide(
-        candidate=Scores(candidate, {}, overconfident),
-        active=Scores(active, {}, active_confidence),
-        reference=None,
-        active_version=2,
-        reference_version=None,
-        tolerance_points=0.5,
-        confidence=CONFIDENCE,
-        calibration_tolerance_points=1.0,
-    )
+    rejected = calibration_gate(candidate, overconfident, active, active_confidence)
     assert not rejected.promote
     (check,) = [check for check in rejected.checks if check.name == "calibration_vs_active"]
     assert not check.passed and check.rule.startswith("significantly worse calibrated and beyond")
@@ -211,43 +216,17 @@ def test_a_candidate_with_the_same_accuracy_but_overconfident_probabilities_is_r
     assert "calibration_vs_active" in rejected.reason
 
     # As well calibrated as the active model (a different but equally honest confidence): promoted.
-    promoted = decide(
-        candidate=Scores(candidate, {}, [0.8] * N),
-        active=Scores(active, {}, active_confidence),
-        reference=None,
-        active_version=2,
-        reference_version=None,
-        tolerance_points=0.5,
-        confidence=CONFIDENCE,
-        calibration_tolerance_points=1.0,
-    )
+    promoted = calibration_gate(candidate, [0.8] * N, active, active_confidence)
     assert promoted.promote, promoted.reason
     # A generous tolerance lets the same overconfident candidate through: the setting is the rule.
-    tolerant = decide(
-        candidate=Scores(candidate, {}, overconfident),
-        active=Scores(active, {}, active_confidence),
-        reference=None,
-        active_version=2,
-        reference_version=None,
-        tolerance_points=0.5,
-        confidence=CONFIDENCE,
-        calibration_tolerance_points=25.0,
-    )
+    tolerant = calibration_gate(candidate, overconfident, active, active_confidence, tolerance=25.0)
     assert tolerant.promote, tolerant.reason
 
 
 def test_better_calibration_never_fails_the_check():
     active = model(0.8)
     candidate = list(active)
-    better = decide(
-        candidate=Scores(candidate, {}, [0.8] * N),  # 80% right at 80%
-        active=Scores(active, {}, [0.99] * N),
-        reference=None,
-        active_version=2,
-        reference_version=None,
-        tolerance_points=0.5,
-        confidence=CONFIDENCE,
-    )
+    better = calibration_gate(candidate, [0.8] * N, active, [0.99] * N)  # 80% right at 80%
     assert better.promote
     (check,) = [check for check in better.checks if check.name == "calibration_vs_active"]
     assert check.passed and check.comparison.difference < -0.1 and check.comparison.high < 0
@@ -256,15 +235,7 @@ def test_better_calibration_never_fails_the_check():
 def test_the_calibration_check_reads_in_korean():
     from bot.retraining.texts import gate_summary
 
-    decision = decide(
-        candidate=Scores(model(0.8), {}, [0.99] * N),
-        active=Scores(model(0.8), {}, [0.8] * N),
-        reference=None,
-        active_version=3,
-        reference_version=None,
-        tolerance_points=0.5,
-        confidence=CONFIDENCE,
-    )
+    decision = calibration_gate(model(0.8), [0.99] * N, model(0.8), [0.8] * N, version=3)
     text = gate_summary({**decision.record(), "confidence": CONFIDENCE})
     line = next(line for line in text.splitlines() if "확률 보정" in line)
     assert line.startswith("✘ 확률 보정(ECE, 낮을수록 좋음), 현재 모델 v3 대비: 0.0% → 19.0% (+19.0%p")

@@ -90,6 +90,7 @@ def test_probabilities_are_calibrated_on_unseen_reviews(
 
     from classifier import Classifier
     from classifier.calibration import expected_calibration_error
+    from trainer.temperature import undo_temperature
 
     calibration = json.loads((scratch_model_dir / "metrics.json").read_text(encoding="utf-8"))["calibration"]
     temperature = calibration["temperature"]
@@ -102,8 +103,7 @@ def test_probabilities_are_calibrated_on_unseen_reviews(
     served = np.array(
         [[verdict.probabilities["부정"], verdict.probabilities["긍정"]] for verdict in verdicts]
     )
-    raw = np.exp(temperature * np.log(served))  # the head computes logits / T: undo it
-    raw /= raw.sum(axis=1, keepdims=True)
+    raw = undo_temperature(served, temperature)  # the head computes logits / T
     truth = reviews["label"].to_numpy()
     assert (raw.argmax(axis=1) == served.argmax(axis=1)).all()
 

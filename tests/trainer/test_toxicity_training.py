@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from trainer import TrainConfig, train
+from trainer import TrainConfig
 from trainer.cli import arguments_for, config_from_args
 from trainer.config import TrainingError
 from trainer.data import load_training_data
@@ -39,7 +39,9 @@ def test_toxicity_data_is_beep_train_with_its_labels_and_dev_stays_unseen(korpor
         )
 
 
-def test_a_toxicity_version_carries_three_labels_and_a_temperature(korpora_root: Path, tmp_path: Path):
+def test_a_toxicity_version_carries_three_labels_and_a_temperature(
+    toxicity_model_dir: Path, korpora_root: Path, tmp_path: Path
+):
     import argparse
 
     from trainer.cli import add_train_arguments
@@ -51,19 +53,12 @@ def test_a_toxicity_version_carries_three_labels_and_a_temperature(korpora_root:
         task="toxicity",
         base="scratch",
         korpora_root=korpora_root,
-        train_size=600,
         eval_size=150,
-        epochs=1,
-        max_length=32,
-        scratch_hidden=32,
-        scratch_layers=1,
-        scratch_heads=2,
-        scratch_vocab_size=2000,
     )
     # The CLI round trip keeps the task (a retraining run passes every field as a flag).
     assert config_from_args(parser.parse_args(arguments_for(config))) == config
-    metrics = train(config)
-    saved = json.loads((config.output / "config.json").read_text(encoding="utf-8"))
+    metrics = json.loads((toxicity_model_dir / "metrics.json").read_text(encoding="utf-8"))
+    saved = json.loads((toxicity_model_dir / "config.json").read_text(encoding="utf-8"))
     assert saved["id2label"] == {"0": "정상", "1": "공격적", "2": "혐오"}
     assert metrics["labels"] == ["정상", "공격적", "혐오"] and len(metrics["confusion_matrix"]) == 3
     assert metrics["data"]["task"] == "toxicity" and metrics["data"]["source"] == "beep"
