@@ -1,7 +1,8 @@
 """`make run`: the main job on a fresh machine.
 
-Migrates the database, trains and imports a first model when none is active, predicts a few sample reviews in
-the tutorial's style, then starts the bot (or the terminal chat when there is no Telegram token).
+Migrates the database, trains and imports a first model of each task (sentiment, toxicity) when none is active,
+predicts a few sample reviews in the tutorial's style, then starts the bot (or the terminal chat when there is no
+Telegram token).
 Every step goes through the `moderator` commands, so this file only decides what to run.
 """
 
@@ -21,13 +22,16 @@ SHARED_DIR = Path(__file__).resolve().parents[1].parent / "shared"
 SHARED_ENCODER = SHARED_DIR / "models" / "multilingual-e5-small-ko"
 SHARED_KORPORA = SHARED_DIR / "korpora"
 FIRST_MODEL_DIR = Path("models") / "first"
-# The first model's recipe: small enough to train in minutes on 2 CPU cores. The benchmarks train the same
-# recipe (bench/), so their figures describe the model `make run` serves.
+FIRST_TOXICITY_MODEL_DIR = Path("models") / "first-toxicity"
+# The first models' recipes: small enough to train in minutes on 2 CPU cores. The benchmarks train the same
+# recipes (bench/), so their figures describe the models `make run` serves.
 FIRST_MODEL_RECIPE = {"train_size": 2000, "eval_size": 500, "epochs": 1, "max_length": 128}
+FIRST_TOXICITY_RECIPE = {"train_size": 3000, "eval_size": 400, "epochs": 1, "max_length": 64}
 SAMPLE_REVIEWS = (
     "배우들 연기가 정말 좋았고 마지막 장면은 잊을 수가 없네요",
     "돈이 아깝다. 두 시간 내내 지루했음",
     "그냥 볼만했어요",
+    "감독 이 새끼 죽여버리고 싶네",  # the toxicity model's case: harsh words, not only a bad review
 )
 
 
@@ -54,24 +58,27 @@ def choose_base(configured: str) -> str:
     return "scratch"
 
 
-def train_first_model(settings) -> int:
-    base = choose_base(settings.base_model)
+def train_first_model(settings, task: str = "sentiment") -> int:
+    """Train (unless trained already) and import the task's first model."""
+    sentiment = task == "sentiment"
+    base = choose_base(settings.base_model if sentiment else settings.toxicity_base_model)
     korpora_root = settings.korpora_root or (SHARED_KORPORA if SHARED_KORPORA.exists() else None)
-    output = FIRST_MODEL_DIR
+    output = FIRST_MODEL_DIR if sentiment else FIRST_TOXICITY_MODEL_DIR
     if not (output / "config.json").exists():
-        args = ["train", "--base", base, "--output", str(output)]
-        for name, value in FIRST_MODEL_RECIPE.items():
+        args = ["train", "--task", task, "--base", base, "--output", str(output)]
+        for name, value in (FIRST_MODEL_RECIPE if sentiment else FIRST_TOXICITY_RECIPE).items():
             args += [f"--{name.replace('_', '-')}", str(value)]
         if korpora_root is not None:
             args += ["--korpora-root", str(korpora_root)]
-        print("Training a first model:", "moderator", " ".join(args))
+        print(f"Training a first {task} model:", "moderator", " ".join(args))
         if code := moderator(args):
             return code
     return moderator(["model", "import", str(output)])
 
 
-def active_model_path(settings) -> str | None:
-    """Migrate the database, then return the active model version's directory (None when there is none)."""
+def active_model_path(settings, task: str = "sentiment") -> str | None:
+    """Migrate the database, then return the task's active model version's directory (None when there is
+    none)."""
     import asyncio
 
     from bot import storage
@@ -81,7 +88,7 @@ def active_model_path(settings) -> str | None:
         engine = storage.create_engine(settings.database_url)
         try:
             async with storage.make_session_factory(engine).begin() as session:
-                active = await storage.get_active_model_version(session)
+                active = await storage.get_active_model_version(session, task=storage.Task(task))
                 return None if active is None else active.path
         finally:
             await engine.dispose()
@@ -94,15 +101,16 @@ def main() -> int:
         # Retraining draws base rows from NSMC, and the fast path calibrates on it: point the bot at the shared copy.
         os.environ["KORPORA_ROOT"] = str(SHARED_KORPORA)
     settings = get_settings()
-    model_path = active_model_path(settings)
-    if model_path is None:
-        if code := train_first_model(settings):
-            return code
-        model_path = active_model_path(settings)
-    print("\nSample predictions with the active model, as the bot serves it:")
     fast = ["--quantize"] if settings.fast_inference else []
-    if code := moderator(["predict", "--model", model_path, *fast, *SAMPLE_REVIEWS]):
-        return code
+    for task in ("sentiment", "toxicity"):
+        model_path = active_model_path(settings, task)
+        if model_path is None:
+            if code := train_first_model(settings, task):
+                return code
+            model_path = active_model_path(settings, task)
+        print(f"\nSample predictions with the active {task} model, as the bot serves it:")
+        if code := moderator(["predict", "--model", model_path, *fast, *SAMPLE_REVIEWS]):
+            return code
     token = settings.telegram_bot_token
     if token is not None and token.get_secret_value().strip():
         return moderator(["run"])

@@ -121,6 +121,14 @@ async def load_classifier(path: str | Path, *, settings: Settings) -> Classifier
     return await asyncio.to_thread(load_serving_classifier, path, settings)
 
 
+@dataclass(frozen=True)
+class TaskServing:
+    """One task's served model and the micro-batcher in front of it."""
+
+    serving: ServingModel
+    batcher: MicroBatcher
+
+
 @dataclass
 class _Pending:
     text: str

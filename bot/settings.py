@@ -9,6 +9,8 @@ from typing import Annotated, Literal
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from trainer.config import DEFAULT_BASES  # no heavy imports
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
@@ -34,7 +36,9 @@ class Settings(BaseSettings):
 
     # Models and data
     model_dir: Path = Path("models")
-    base_model: str = "kykim/bert-kor-base"
+    base_model: str = DEFAULT_BASES["sentiment"]
+    # The toxicity task's base: an encoder pretrained on Korean online comments.
+    toxicity_base_model: str = DEFAULT_BASES["toxicity"]
     korpora_root: Path | None = None  # None: Korpora's default (~/Korpora)
     base_data: Path | None = None  # CSV/TSV used instead of NSMC for retraining
     base_eval_data: Path | None = (

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from bot import storage
 from bot.serving import load_serving_classifier, prepare_model_version
-from bot.storage import ActivationReason
+from bot.storage import ActivationReason, Task
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -76,7 +76,9 @@ async def activate(
     """Validate a registered version (load as served + trial prediction), then make it the active one."""
     async with session_factory() as session:
         version = await storage.get_model_version(session, version_id=version_id)
-        active = await storage.get_active_model_version(session)
+        active = (
+            None if version is None else await storage.get_active_model_version(session, task=version.task)
+        )
     if version is None:
         raise VersionError(f"there is no model version #{version_id}")
     if version.pruned_at is not None:
@@ -97,18 +99,21 @@ async def register(
     activate_it: bool,
 ) -> tuple[int, bool]:
     """Validate a model directory (load as served + trial prediction; builds the serving artefacts once),
-    register it with its metrics.json, and activate it when asked or when nothing is active yet.
+    register it with its metrics.json as a version of the task it judges (`Classifier.task`), and activate it
+    when asked or when that task has no active version yet.
     Returns (version id, activated). Raises VersionError, registering nothing, when it cannot serve."""
     classifier = await _prepared(path, settings)
     metrics = classifier.metrics or {}
+    task = Task(classifier.task)
     async with session_factory() as session, session.begin():
         version = await storage.register_model_version(
             session,
             path=str(path),
             base_checkpoint=str(metrics.get("base_checkpoint") or ""),
             metrics=metrics,
+            task=task,
         )
-        activate_it = activate_it or await storage.get_active_model_version(session) is None
+        activate_it = activate_it or await storage.get_active_model_version(session, task=task) is None
         if activate_it:
             await storage.activate_model_version(
                 session, version_id=version.id, reason=ActivationReason.IMPORT
@@ -117,17 +122,21 @@ async def register(
 
 
 async def rollback(
-    session_factory: async_sessionmaker[AsyncSession], settings: Settings, *, actor: int | None
+    session_factory: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    *,
+    actor: int | None,
+    task: Task = Task.SENTIMENT,
 ) -> Activated:
-    """Return to the version that served before the active one, walking back through the history.
+    """Return to the task's version that served before its active one, walking back through the history.
 
     The version rolled back from is marked rejected, so a second rollback goes further back instead of returning
     to it. Versions that cannot load are skipped (and said so). Raises VersionError when no earlier version can
     serve; then nothing changed.
     """
     async with session_factory() as session:
-        active = await storage.get_active_model_version(session)
-        candidates = await storage.rollback_candidates(session)
+        active = await storage.get_active_model_version(session, task=task)
+        candidates = await storage.rollback_candidates(session, task=task)
     skipped: list[tuple[int, str]] = []
     for candidate in candidates:
         try:
@@ -160,14 +169,14 @@ async def rollback(
 
 
 async def load_active_or_fall_back(
-    session_factory: async_sessionmaker[AsyncSession], settings: Settings
+    session_factory: async_sessionmaker[AsyncSession], settings: Settings, *, task: Task = Task.SENTIMENT
 ) -> Activated | None:
-    """At start-up: the active version loaded as served (with a trial prediction), or, when it cannot load, the
+    """At start-up: the task's active version loaded as served (with a trial prediction), or, when it cannot load, the
     newest earlier version that can, activated as a recorded fallback. None when no version is active yet.
     Raises VersionError when none can serve."""
     async with session_factory() as session:
-        active = await storage.get_active_model_version(session)
-        served = await storage.served_versions(session)
+        active = await storage.get_active_model_version(session, task=task)
+        served = await storage.served_versions(session, task=task)
     if active is None:
         return None
     try:

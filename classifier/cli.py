@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from classifier.errors import ModelDirError
+from classifier.tasks import TOXICITY, task_of_label
 
 if TYPE_CHECKING:
     from classifier.model import Classifier, Verdict
@@ -62,13 +63,10 @@ def _positive_int(value: str) -> int:
     return number
 
 
-# The toxicity task's labels (trainer/toxicity.py) judge an expression, not the review's sentiment.
-EXPRESSION_LABELS = frozenset({"정상", "공격적", "혐오"})
-
-
 def format_verdict(verdict: Verdict) -> str:
     """The tutorial's answer: `[긍정 리뷰 입니다.] 확률은: 99.676% 입니다.` (`[혐오 표현 입니다.] ...` for toxicity)."""
-    noun = "표현" if verdict.label_name in EXPRESSION_LABELS else "리뷰"
+    # The toxicity task's labels judge an expression, not the review's sentiment.
+    noun = "표현" if task_of_label(verdict.label_name) == TOXICITY else "리뷰"
     return f"[{verdict.label_name} {noun} 입니다.] 확률은: {verdict.confidence * 100:.3f}% 입니다."
 
 

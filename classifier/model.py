@@ -18,6 +18,7 @@ from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTok
 
 from classifier.errors import EmptyTextError, ModelDirError
 from classifier.fastpath import FAST_BACKEND, ONNX_FP32, ONNX_INT8
+from classifier.tasks import task_of_model
 from classifier.text import has_visible_text
 
 logger = logging.getLogger(__name__)
@@ -173,6 +174,7 @@ class Classifier:
         self.id2label: dict[int, str] = {int(key): str(value) for key, value in config.id2label.items()}
         self.label2id: dict[str, int] = {name: label for label, name in self.id2label.items()}
         self._label_ids = sorted(self.id2label)
+        self.task = task_of_model(self.id2label, metrics)  # what it judges (classifier.tasks)
         # A fast tokenizer mutates its truncation/padding state on every call ("Already borrowed").
         self._tokenizer_lock = threading.Lock()
 

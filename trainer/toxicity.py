@@ -19,9 +19,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from classifier.tasks import TASK_ID2LABEL, TOXICITY
 from trainer.config import TrainingError
 
-TOXICITY_ID2LABEL = {0: "정상", 1: "공격적", 2: "혐오"}
+TOXICITY_ID2LABEL = TASK_ID2LABEL[TOXICITY]
 BEEP_LABELS = {"none": 0, "offensive": 1, "hate": 2}
 BEEP_DIR = Path("korean_hate_speech") / "labeled"
 KMHAS_FILE = Path("kmhas") / "kmhas_test.txt"

@@ -12,7 +12,7 @@ from bot.moderation import texts
 from bot.moderation.context import UseCaseContext
 from bot.moderation.replies import Actor, Reply, friendly_errors, parse_id
 from bot.retraining.texts import gate_summary
-from bot.storage import RunTrigger
+from bot.storage import RunTrigger, Task
 from bot.storage.models import LIVE_RUN_STATUSES
 from bot.textclip import clip
 
@@ -52,10 +52,16 @@ class Administration(UseCaseContext):
     async def model_info(self) -> Reply:
         async with self._transaction() as session:
             active = await storage.get_active_model_version(session)
+            toxicity = await storage.get_active_model_version(session, task=Task.TOXICITY)
         text = texts.MODEL_INFO_HEADER + _describe_model(active)
         served = self.serving.active.version_id if self.serving.is_loaded else None
         if active is not None and served is not None and served != active.id:
             text += "\n" + texts.MODEL_SERVING_OTHER.format(served=served, active=active.id)
+        text += (
+            "\n"
+            + texts.TOXICITY_MODEL_INFO_HEADER
+            + (_describe_model(toxicity) if toxicity is not None else texts.TOXICITY_MODEL_NONE)
+        )
         return Reply(text)
 
     def _refuse(self, actor: Actor, command: str) -> Reply:

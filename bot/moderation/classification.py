@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -11,9 +12,10 @@ from bot.moderation import texts
 from bot.moderation.context import UseCaseContext
 from bot.moderation.replies import Button, IncomingText, Reply, friendly_errors
 from bot.reviews import is_review, visible_length
-from bot.storage import StorageError
+from bot.storage import StorageError, Task
 from classifier import Verdict
 from classifier.errors import EmptyTextError
+from classifier.tasks import CLEAN_LABEL
 
 logger = logging.getLogger("bot.moderation")
 
@@ -34,30 +36,69 @@ class Classification(UseCaseContext):
         if not is_review(text, replies_to_bot=message.replies_to_bot):
             return Reply(texts.NOT_A_REVIEW, silent=not message.private)
         try:
-            verdict, version_id = await self.batcher.classify(text)
+            # Both tasks' models run at once, each in its own worker thread behind its own micro-batcher.
+            (verdict, version_id), toxicity = await asyncio.gather(
+                self.batcher.classify(text), self._toxicity_verdict(text)
+            )
         except EmptyTextError:
             return Reply(texts.EMPTY_TEXT)
         async with self._transaction() as session:
-            row = await storage.add_verdict(
-                session,
-                chat_id=message.chat_id,
-                message_id=message.message_id,
-                user_id=message.user_id,
-                text=text,
-                label=verdict.label,
-                label_name=verdict.label_name,
-                confidence=verdict.confidence,
-                probabilities=verdict.probabilities,
-                model_version_id=version_id,
-                max_text_length=self.settings.max_text_length,
+            row = await self._store(session, message, text, verdict, version_id, Task.SENTIMENT)
+            toxicity_row = (
+                None
+                if toxicity is None
+                else await self._store(session, message, text, *toxicity, Task.TOXICITY)
             )
-        return Reply(
-            verdict_text(verdict, show_probabilities=show_probabilities),
-            buttons=(
-                Button(texts.BUTTON_RIGHT, f"ok:{row.id}"),
-                Button(texts.BUTTON_WRONG, f"wrong:{row.id}"),
-            ),
-            verdict_id=row.id,
+        reply = verdict_text(verdict, show_probabilities=show_probabilities)
+        buttons = [Button(texts.BUTTON_RIGHT, f"ok:{row.id}"), Button(texts.BUTTON_WRONG, f"wrong:{row.id}")]
+        if toxicity is not None and toxicity_row is not None:
+            toxicity_verdict = toxicity[0]
+            if show_probabilities:
+                reply += "\n" + probability_lines(toxicity_verdict, texts.TOXICITY_PROBABILITIES_HEADER)
+            elif toxicity_verdict.label_name != CLEAN_LABEL:
+                reply += "\n" + texts.TOXICITY_LINE.format(
+                    label=toxicity_verdict.label_name, confidence=100.0 * toxicity_verdict.confidence
+                )
+            if toxicity_verdict.label_name != CLEAN_LABEL:  # a toxic verdict can be confirmed or corrected
+                buttons += [
+                    Button(texts.BUTTON_TOXIC_RIGHT, f"ok:{toxicity_row.id}"),
+                    Button(texts.BUTTON_TOXIC_WRONG, f"wrong:{toxicity_row.id}"),
+                ]
+        return Reply(reply, buttons=tuple(buttons), verdict_id=row.id)
+
+    async def _toxicity_verdict(self, text: str) -> tuple[Verdict, int | None] | None:
+        """The toxicity verdict and its model version, or None when no toxicity model serves (or it failed:
+        the review still gets its sentiment verdict)."""
+        if self.toxicity is None or not self.toxicity.serving.is_loaded:
+            return None
+        try:
+            return await self.toxicity.batcher.classify(text)
+        except Exception:
+            logger.exception("the toxicity model could not judge a review; answering with sentiment only")
+            return None
+
+    async def _store(
+        self,
+        session,
+        message: IncomingText,
+        text: str,
+        verdict: Verdict,
+        version_id: int | None,
+        task: Task,
+    ) -> storage.Verdict:
+        return await storage.add_verdict(
+            session,
+            chat_id=message.chat_id,
+            message_id=message.message_id,
+            user_id=message.user_id,
+            text=text,
+            label=verdict.label,
+            label_name=verdict.label_name,
+            confidence=verdict.confidence,
+            probabilities=verdict.probabilities,
+            model_version_id=version_id,
+            max_text_length=self.settings.max_text_length,
+            task=task,
         )
 
     async def remember_reply(self, *, verdict_id: int, reply_message_id: int) -> None:
@@ -75,12 +116,16 @@ class Classification(UseCaseContext):
 def verdict_text(verdict: Verdict, *, show_probabilities: bool) -> str:
     text = texts.VERDICT.format(label=verdict.label_name, confidence=100.0 * verdict.confidence)
     if show_probabilities:
-        lines = [texts.PROBABILITIES_HEADER]
-        lines += [
-            texts.PROBABILITY_LINE.format(label=label, probability=100.0 * probability)
-            for label, probability in verdict.probabilities.items()
-        ]
-        text += "\n" + "\n".join(lines)
+        text += "\n" + probability_lines(verdict, texts.PROBABILITIES_HEADER)
     if verdict.truncated:
         text += texts.VERDICT_TRUNCATED_NOTE
     return text
+
+
+def probability_lines(verdict: Verdict, header: str) -> str:
+    lines = [header]
+    lines += [
+        texts.PROBABILITY_LINE.format(label=label, probability=100.0 * probability)
+        for label, probability in verdict.probabilities.items()
+    ]
+    return "\n".join(lines)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Protocol
 
-from bot.serving import MicroBatcher, ServingModel
+from bot.serving import MicroBatcher, ServingModel, TaskServing
 from bot.settings import Settings
-from bot.storage import LabelRule, RunTrigger
+from bot.storage import LabelRule, RunTrigger, Task
+from classifier.tasks import TASK_ID2LABEL
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -31,10 +32,14 @@ class UseCaseContext:
         batcher: MicroBatcher,
         settings: Settings,
         retrainer: Retrainer | None = None,
+        toxicity: TaskServing | None = None,
     ) -> None:
         self.session_factory = session_factory
+        # Sentiment, the task every review gets a verdict of; toxicity is judged too when a model for it is
+        # served (`moderator model import` of a toxicity version, or the quick start's).
         self.serving = serving
         self.batcher = batcher
+        self.toxicity = toxicity
         self.settings = settings
         self.retrainer = retrainer
         self.label_rule = LabelRule.from_settings(settings)
@@ -42,9 +47,18 @@ class UseCaseContext:
     def _transaction(self) -> Any:
         return self.session_factory.begin()
 
-    def labels(self) -> dict[int, str]:
-        """Label ids and names of the model being served."""
-        return dict(sorted(self.serving.active.classifier.id2label.items()))
+    def labels(self, task: Task = Task.SENTIMENT) -> dict[int, str]:
+        """Label ids and names of the task's model being served (the task's own labels when none is)."""
+        serving = self.serving if task is Task.SENTIMENT else self.toxicity and self.toxicity.serving
+        if task is Task.SENTIMENT or (serving is not None and serving.is_loaded):
+            return dict(sorted(serving.active.classifier.id2label.items()))
+        return dict(TASK_ID2LABEL[task])
+
+    async def aclose_serving(self) -> None:
+        """Stop every task's micro-batcher (at shutdown)."""
+        await self.batcher.aclose()
+        if self.toxicity is not None:
+            await self.toxicity.batcher.aclose()
 
     @property
     def anyone_can_check(self) -> bool:

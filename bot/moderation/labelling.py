@@ -14,7 +14,8 @@ from bot import storage
 from bot.moderation import texts
 from bot.moderation.context import UseCaseContext
 from bot.moderation.replies import Actor, Button, Reply, echo, friendly_errors, parse_id, parse_label
-from bot.storage import FeedbackSource, RateLimitedError, Standing
+from bot.storage import FeedbackSource, RateLimitedError, Standing, Task
+from classifier.tasks import task_of_label
 
 logger = logging.getLogger("bot.moderation")
 
@@ -56,13 +57,26 @@ class Labelling(UseCaseContext):
                 verdict = await storage.latest_verdict_for_user(
                     session, chat_id=chat_id, user_id=actor.user_id
                 )
+            # A label name says its task (names are unique across tasks): `/feedback 혐오` labels the message's
+            # toxicity verdict, whichever of its verdicts was found.
+            named_task = task_of_label(argument)
+            if verdict is not None and named_task is not None and verdict.task != named_task:
+                verdict = await storage.find_verdict_by_message(
+                    session, chat_id=chat_id, message_id=verdict.message_id, task=Task(named_task)
+                )
+                if verdict is None:
+                    return Reply(texts.FEEDBACK_NO_TASK_VERDICT.format(label=echo(argument)))
         if verdict is None:
             return Reply(texts.FEEDBACK_NO_VERDICT)
-        labels = self.labels()
+        labels = self.labels(verdict.task)
         word = argument.lower()
         if word in WRONG_WORDS:
             return await self._wrong(
-                actor=actor, verdict_id=verdict.id, predicted=verdict.label, source=FeedbackSource.COMMAND
+                actor=actor,
+                verdict_id=verdict.id,
+                predicted=verdict.label,
+                task=verdict.task,
+                source=FeedbackSource.COMMAND,
             )
         label = verdict.label if word in RIGHT_WORDS else parse_label(argument, labels)
         if label is None:
@@ -74,6 +88,7 @@ class Labelling(UseCaseContext):
             verdict_id=verdict.id,
             label=label,
             predicted=verdict.label,
+            task=verdict.task,
             source=FeedbackSource.COMMAND,
         )
 
@@ -87,13 +102,19 @@ class Labelling(UseCaseContext):
         # Callback data comes from the client: only act on verdicts of the chat the button is in.
         if verdict is None or verdict.chat_id != chat_id:
             return Reply(texts.FEEDBACK_NOT_YOURS)
-        labels = self.labels()
+        labels = self.labels(verdict.task)
         if action == "ok":
             return await self.record_label(
-                actor=actor, verdict_id=verdict.id, label=verdict.label, predicted=verdict.label
+                actor=actor,
+                verdict_id=verdict.id,
+                label=verdict.label,
+                predicted=verdict.label,
+                task=verdict.task,
             )
         if action == "wrong":
-            return await self._wrong(actor=actor, verdict_id=verdict.id, predicted=verdict.label)
+            return await self._wrong(
+                actor=actor, verdict_id=verdict.id, predicted=verdict.label, task=verdict.task
+            )
         if len(numbers) != 2 or numbers[1] not in labels:
             return Reply(
                 texts.FEEDBACK_UNKNOWN_LABEL.format(
@@ -103,17 +124,28 @@ class Labelling(UseCaseContext):
         if numbers[1] == verdict.label:  # the bot only offers the other labels: this button was forged
             return Reply(texts.FEEDBACK_SAME_AS_VERDICT.format(label=labels[numbers[1]]))
         return await self.record_label(
-            actor=actor, verdict_id=verdict.id, label=numbers[1], predicted=verdict.label
+            actor=actor, verdict_id=verdict.id, label=numbers[1], predicted=verdict.label, task=verdict.task
         )
 
     async def _wrong(
-        self, *, actor: Actor, verdict_id: int, predicted: int, source: FeedbackSource = FeedbackSource.BUTTON
+        self,
+        *,
+        actor: Actor,
+        verdict_id: int,
+        predicted: int,
+        task: Task,
+        source: FeedbackSource = FeedbackSource.BUTTON,
     ) -> Reply:
-        labels = self.labels()
+        labels = self.labels(task)
         others = [label for label in labels if label != predicted]
         if len(others) == 1:
             return await self.record_label(
-                actor=actor, verdict_id=verdict_id, label=others[0], predicted=predicted, source=source
+                actor=actor,
+                verdict_id=verdict_id,
+                label=others[0],
+                predicted=predicted,
+                task=task,
+                source=source,
             )
         return Reply(
             texts.FEEDBACK_CHOOSE,
@@ -127,14 +159,15 @@ class Labelling(UseCaseContext):
         verdict_id: int,
         label: int,
         predicted: int,
+        task: Task,
         source: FeedbackSource = FeedbackSource.BUTTON,
         trusted: bool | None = None,
     ) -> Reply:
-        """Store a label (rate-limited for untrusted users) and say what becomes of it; a label equal to
-        `predicted` is a confirmation."""
+        """Store a label of the task's verdict (rate-limited for untrusted users) and say what becomes of it; a
+        label equal to `predicted` is a confirmation."""
         if actor.user_id is None:
             return Reply(texts.FEEDBACK_NO_VERDICT)
-        labels = self.labels()
+        labels = self.labels(task)
         try:
             async with self._transaction() as session:
                 feedback, changed = await storage.record_feedback(

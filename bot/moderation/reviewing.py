@@ -61,7 +61,9 @@ class Reviewing(Labelling, UseCaseContext):
         )
         if item.disputed:
             body = texts.REVIEW_DISPUTED_NOTE + body
-        buttons = tuple(Button(name, f"rv:{verdict.id}:{label}") for label, name in self.labels().items())
+        buttons = tuple(
+            Button(name, f"rv:{verdict.id}:{label}") for label, name in self.labels(verdict.task).items()
+        )
         return Reply(
             body, buttons=(*buttons, Button(texts.BUTTON_SKIP, f"rv:{verdict.id}:{REVIEW_SKIP}")), toast=toast
         )
@@ -73,9 +75,8 @@ class Reviewing(Labelling, UseCaseContext):
             return Reply(texts.REVIEW_ONLY)
         if not private:  # the next item would be posted here: never outside a private chat
             return Reply(texts.REVIEW_PRIVATE_ONLY)
-        labels = self.labels()
         label = None if answer == REVIEW_SKIP else parse_id(answer)
-        if verdict_id is None or (answer != REVIEW_SKIP and label not in labels):
+        if verdict_id is None or (answer != REVIEW_SKIP and label is None):
             return Reply(texts.FEEDBACK_NO_VERDICT)
         return await self.answer_review_item(actor=actor, verdict_id=verdict_id, label=label)
 
@@ -84,14 +85,17 @@ class Reviewing(Labelling, UseCaseContext):
         """A reviewer's answer to an item they were shown (`label=None` skips it); replies with the next item."""
         assert actor.user_id is not None
         async with self._transaction() as session:
+            verdict = await storage.get_verdict(session, verdict_id=verdict_id)
+            # Each task has its labels: an id the verdict's task does not have comes from a forged button.
+            if verdict is None or (label is not None and label not in self.labels(verdict.task)):
+                return Reply(texts.FEEDBACK_NO_VERDICT)
             shown = await storage.record_review_outcome(
                 session,
                 reviewer_id=actor.user_id,
                 verdict_id=verdict_id,
                 outcome=ReviewOutcome.SKIPPED if label is None else ReviewOutcome.LABELLED,
             )
-            verdict = await storage.get_verdict(session, verdict_id=verdict_id) if shown else None
-        if verdict is None:  # never shown to this reviewer: a forged or stale button
+        if not shown:  # never shown to this reviewer: a forged or stale button
             return Reply(texts.FEEDBACK_NOT_YOURS)
         toast = texts.REVIEW_SKIPPED
         if label is not None:
@@ -100,6 +104,7 @@ class Reviewing(Labelling, UseCaseContext):
                 verdict_id=verdict.id,
                 label=label,
                 predicted=verdict.label,
+                task=verdict.task,
                 source=FeedbackSource.REVIEW,
                 trusted=True,
             )

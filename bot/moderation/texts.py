@@ -5,6 +5,8 @@ from __future__ import annotations
 BUTTON_RIGHT = "맞아요"
 BUTTON_WRONG = "틀렸어요"
 BUTTON_SKIP = "건너뛰기"
+BUTTON_TOXIC_RIGHT = "⚠️ 맞아요"
+BUTTON_TOXIC_WRONG = "⚠️ 아니에요"
 
 HELP = (
     "안녕하세요! 한국어 리뷰를 보내 주시면 긍정/부정을 판정해 드려요.\n\n"
@@ -24,6 +26,9 @@ VERDICT = "{label} 리뷰 ({confidence:.1f}%)"
 VERDICT_TRUNCATED_NOTE = "\n(긴 글이라 앞부분만 보고 판정했어요)"
 PROBABILITIES_HEADER = "분류별 확률:"
 PROBABILITY_LINE = "• {label}: {probability:.1f}%"
+# Toxicity: a line under the sentiment verdict, only when the text is not 정상.
+TOXICITY_LINE = "⚠️ {label} 표현 ({confidence:.1f}%)"
+TOXICITY_PROBABILITIES_HEADER = "표현 분류별 확률:"
 
 EMPTY_TEXT = "분류할 글자가 없어요. 리뷰 내용을 텍스트로 보내 주세요."
 TEXT_TOO_LONG = "리뷰가 너무 길어요 ({length}자). {limit}자 이하로 보내 주세요."
@@ -47,6 +52,7 @@ LABEL_NOT_COUNTED_RECORD = "다만 최근 검토 결과와 자주 달라서 지�
 FEEDBACK_ALREADY = "이미 '{label}'(으)로 기록되어 있어요."
 FEEDBACK_SAME_AS_VERDICT = "'{label}'은(는) 제 판정과 같아요. 정답이 다른 분류라면 그 이름을 알려 주세요."
 FEEDBACK_CHOOSE = "어떤 분류가 맞나요?"
+FEEDBACK_NO_TASK_VERDICT = "이 리뷰에는 '{label}'을(를) 판정한 기록이 없어요."
 FEEDBACK_UNKNOWN_LABEL = "'{given}'은(는) 모르는 분류예요. 가능한 분류: {labels}"
 FEEDBACK_USAGE = (
     "사용법: /feedback wrong (판정이 틀렸을 때), /feedback right (맞았을 때) 또는 /feedback <분류 이름>"
@@ -72,6 +78,8 @@ MODEL_NONE = "활성 모델이 없어요."
 MODEL_STATUS = {"candidate": "후보", "active": "사용 중", "rejected": "탈락", "retired": "은퇴"}
 MODEL_INFO = "#{id} ({status}), 정확도 {accuracy}, macro-F1 {macro_f1}, 만든 때 {created}"
 MODEL_INFO_HEADER = "사용 중인 모델: "
+TOXICITY_MODEL_INFO_HEADER = "표현(정상/공격적/혐오) 모델: "
+TOXICITY_MODEL_NONE = "없어요 (표현은 판정하지 않아요)."
 MODEL_SERVING_OTHER = (
     "⚠️ 지금 답하는 모델은 #{served}이고, 데이터베이스의 활성 모델은 #{active}이에요. 곧 맞춰져요."
 )

@@ -55,7 +55,7 @@ from bot.retraining.scoring import holdout_counts, judge
 from bot.retraining.version_files import json_safe, read_id2label, write_metrics
 from bot.serving import load_serving_classifier, prepare_model_version, serving_tag
 from bot.settings import Settings
-from bot.storage import ActivationReason, RunNotOwnedError, RunStatus, RunTrigger
+from bot.storage import ActivationReason, RunNotOwnedError, RunStatus, RunTrigger, Task
 from bot.storage.retention import purge_expired_texts
 from trainer.cli import arguments_for
 
@@ -141,11 +141,13 @@ class RetrainingService:
         serving: ServingModel | None = None,
         notify_admins: AdminNotifier | None = None,
         progress_interval_seconds: float = 3.0,
+        toxicity_serving: ServingModel | None = None,
     ) -> None:
         self.settings = settings
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
         self._session_factory = session_factory
-        self._serving = serving
+        self._serving = serving  # sentiment's: runs train and promote sentiment versions
+        self._toxicity_serving = toxicity_serving  # follows the database's active toxicity version
         self._notify_admins = notify_admins
         self._progress_interval = progress_interval_seconds
         self._runs: dict[int, asyncio.Task[RunOutcome]] = {}
@@ -171,7 +173,9 @@ class RetrainingService:
             self._scheduler = start_scheduler(
                 self.settings,
                 retrain_job=self.run_if_enough_feedback,
-                sync_job=self.sync_serving_with_database if self._serving is not None else self.sweep,
+                sync_job=self.sync_serving_with_database
+                if self._serving is not None or self._toxicity_serving is not None
+                else self.sweep,
                 purge_job=self._retention_job(),
             )
 
@@ -278,16 +282,20 @@ class RetrainingService:
         (`moderator retrain`, `moderator model activate`) changed it. Returns True when a model was swapped in.
         A version that cannot load is reported once and the current model keeps serving."""
         await self.sweep()
-        if self._serving is None:
-            return False
-        if any(not task.done() for task in self._runs.values()):
-            return False  # this process is promoting; it swaps itself
+        swapped = False
+        if self._toxicity_serving is not None:
+            swapped = await self._follow_active_version(self._toxicity_serving, Task.TOXICITY)
+        if self._serving is None or any(not task.done() for task in self._runs.values()):
+            return swapped  # while this process is promoting, it swaps sentiment itself
+        return await self._follow_active_version(self._serving, Task.SENTIMENT) or swapped
+
+    async def _follow_active_version(self, serving: ServingModel, task: Task) -> bool:
         async with self._session_factory() as session:
-            active = await storage.get_active_model_version(session)
-        current = self._serving.active.version_id if self._serving.is_loaded else None
+            active = await storage.get_active_model_version(session, task=task)
+        current = serving.active.version_id if serving.is_loaded else None
         if active is None or active.id == current or active.id in self._unloadable:
             return False
-        logger.info("active model changed to version %s in the database; loading it", active.id)
+        logger.info("active %s model changed to version %s in the database; loading it", task, active.id)
         try:
             classifier = await asyncio.to_thread(load_serving_classifier, active.path, self.settings)
         except Exception as error:  # noqa: BLE001 - whatever breaks, keep serving the current model
@@ -299,7 +307,7 @@ class RetrainingService:
                 current,
             )
             return False
-        self._serving.swap(classifier, active.id)
+        serving.swap(classifier, active.id)
         return True
 
     # --- one run ----------------------------------------------------------------------------------

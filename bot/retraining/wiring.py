@@ -35,6 +35,7 @@ def attach_retraining(application: Any, *, settings: Settings, moderation: Any) 
         session_factory=moderation.session_factory,
         serving=moderation.serving,
         notify_admins=notify_admins,
+        toxicity_serving=moderation.toxicity.serving if moderation.toxicity is not None else None,
     )
     moderation.retrainer = service
     return attach(application, service)

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.reviews import is_review
 from bot.storage.errors import InvalidDataError, StorageError
 from bot.storage.label_trust import LabelRule, Standing, labeller_records, record_of, settle
-from bot.storage.models import Feedback, FeedbackSource, TrainingRun, Verdict, utcnow
+from bot.storage.models import Feedback, FeedbackSource, Task, TrainingRun, Verdict, utcnow
 
 # The first key of PostgreSQL's two-key advisory locks taken for label rate limiting ("labl").
 LABEL_LOCK_NAMESPACE = 0x6C61626C
@@ -171,8 +171,10 @@ async def void_feedback_of_user(session: AsyncSession, *, user_id: int, voided_b
     return int(result.rowcount or 0)
 
 
-async def count_unused_feedback(session: AsyncSession, *, rule: LabelRule | None = None) -> int:
-    """Live (not voided) labels that no training run has used yet.
+async def count_unused_feedback(
+    session: AsyncSession, *, rule: LabelRule | None = None, task: Task = Task.SENTIMENT
+) -> int:
+    """Live (not voided) labels of the task's verdicts that no training run has used yet.
 
     With `rule` given, only labels that `export_human_labels` would train on count, so labels that wait for a
     reviewer (or cannot count) do not keep triggering scheduled runs.
@@ -180,10 +182,11 @@ async def count_unused_feedback(session: AsyncSession, *, rule: LabelRule | None
     query = (
         select(func.count())
         .select_from(Feedback)
-        .where(Feedback.voided_at.is_(None), Feedback.used_by_run_id.is_(None))
+        .join(Verdict, Feedback.verdict_id == Verdict.id)
+        .where(Feedback.voided_at.is_(None), Feedback.used_by_run_id.is_(None), Verdict.task == Task(task))
     )
     if rule is not None:
-        exported = await export_human_labels(session, rule=rule)
+        exported = await export_human_labels(session, rule=rule, task=task)
         feedback_ids = [feedback_id for example in exported for feedback_id in example.feedback_ids]
         if not feedback_ids:
             return 0
@@ -206,17 +209,19 @@ async def mark_feedback_used(session: AsyncSession, *, feedback_ids: Sequence[in
 
 
 async def live_labels_by_verdict(
-    session: AsyncSession,
+    session: AsyncSession, *, task: Task | None
 ) -> tuple[dict[int, list[Feedback]], dict[int, Verdict]]:
-    """Every live label of every verdict that still has its text and is a review, grouped by verdict."""
-    rows = (
-        await session.execute(
-            select(Feedback, Verdict)
-            .join(Verdict, Feedback.verdict_id == Verdict.id)
-            .where(Feedback.voided_at.is_(None), Verdict.text.is_not(None))
-            .order_by(Feedback.verdict_id, Feedback.id)
-        )
-    ).all()
+    """Every live label of every verdict (of `task`; None: of every task) that still has its text and is a
+    review, grouped by verdict."""
+    query = (
+        select(Feedback, Verdict)
+        .join(Verdict, Feedback.verdict_id == Verdict.id)
+        .where(Feedback.voided_at.is_(None), Verdict.text.is_not(None))
+        .order_by(Feedback.verdict_id, Feedback.id)
+    )
+    if task is not None:
+        query = query.where(Verdict.task == Task(task))
+    rows = (await session.execute(query)).all()
     feedback_by_verdict: dict[int, list[Feedback]] = defaultdict(list)
     verdicts: dict[int, Verdict] = {}
     for feedback, verdict in rows:
@@ -227,16 +232,18 @@ async def live_labels_by_verdict(
     return feedback_by_verdict, verdicts
 
 
-async def export_human_labels(session: AsyncSession, *, rule: LabelRule) -> list[HumanLabel]:
-    """Every human label ever given that counts (corrections and confirmations, voided ones left out), one per
-    verdict. Per verdict, each user's latest label that is not voided counts once; `bot.storage.label_trust.settle`
+async def export_human_labels(
+    session: AsyncSession, *, rule: LabelRule, task: Task = Task.SENTIMENT
+) -> list[HumanLabel]:
+    """Every human label of the task's verdicts ever given that counts (corrections and confirmations, voided
+    ones left out), one per verdict. Per verdict, each user's latest label that is not voided counts once; `bot.storage.label_trust.settle`
     decides: the most recent trusted label wins; otherwise only labellers whose spot checks earned them trust
     count (unless `rule.trust_everyone`).
 
     Verdicts whose text retention purged, or that are not reviews, are left out. Each HumanLabel lists the ids of
     all live labels of its verdict, which `mark_feedback_used` then records.
     """
-    feedback_by_verdict, verdicts = await live_labels_by_verdict(session)
+    feedback_by_verdict, verdicts = await live_labels_by_verdict(session, task=task)
     records = await labeller_records(session)
     examples = []
     for verdict_id, feedback_rows in feedback_by_verdict.items():
@@ -267,7 +274,7 @@ class LabelBacklog:
 async def label_backlog(session: AsyncSession, *, rule: LabelRule) -> LabelBacklog:
     if rule.trust_everyone:
         return LabelBacklog(0, 0)
-    feedback_by_verdict, _ = await live_labels_by_verdict(session)
+    feedback_by_verdict, _ = await live_labels_by_verdict(session, task=None)  # every task's
     records = await labeller_records(session)
     counts: Counter[Standing] = Counter()
     for feedback_rows in feedback_by_verdict.values():

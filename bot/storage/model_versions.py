@@ -15,6 +15,7 @@ from bot.storage.models import (
     ModelActivation,
     ModelStatus,
     ModelVersion,
+    Task,
     utcnow,
 )
 
@@ -26,10 +27,13 @@ async def register_model_version(
     base_checkpoint: str,
     metrics: dict[str, Any] | None,
     status: ModelStatus = ModelStatus.CANDIDATE,
+    task: Task = Task.SENTIMENT,
 ) -> ModelVersion:
-    """Record a model version directory; `status=ACTIVE` registers it and activates it (retiring the old one)."""
+    """Record a model version directory of a task; `status=ACTIVE` registers it and activates it (retiring the
+    task's old one)."""
     status = ModelStatus(status)
     version = ModelVersion(
+        task=Task(task),
         path=str(path),
         base_checkpoint=str(base_checkpoint),
         metrics=metrics,
@@ -46,8 +50,12 @@ async def get_model_version(session: AsyncSession, *, version_id: int) -> ModelV
     return await session.get(ModelVersion, version_id)
 
 
-async def get_active_model_version(session: AsyncSession) -> ModelVersion | None:
-    return await session.scalar(select(ModelVersion).where(ModelVersion.active_slot == ACTIVE_SLOT))
+async def get_active_model_version(
+    session: AsyncSession, *, task: Task = Task.SENTIMENT
+) -> ModelVersion | None:
+    return await session.scalar(
+        select(ModelVersion).where(ModelVersion.task == Task(task), ModelVersion.active_slot == ACTIVE_SLOT)
+    )
 
 
 async def activate_model_version(
@@ -58,10 +66,10 @@ async def activate_model_version(
     actor: int | None = None,
     note: str | None = None,
 ) -> ModelVersion:
-    """Make a version the one active version: the previous active one becomes retired; sets activated_at and
-    records the change in the activation history (`model_activations`).
+    """Make a version the one active version of its task: the task's previous active one becomes retired; sets
+    activated_at and records the change in the activation history (`model_activations`).
 
-    The database allows one active version only, so a concurrent activation fails with StorageError.
+    The database allows one active version per task only, so a concurrent activation fails with StorageError.
     A version whose files were pruned cannot be activated.
     """
     version = await _require_version(session, version_id)
@@ -70,7 +78,7 @@ async def activate_model_version(
     if version.pruned_at is not None:
         raise InvalidDataError(f"Model version {version_id}'s files were deleted; it cannot be activated.")
     try:
-        previous = await get_active_model_version(session)
+        previous = await get_active_model_version(session, task=version.task)
         if previous is not None:
             previous.status = ModelStatus.RETIRED
             previous.active_slot = None
@@ -95,13 +103,14 @@ async def activate_model_version(
     return version
 
 
-async def rollback_candidates(session: AsyncSession) -> list[ModelVersion]:
-    """Where /rollback may go, best first: versions that served before (most recently active first) and were
+async def rollback_candidates(session: AsyncSession, *, task: Task = Task.SENTIMENT) -> list[ModelVersion]:
+    """Where /rollback may go, best first: the task's versions that served before (most recently active first) and were
     neither rolled back from nor rejected, with their files still present. The caller tries them in order and
     skips those that cannot load."""
     result = await session.scalars(
         select(ModelVersion)
         .where(
+            ModelVersion.task == Task(task),
             ModelVersion.status == ModelStatus.RETIRED,
             ModelVersion.activated_at.is_not(None),
             ModelVersion.pruned_at.is_(None),
@@ -111,11 +120,16 @@ async def rollback_candidates(session: AsyncSession) -> list[ModelVersion]:
     return list(result)
 
 
-async def served_versions(session: AsyncSession) -> list[ModelVersion]:
-    """Every version that was ever active and is not rejected (the active one included), newest first."""
+async def served_versions(session: AsyncSession, *, task: Task = Task.SENTIMENT) -> list[ModelVersion]:
+    """Every version of the task that was ever active and is not rejected (the active one included), newest
+    first."""
     result = await session.scalars(
         select(ModelVersion)
-        .where(ModelVersion.activated_at.is_not(None), ModelVersion.status != ModelStatus.REJECTED)
+        .where(
+            ModelVersion.task == Task(task),
+            ModelVersion.activated_at.is_not(None),
+            ModelVersion.status != ModelStatus.REJECTED,
+        )
         .order_by(ModelVersion.activated_at.desc(), ModelVersion.id.desc())
     )
     return list(result)

@@ -28,6 +28,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from classifier.tasks import SENTIMENT, TOXICITY
+
 # Named constraints keep Alembic batch migrations on SQLite (which rebuild tables) reliable.
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -68,6 +70,13 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value.tzinfo is None:
             return value.replace(tzinfo=UTC)
         return value.astimezone(UTC)
+
+
+class Task(enum.StrEnum):
+    """What a model judges (classifier.tasks): each task has its own versions, verdicts, labels and runs."""
+
+    SENTIMENT = SENTIMENT
+    TOXICITY = TOXICITY
 
 
 class ModelStatus(enum.StrEnum):
@@ -139,9 +148,11 @@ class ModelVersion(Base):
             "(status = 'active' AND active_slot IS NOT NULL AND active_slot = 1) OR (status <> 'active' AND active_slot IS NULL)",
             name="active_slot_matches_status",
         ),
+        UniqueConstraint("task", "active_slot"),  # one active version per task
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    task: Mapped[Task] = mapped_column(_portable_enum(Task, "task"), default=Task.SENTIMENT)
     path: Mapped[str] = mapped_column(String(1024))
     base_checkpoint: Mapped[str] = mapped_column(String(1024))
     metrics: Mapped[dict[str, Any] | None] = mapped_column(JSON)
@@ -149,7 +160,7 @@ class ModelVersion(Base):
     status_reason: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     activated_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    active_slot: Mapped[int | None] = mapped_column(Integer, unique=True)
+    active_slot: Mapped[int | None] = mapped_column(Integer)
     pruned_at: Mapped[datetime | None] = mapped_column(UTCDateTime())  # its files were deleted (retention)
 
     def __repr__(self) -> str:
@@ -159,12 +170,13 @@ class ModelVersion(Base):
 class Verdict(Base):
     __tablename__ = "verdicts"
     __table_args__ = (
-        UniqueConstraint("chat_id", "message_id"),
+        UniqueConstraint("chat_id", "message_id", "task"),  # a message gets one verdict per task
         Index(None, "chat_id", "reply_message_id"),
         Index(None, "chat_id", "user_id"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    task: Mapped[Task] = mapped_column(_portable_enum(Task, "task"), default=Task.SENTIMENT)
     chat_id: Mapped[int] = mapped_column(BigInteger)
     message_id: Mapped[int] = mapped_column(BigInteger)
     user_id: Mapped[int | None] = mapped_column(BigInteger)
@@ -202,6 +214,8 @@ class TrainingRun(Base):
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # the task whose model it trains; one run is live at a time across tasks (they share the machine)
+    task: Mapped[Task] = mapped_column(_portable_enum(Task, "task"), default=Task.SENTIMENT)
     trigger: Mapped[RunTrigger] = mapped_column(_portable_enum(RunTrigger, "run_trigger"))
     requested_by: Mapped[int | None] = mapped_column(BigInteger)
     status: Mapped[RunStatus] = mapped_column(_portable_enum(RunStatus, "run_status"))

@@ -10,13 +10,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.storage.errors import InvalidDataError
-from bot.storage.models import InboxStatus, OutboxMessage, OutboxStatus, TelegramUpdate, Verdict, utcnow
+from bot.storage.models import InboxStatus, OutboxMessage, OutboxStatus, TelegramUpdate, utcnow
+from bot.storage.verdicts import set_reply_message_id
 
 ERROR_TEXT_LIMIT = 1000
 
@@ -122,9 +123,7 @@ async def mark_outbox_sent(session: AsyncSession, *, message_id: int, sent_messa
     row.last_error = None
     row.next_attempt_at = None
     if row.verdict_id is not None:
-        await session.execute(
-            update(Verdict).where(Verdict.id == row.verdict_id).values(reply_message_id=sent_message_id)
-        )
+        await set_reply_message_id(session, verdict_id=row.verdict_id, reply_message_id=sent_message_id)
     await session.flush()
 
 

@@ -17,6 +17,7 @@ from bot.storage.models import (
     ModelVersion,
     RunStatus,
     RunTrigger,
+    Task,
     TrainingRun,
     utcnow,
 )
@@ -38,10 +39,11 @@ async def start_training_run(
     requested_by: int | None,
     owner: str | None = None,
     stale_after: timedelta = DEFAULT_STALE_AFTER,
+    task: Task = Task.SENTIMENT,
 ) -> tuple[TrainingRun, bool]:
-    """Queue a training run owned by `owner`; returns (run, created).
+    """Queue a training run of the task's model owned by `owner`; returns (run, created).
 
-    At most one run is queued or running, across processes: its row holds the UNIQUE `active_slot`.
+    At most one run is queued or running, across processes and tasks (they share the machine): its row holds the UNIQUE `active_slot`.
     When a live one exists, that run is returned with created=False, unless it is stale (its owner stopped
     beating, see `is_stale`): then it is failed here and the new run takes the slot, so a killed process never
     blocks retraining. Commit promptly: until the caller commits, a concurrent request waits for this
@@ -55,6 +57,7 @@ async def start_training_run(
         await _fail_stale(session, live_run)
     now = utcnow()
     run = TrainingRun(
+        task=Task(task),
         trigger=trigger,
         requested_by=requested_by,
         status=RunStatus.QUEUED,

@@ -9,7 +9,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.storage.errors import InvalidDataError
-from bot.storage.models import Verdict
+from bot.storage.models import Task, Verdict
 
 
 def _validate_verdict(
@@ -52,8 +52,10 @@ async def add_verdict(
     probabilities: dict[str, float],
     model_version_id: int | None,
     max_text_length: int = 4096,
+    task: Task = Task.SENTIMENT,
 ) -> Verdict:
-    """Record a verdict; idempotent on (chat_id, message_id): a repeat returns the existing row unchanged.
+    """Record a task's verdict; idempotent on (chat_id, message_id, task): a repeat returns the existing row
+    unchanged.
 
     Raises InvalidDataError (writing nothing) for text over `max_text_length`, a label that does not index
     `probabilities`, or a confidence outside [0, 1].
@@ -66,10 +68,12 @@ async def add_verdict(
         probabilities=probabilities,
         max_text_length=max_text_length,
     )
-    existing = await _verdict_for_message_id(session, chat_id=chat_id, message_id=message_id)
+    task = Task(task)
+    existing = await _verdict_for_message_id(session, chat_id=chat_id, message_id=message_id, task=task)
     if existing is not None:
         return existing
     verdict = Verdict(
+        task=task,
         chat_id=chat_id,
         message_id=message_id,
         user_id=user_id,
@@ -87,7 +91,7 @@ async def add_verdict(
         async with session.begin_nested():
             session.add(verdict)
     except IntegrityError:
-        existing = await _verdict_for_message_id(session, chat_id=chat_id, message_id=message_id)
+        existing = await _verdict_for_message_id(session, chat_id=chat_id, message_id=message_id, task=task)
         if existing is None:
             raise
         return existing
@@ -100,9 +104,13 @@ def probability_margin(probabilities: dict[str, float]) -> float:
     return ranked[0] - (ranked[1] if len(ranked) > 1 else 0.0)
 
 
-async def _verdict_for_message_id(session: AsyncSession, *, chat_id: int, message_id: int) -> Verdict | None:
+async def _verdict_for_message_id(
+    session: AsyncSession, *, chat_id: int, message_id: int, task: Task
+) -> Verdict | None:
     return await session.scalar(
-        select(Verdict).where(Verdict.chat_id == chat_id, Verdict.message_id == message_id)
+        select(Verdict).where(
+            Verdict.chat_id == chat_id, Verdict.message_id == message_id, Verdict.task == task
+        )
     )
 
 
@@ -111,20 +119,29 @@ async def get_verdict(session: AsyncSession, *, verdict_id: int) -> Verdict | No
 
 
 async def set_reply_message_id(session: AsyncSession, *, verdict_id: int, reply_message_id: int) -> None:
-    """Remember the bot's reply to a verdict, so that replies to the reply find the verdict."""
-    result = await session.execute(
-        update(Verdict).where(Verdict.id == verdict_id).values(reply_message_id=reply_message_id)
-    )
-    if result.rowcount == 0:
+    """Remember the bot's reply to a verdict, so that replies to the reply find the verdict (and the verdicts of
+    the other tasks on the same message: one reply announces them all)."""
+    verdict = await session.get(Verdict, verdict_id)
+    if verdict is None:
         raise InvalidDataError(f"Verdict {verdict_id} does not exist.")
+    await session.execute(
+        update(Verdict)
+        .where(Verdict.chat_id == verdict.chat_id, Verdict.message_id == verdict.message_id)
+        .values(reply_message_id=reply_message_id)
+        .execution_options(synchronize_session="fetch")
+    )
 
 
-async def find_verdict_by_message(session: AsyncSession, *, chat_id: int, message_id: int) -> Verdict | None:
-    """The verdict for a message in a chat: `message_id` may be the reviewed message or the bot's reply."""
+async def find_verdict_by_message(
+    session: AsyncSession, *, chat_id: int, message_id: int, task: Task = Task.SENTIMENT
+) -> Verdict | None:
+    """The task's verdict for a message in a chat: `message_id` may be the reviewed message or the bot's
+    reply."""
     return await session.scalar(
         select(Verdict)
         .where(
             Verdict.chat_id == chat_id,
+            Verdict.task == Task(task),
             or_(Verdict.message_id == message_id, Verdict.reply_message_id == message_id),
         )
         .order_by((Verdict.message_id == message_id).desc(), Verdict.id.desc())
@@ -132,11 +149,13 @@ async def find_verdict_by_message(session: AsyncSession, *, chat_id: int, messag
     )
 
 
-async def latest_verdict_for_user(session: AsyncSession, *, chat_id: int, user_id: int) -> Verdict | None:
-    """The most recent verdict on a message this user sent in this chat."""
+async def latest_verdict_for_user(
+    session: AsyncSession, *, chat_id: int, user_id: int, task: Task = Task.SENTIMENT
+) -> Verdict | None:
+    """The task's most recent verdict on a message this user sent in this chat."""
     return await session.scalar(
         select(Verdict)
-        .where(Verdict.chat_id == chat_id, Verdict.user_id == user_id)
+        .where(Verdict.chat_id == chat_id, Verdict.user_id == user_id, Verdict.task == Task(task))
         .order_by(Verdict.created_at.desc(), Verdict.id.desc())
         .limit(1)
     )

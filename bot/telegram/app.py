@@ -101,7 +101,7 @@ def build_application(
         await application.bot.set_my_commands(list(BOT_COMMANDS))
 
     async def post_shutdown(application: Application) -> None:
-        await moderation.batcher.aclose()
+        await moderation.aclose_serving()
         if engine is not None:
             await engine.dispose()
 

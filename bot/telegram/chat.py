@@ -44,6 +44,7 @@ class TerminalChat:
         self._output = output
         self._next_message_id: int | None = None
         self._review_verdict_id: int | None = None  # the review item on screen, answered by `/review <label>`
+        self._review_labels: dict[int, str] = {}  # that item's labels, id -> name
 
     async def _message_id(self) -> int:
         if self._next_message_id is None:
@@ -101,11 +102,11 @@ class TerminalChat:
             if answer.casefold() in {REVIEW_SKIP, texts.BUTTON_SKIP}:
                 label = None
             else:
-                label = parse_label(answer, moderation.labels())
+                label = parse_label(answer, self._review_labels)
                 if label is None:
                     return Reply(
                         texts.FEEDBACK_UNKNOWN_LABEL.format(
-                            given=echo(answer), labels=", ".join(moderation.labels().values())
+                            given=echo(answer), labels=", ".join(self._review_labels.values())
                         )
                     )
             reply = await moderation.answer_review_item(
@@ -116,6 +117,13 @@ class TerminalChat:
         self._review_verdict_id = next(
             (parse_id(b.data.split(":")[1]) for b in reply.buttons if b.data.startswith("rv:")), None
         )
+        # The item's task's labels, as its buttons offer them (`rv:<verdict id>:<label id>`).
+        self._review_labels = {
+            label_id: button.text
+            for button in reply.buttons
+            if button.data.startswith("rv:")
+            and (label_id := parse_id(button.data.split(":")[-1])) is not None
+        }
         if reply.toast and reply.toast != reply.text:
             return Reply(f"{reply.toast}\n\n{reply.text}", buttons=reply.buttons)
         return reply

@@ -58,6 +58,8 @@ class ActiveVersion:
     version_id: int
     path: Path
     classifier: object = None  # loaded as served and trial-checked by `_prepare_database`
+    # The toxicity task's active version, loaded as served; None: no toxicity model (sentiment only).
+    toxicity: tuple[int, object] | None = None  # (version id, classifier)
 
 
 def _settings() -> Settings:
@@ -95,27 +97,51 @@ async def _prepare_database(settings: Settings) -> ActiveVersion | None:
             if failed:
                 logger.warning("marked %d abandoned training run(s) as failed", failed)
         active = await versions.load_active_or_fall_back(session_factory, settings)
+        toxicity = None
+        if active is not None:
+            try:
+                toxicity = await versions.load_active_or_fall_back(
+                    session_factory, settings, task=storage.Task.TOXICITY
+                )
+            except versions.VersionError as error:
+                # Sentiment still answers: a broken toxicity model must not keep the bot down.
+                logger.error("NO TOXICITY MODEL CAN SERVE (%s); reviews get sentiment verdicts only", error)
     finally:
         await engine.dispose()
     if active is None:
         return None
-    return ActiveVersion(active.version.id, Path(active.version.path), active.classifier)
+    return ActiveVersion(
+        active.version.id,
+        Path(active.version.path),
+        active.classifier,
+        toxicity=None if toxicity is None else (toxicity.version.id, toxicity.classifier),
+    )
 
 
 def _build_moderation(
-    settings: Settings, classifier: object, version_id: int
+    settings: Settings, classifier: object, version_id: int, toxicity: tuple[int, object] | None = None
 ):  # -> (Moderation, AsyncEngine)
     from bot import storage
     from bot.moderation import Moderation
-    from bot.serving import MicroBatcher, ServingModel
+    from bot.serving import MicroBatcher, ServingModel, TaskServing
+
+    def batcher(serving: ServingModel) -> MicroBatcher:
+        return MicroBatcher(serving, window_ms=settings.batch_window_ms, max_batch=settings.max_batch_size)
 
     engine = storage.create_engine(settings.database_url)
     serving = ServingModel(classifier, version_id)  # type: ignore[arg-type]
+    # Empty without a toxicity model: one activated later (`moderator model import`) is swapped in by the
+    # retraining service's sync job.
+    toxicity_model = ServingModel()
+    if toxicity is not None:
+        toxicity_version_id, toxicity_classifier = toxicity
+        toxicity_model.swap(toxicity_classifier, toxicity_version_id)  # type: ignore[arg-type]
     moderation = Moderation(
         session_factory=storage.make_session_factory(engine),
         serving=serving,
-        batcher=MicroBatcher(serving, window_ms=settings.batch_window_ms, max_batch=settings.max_batch_size),
+        batcher=batcher(serving),
         settings=settings,
+        toxicity=TaskServing(toxicity_model, batcher(toxicity_model)),
     )
     moderation.warn_about_settings()
     return moderation, engine
@@ -147,7 +173,7 @@ def run_command(args: argparse.Namespace) -> int:
         print(_no_model_message(), file=sys.stderr)
         return EXIT_NOT_READY
     classifier = _load_classifier(settings, active)
-    moderation, engine = _build_moderation(settings, classifier, active.version_id)
+    moderation, engine = _build_moderation(settings, classifier, active.version_id, active.toxicity)
     application = build_application(settings, moderation=moderation, engine=engine)
     from bot.retraining import attach_retraining
 
@@ -169,23 +195,28 @@ def chat_command(args: argparse.Namespace) -> int:
         print(_no_model_message(), file=sys.stderr)
         return EXIT_NOT_READY
     classifier = _load_classifier(settings, active)
-    return asyncio.run(_chat(settings, classifier, active.version_id))
+    return asyncio.run(_chat(settings, classifier, active.version_id, active.toxicity))
 
 
-async def _chat(settings: Settings, classifier: object, version_id: int) -> int:
+async def _chat(
+    settings: Settings, classifier: object, version_id: int, toxicity: tuple[int, object] | None = None
+) -> int:
     from bot.retraining import RetrainingService
     from bot.telegram.chat import TerminalChat
 
-    moderation, engine = _build_moderation(settings, classifier, version_id)
+    moderation, engine = _build_moderation(settings, classifier, version_id, toxicity)
     # /retrain in the terminal trains for real too; the schedule stays with `moderator run`.
     moderation.retrainer = RetrainingService(
-        settings=settings, session_factory=moderation.session_factory, serving=moderation.serving
+        settings=settings,
+        session_factory=moderation.session_factory,
+        serving=moderation.serving,
+        toxicity_serving=moderation.toxicity.serving if moderation.toxicity is not None else None,
     )
     try:
         await TerminalChat(moderation, output=sys.stdout).run(sys.stdin)
     finally:
         await moderation.retrainer.stop()
-        await moderation.batcher.aclose()
+        await moderation.aclose_serving()
         await engine.dispose()
     return 0
 
@@ -205,15 +236,15 @@ def model_import_command(args: argparse.Namespace) -> int:
         model_dir.mkdir(parents=True, exist_ok=True)
         shutil.copytree(source, target)
     try:
-        version_id, activated = asyncio.run(_register(settings, target, activate=args.activate))
+        version_id, activated, task = asyncio.run(_register(settings, target, activate=args.activate))
     except VersionError as exc:
         if copied:
             shutil.rmtree(target, ignore_errors=True)
         print(f"Cannot import {source}: {exc}", file=sys.stderr)
         return 1
-    print(f"imported {source} as model version #{version_id} at {target}")
+    print(f"imported {source} as {task} model version #{version_id} at {target}")
     print(
-        "it is now the active model"
+        f"it is now the active {task} model"
         if activated
         else f"activate it with: moderator model activate {version_id}"
     )
@@ -230,19 +261,22 @@ def _free_target(model_dir: Path, name: str) -> Path:
     return target
 
 
-async def _register(settings: Settings, path: Path, *, activate: bool) -> tuple[int, bool]:
-    """Validate (load as served + trial prediction), register and maybe activate; VersionError if it cannot serve."""
+async def _register(settings: Settings, path: Path, *, activate: bool) -> tuple[int, bool, str]:
+    """Validate (load as served + trial prediction), register and maybe activate; VersionError if it cannot serve.
+    Returns (version id, activated, the task it judges)."""
     from bot import storage, versions
 
     await asyncio.to_thread(storage.upgrade_database, settings.database_url)
     engine = storage.create_engine(settings.database_url)
     try:
-        return await versions.register(
-            storage.make_session_factory(engine),
-            settings,
-            path=path,
-            activate_it=activate,
+        session_factory = storage.make_session_factory(engine)
+        version_id, activated = await versions.register(
+            session_factory, settings, path=path, activate_it=activate
         )
+        async with session_factory() as session:
+            version = await storage.get_model_version(session, version_id=version_id)
+        assert version is not None
+        return version_id, activated, str(version.task)
     finally:
         await engine.dispose()
 
@@ -252,7 +286,7 @@ def model_list_command(args: argparse.Namespace) -> int:
     if not rows:
         print("no model versions yet; import one with: moderator model import DIR")
         return 0
-    header = ("id", "status", "accuracy", "macro_f1", "created", "path")
+    header = ("id", "task", "status", "accuracy", "macro_f1", "created", "path")
     widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
     for row in [header, *rows]:
         print("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
@@ -277,6 +311,7 @@ async def _list(settings: Settings, *, limit: int) -> list[tuple[object, ...]]:
     return [
         (
             version.id,
+            str(version.task),
             getattr(version.status, "value", version.status),
             metric(version, "accuracy"),
             metric(version, "macro_f1"),

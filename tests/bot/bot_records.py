@@ -13,10 +13,10 @@ from bot.storage import Verdict
 VERDICT_RE = re.compile(r"^(부정|긍정) 리뷰 \(\d{1,3}\.\d%\)")
 
 
-async def verdict_for(bot, message) -> Verdict | None:
+async def verdict_for(bot, message, task: storage.Task = storage.Task.SENTIMENT) -> Verdict | None:
     async with bot.session() as session:
         return await storage.find_verdict_by_message(
-            session, chat_id=message["chat"]["id"], message_id=message["message_id"]
+            session, chat_id=message["chat"]["id"], message_id=message["message_id"], task=task
         )
 
 

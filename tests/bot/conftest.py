@@ -14,7 +14,7 @@ from fake_telegram import FakeBotApi
 
 from bot import storage
 from bot.moderation import Moderation, Retrainer
-from bot.serving import MicroBatcher, ServingModel
+from bot.serving import MicroBatcher, ServingModel, TaskServing
 from bot.settings import Settings
 
 TEST_MAX_LENGTH = 64  # short sequences keep the suite light on 2 cores
@@ -34,6 +34,35 @@ def bot_classifier(bot_model_dir: Path):
         return Classifier.load(bot_model_dir, max_length=TEST_MAX_LENGTH)
     except ValueError:  # a model whose own limit is already shorter
         return Classifier.load(bot_model_dir)
+
+
+def one_answer_copy(source: Path, target: Path, label_id: int) -> Path:
+    """The same model with its classification head set to answer `label_id` for every text (at about 88%): a real
+    model version that is deterministic about which verdict it gives, whatever the tiny model learned."""
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    shutil.copytree(source, target)
+    weights = load_file(target / "model.safetensors")
+    weights["classifier.weight"] = weights["classifier.weight"] * 0.0
+    bias = weights["classifier.bias"] * 0.0
+    bias[label_id] = 3.0
+    weights["classifier.bias"] = bias
+    save_file(weights, target / "model.safetensors", metadata={"format": "pt"})
+    return target
+
+
+@pytest.fixture(scope="session")
+def toxic_everywhere_model_dir(toxicity_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A toxicity version that calls every text 공격적 (label 1)."""
+    return one_answer_copy(toxicity_model_dir, tmp_path_factory.mktemp("toxic-everywhere") / "version", 1)
+
+
+@pytest.fixture(scope="session")
+def clean_everywhere_model_dir(toxicity_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A toxicity version that calls every text 정상 (label 0)."""
+    return one_answer_copy(toxicity_model_dir, tmp_path_factory.mktemp("clean-everywhere") / "version", 0)
 
 
 @pytest.fixture
@@ -105,8 +134,13 @@ async def start_bot(
     started: list[Any] = []
 
     async def start(
-        *, retrainer: Retrainer | None = None, webhook: bool = False, **overrides: Any
+        *,
+        retrainer: Retrainer | None = None,
+        webhook: bool = False,
+        toxicity_model: Path | None = None,
+        **overrides: Any,
     ) -> RunningBot:
+        """`toxicity_model`: a toxicity version to serve beside sentiment (registered and activated)."""
         settings = make_settings(database_url=database_url, base_url=api.base_url, **overrides)
         engine = storage.create_engine(database_url)
         session_factory = storage.make_session_factory(engine)
@@ -118,7 +152,22 @@ async def start_bot(
                 metrics={"accuracy": 0.5, "macro_f1": 0.5},
             )
             await storage.activate_model_version(session, version_id=version.id)
+            toxicity_version = None
+            if toxicity_model is not None:
+                toxicity_version = await storage.register_model_version(
+                    session,
+                    path=str(toxicity_model),
+                    base_checkpoint="test",
+                    metrics=None,
+                    status=storage.ModelStatus.ACTIVE,
+                    task=storage.Task.TOXICITY,
+                )
         serving = ServingModel(bot_classifier, version.id)
+        toxicity_serving = ServingModel()
+        if toxicity_version is not None:
+            from classifier import Classifier
+
+            toxicity_serving.swap(Classifier.load(toxicity_model), toxicity_version.id)
         moderation = Moderation(
             session_factory=session_factory,
             serving=serving,
@@ -127,6 +176,12 @@ async def start_bot(
             ),
             settings=settings,
             retrainer=retrainer,
+            toxicity=TaskServing(
+                toxicity_serving,
+                MicroBatcher(
+                    toxicity_serving, window_ms=settings.batch_window_ms, max_batch=settings.max_batch_size
+                ),
+            ),
         )
         application = build_application(settings, moderation=moderation, engine=engine)
         runner = BotRunner(

@@ -61,13 +61,13 @@ def test_model_import_list_activate_and_chat(moderator, bot_model_dir, tmp_path,
 
     assert moderator("model", "list") == 0
     table = capsys.readouterr().out.splitlines()
-    assert table[0].split()[:2] == ["id", "status"]
-    statuses = {line.split()[0]: line.split()[1] for line in table[1:]}
-    assert statuses == {"1": "active", "2": "candidate"}
+    assert table[0].split()[:3] == ["id", "task", "status"]
+    statuses = {line.split()[0]: line.split()[1:3] for line in table[1:]}
+    assert statuses == {"1": ["sentiment", "active"], "2": ["sentiment", "candidate"]}
     assert moderator("model", "activate", "2") == 0
     assert moderator("model", "activate", "99") == 1
     moderator("model", "list")
-    statuses = {line.split()[0]: line.split()[1] for line in capsys.readouterr().out.splitlines()[1:]}
+    statuses = {line.split()[0]: line.split()[2] for line in capsys.readouterr().out.splitlines()[1:]}
     assert statuses["2"] == "active" and statuses["1"] != "active"
 
     lines = [

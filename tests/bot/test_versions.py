@@ -60,10 +60,12 @@ async def registry(tmp_path):
     await engine.dispose()
 
 
-async def register(session_factory, path: Path, *, activate: bool = False) -> int:
+async def register(
+    session_factory, path: Path, *, activate: bool = False, task: storage.Task = storage.Task.SENTIMENT
+) -> int:
     async with session_factory() as session, session.begin():
         version = await storage.register_model_version(
-            session, path=str(path), base_checkpoint="t", metrics={}
+            session, path=str(path), base_checkpoint="t", metrics={}, task=task
         )
         if activate:
             await storage.activate_model_version(session, version_id=version.id)
@@ -213,7 +215,7 @@ async def test_model_commands_validate_before_anything_changes(registry, tmp_pat
     settings, session_factory = registry
     imported = await asyncio.to_thread(moderator, tmp_path, "import", str(scratch_model_dir))
     assert imported.returncode == 0, imported.stderr
-    assert "now the active model" in imported.stdout
+    assert "now the active sentiment model" in imported.stdout
 
     nan_dir = nan_copy(scratch_model_dir, tmp_path / "nan-model")
     refused = await asyncio.to_thread(moderator, tmp_path, "import", str(nan_dir))
@@ -243,3 +245,38 @@ async def test_model_commands_validate_before_anything_changes(registry, tmp_pat
         activate_missing_exit_code=missing.returncode,
         activations_after=len(history),
     )
+
+
+async def test_a_toxicity_version_is_imported_and_activated_beside_the_sentiment_one(
+    registry, tmp_path, scratch_model_dir, toxicity_model_dir
+):
+    """Each task has its own active version: importing a toxicity model activates it for toxicity (the first of
+    its task) and leaves the sentiment version active; `model list` names each version's task."""
+    settings, session_factory = registry
+    sentiment = await asyncio.to_thread(moderator, tmp_path, "import", str(scratch_model_dir))
+    toxicity = await asyncio.to_thread(moderator, tmp_path, "import", str(toxicity_model_dir))
+    assert sentiment.returncode == 0 and toxicity.returncode == 0, toxicity.stderr
+    assert "as toxicity model version #2" in toxicity.stdout
+    assert "now the active toxicity model" in toxicity.stdout
+    listed = await asyncio.to_thread(moderator, tmp_path, "list")
+    rows = {line.split()[0]: line.split()[1:3] for line in listed.stdout.splitlines()[1:]}
+    assert rows == {"1": ["sentiment", "active"], "2": ["toxicity", "active"]}
+
+    second = await register(
+        session_factory,
+        shutil.copytree(toxicity_model_dir, tmp_path / "toxicity-2"),
+        task=storage.Task.TOXICITY,
+    )
+    activated = await asyncio.to_thread(moderator, tmp_path, "activate", str(second))
+    assert activated.returncode == 0, activated.stderr
+    async with session_factory() as session:
+        active_sentiment = await storage.get_active_model_version(session)
+        active_toxicity = await storage.get_active_model_version(session, task=storage.Task.TOXICITY)
+        retired = await storage.get_model_version(session, version_id=2)
+    assert (active_sentiment.id, active_toxicity.id) == (1, second)
+    assert retired.status is storage.ModelStatus.RETIRED  # the task's previous version, not sentiment's
+
+    rolled_back = await versions.rollback(session_factory, settings, actor=None, task=storage.Task.TOXICITY)
+    assert (rolled_back.version.id, rolled_back.previous_id) == (2, second)
+    async with session_factory() as session:
+        assert (await storage.get_active_model_version(session)).id == 1

@@ -13,12 +13,16 @@ from sqlalchemy import MetaData, func, insert, inspect, select
 from bot.storage import (
     LabelRule,
     RunTrigger,
+    Task,
+    add_verdict,
     create_engine,
     downgrade_database,
     export_human_labels,
     get_active_model_version,
     get_stats,
     make_session_factory,
+    record_feedback,
+    register_model_version,
     start_training_run,
     upgrade_database,
 )
@@ -242,8 +246,66 @@ async def assert_rows_intact(engine) -> None:
     ]
     assert (run.example_count, run.model_version_id, run.progress) == (4000, 2, None)
     assert active.id == 2 and active.metrics == {"accuracy": 0.87}
+    # Everything that was there is the sentiment task's, the only task there was.
+    assert {v.task for v in verdicts} == {Task.SENTIMENT} and run.task is Task.SENTIMENT
+    assert active.task is Task.SENTIMENT
     assert (
         stats.verdicts == 3 and stats.corrections == 3 and stats.verdicts_by_label == {"긍정": 2, "부정": 1}
     )
     # Verdict 2's two untrusted labels wait for a reviewer's check; verdict 3's trusted one counts.
     assert {(c.verdict_id, c.label) for c in corrections} == {(3, 1)}
+
+
+async def test_each_task_has_its_active_version_and_its_verdict_per_message(database_url):
+    """After 0005: a toxicity version activates beside the sentiment one, and a message gets both verdicts;
+    downgrading to 0004 (one task) drops the toxicity rows and keeps every sentiment row."""
+    await asyncio.to_thread(upgrade_database, database_url, "0001")
+    engine = create_engine(database_url)
+    try:
+        await fill_revision_0001(engine)
+        await asyncio.to_thread(upgrade_database, database_url)
+        async with make_session_factory(engine)() as session, session.begin():
+            toxicity = await register_model_version(
+                session,
+                path="models/t1",
+                base_checkpoint="e5",
+                metrics=None,
+                status="active",
+                task=Task.TOXICITY,
+            )
+            verdict = await add_verdict(
+                session,
+                chat_id=-100,
+                message_id=2,  # the message verdict 2 judged for sentiment
+                user_id=7,
+                text="지루하다 너무 길다",
+                label=1,
+                label_name="공격적",
+                confidence=0.7,
+                probabilities={"정상": 0.2, "공격적": 0.7, "혐오": 0.1},
+                model_version_id=toxicity.id,
+                task=Task.TOXICITY,
+            )
+            await record_feedback(
+                session, verdict_id=verdict.id, user_id=8, label=0, num_labels=3, is_admin=False
+            )
+        async with make_session_factory(engine)() as session:
+            sentiment_active = await get_active_model_version(session)
+            toxicity_active = await get_active_model_version(session, task=Task.TOXICITY)
+            sentiment_labels = await export_human_labels(session, rule=LabelRule(trust_everyone=True))
+            toxicity_labels = await export_human_labels(
+                session, rule=LabelRule(trust_everyone=True), task=Task.TOXICITY
+            )
+        assert (sentiment_active.id, toxicity_active.id) == (2, toxicity.id)
+        assert verdict.id == 4
+        assert {label.verdict_id for label in sentiment_labels} == {2, 3}  # the toxicity label stays apart
+        assert [(label.verdict_id, label.label) for label in toxicity_labels] == [(4, 0)]
+
+        await asyncio.to_thread(downgrade_database, database_url, "0004")
+        await asyncio.to_thread(upgrade_database, database_url)
+        await assert_rows_intact(engine)
+        async with make_session_factory(engine)() as session:
+            assert await get_active_model_version(session, task=Task.TOXICITY) is None
+            assert await session.scalar(select(func.count()).select_from(Verdict)) == 3
+    finally:
+        await engine.dispose()
