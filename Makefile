@@ -34,6 +34,8 @@ test: $(STAMP)
 #   ~15 min);
 # - toxicity: the TF-IDF + logistic-regression baseline on BEEP! dev and held-out K-MHaS, with bootstrap
 #   intervals (bench/results/toxicity.json; ~4 min);
+# - two tasks against one: the first sentiment and toxicity models served side by side through the bot's
+#   micro-batchers (bench/results/two_tasks.json; ~4 min, training the two first models when missing);
 # - 10,000 fuzzed updates through the real bot (~5 min on 2 quiet cores);
 # - the kill, stop, refused-token, run-recovery and model-version figures of docs/reliability.md (real processes,
 #   ~10 min): the tests record them into bench/results/reliability.json (bench/reliability.py), which replaces
@@ -45,6 +47,7 @@ bench: $(STAMP)
 	for scenario in a b d c; do $(BIN)/python -m bench.bench_learning_loop --scenario $$scenario || exit 1; done
 	$(BIN)/python -m bench.bench_calibration
 	$(BIN)/python -m bench.bench_toxicity
+	$(BIN)/python -m bench.bench_two_tasks
 	$(BIN)/python -m bench.bench_fuzz --count 10000
 	rm -f $(RELIABILITY_JSON).partial
 	RELIABILITY_RESULTS=$(RELIABILITY_JSON).partial RELIABILITY_KILL_AFTER=1,20,100,190 \
