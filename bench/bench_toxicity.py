@@ -140,7 +140,14 @@ def tfidf_baseline(train_texts: list[str], train_labels: list[int], *, seed: int
     return model
 
 
-E5_RECIPE = {"epochs": 3.0, "batch_size": 16, "learning_rate": 5e-5, "max_length": 128, "eval_size": 500}
+E5_RECIPE = {
+    "epochs": 3.0,
+    "batch_size": 16,
+    "learning_rate": 5e-5,
+    "head_learning_rate": 1e-3,
+    "max_length": 64,
+    "eval_size": 500,
+}
 
 
 def paired_difference(

@@ -26,7 +26,15 @@ FIRST_TOXICITY_MODEL_DIR = Path("models") / "first-toxicity"
 # The first models' recipes: small enough to train in minutes on 2 CPU cores. The benchmarks train the same
 # recipes (bench/), so their figures describe the models `make run` serves.
 FIRST_MODEL_RECIPE = {"train_size": 2000, "eval_size": 500, "epochs": 1, "max_length": 128}
-FIRST_TOXICITY_RECIPE = {"train_size": 3000, "eval_size": 400, "epochs": 1, "max_length": 64}
+# The toxicity head (and e5's pooler, which the checkpoint lacks) start from random weights: they learn at a
+# larger rate than the pretrained encoder (docs/benchmarks.md, Toxicity).
+FIRST_TOXICITY_RECIPE = {
+    "train_size": 3000,
+    "eval_size": 400,
+    "epochs": 1,
+    "max_length": 64,
+    "head_learning_rate": 1e-3,
+}
 SAMPLE_REVIEWS = (
     "배우들 연기가 정말 좋았고 마지막 장면은 잊을 수가 없네요",
     "돈이 아깝다. 두 시간 내내 지루했음",

@@ -96,6 +96,13 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
         "--learning-rate", type=float, default=None, help="default 5e-5, or 1e-3 with --base scratch"
     )
     recipe.add_argument(
+        "--head-learning-rate",
+        type=float,
+        default=None,
+        help="learning rate of the layers the base checkpoint lacks (the new head; e5's pooler), which start "
+        "from random weights (default: --learning-rate)",
+    )
+    recipe.add_argument(
         "--weight-decay", type=float, default=defaults.weight_decay, help="default %(default)s"
     )
     recipe.add_argument(
@@ -173,6 +180,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         epochs=args.epochs,
         batch_size=args.batch_size,
         learning_rate=args.learning_rate,
+        head_learning_rate=args.head_learning_rate,
         weight_decay=args.weight_decay,
         warmup_ratio=args.warmup_ratio,
         max_length=args.max_length,

@@ -46,6 +46,9 @@ class TrainConfig:
     epochs: float = 3
     batch_size: int = 16
     learning_rate: float | None = None  # None: 5e-5 for a pretrained base, 1e-3 for scratch
+    # The layers the base checkpoint does not have (the new head, and e.g. e5's pooler, which it ships without)
+    # start from random weights: they may learn faster than the pretrained encoder. None: at learning_rate.
+    head_learning_rate: float | None = None
     weight_decay: float = 0.01
     warmup_ratio: float = 0.1
     max_length: int | None = None  # None: the model's maximum (128 for scratch)

@@ -75,12 +75,13 @@ def _load_pretrained(config: TrainConfig, id2label: dict[int, str]):
     base = str(local) if local is not None else config.base
     try:
         tokenizer = AutoTokenizer.from_pretrained(base)
-        model = AutoModelForSequenceClassification.from_pretrained(
+        model, loading = AutoModelForSequenceClassification.from_pretrained(
             base,
             num_labels=len(id2label),
             id2label=id2label,
             label2id={name: label_id for label_id, name in id2label.items()},
             ignore_mismatched_sizes=True,  # a base that is itself a classifier with another head
+            output_loading_info=True,
         )
     except (OSError, ValueError) as error:
         offline = (
@@ -93,7 +94,47 @@ def _load_pretrained(config: TrainConfig, id2label: dict[int, str]):
             f"The model hub may be unreachable{offline} or the name unknown. Pass a local checkpoint folder, e.g. "
             "--base ../shared/models/multilingual-e5-small-ko, or --base scratch to train a small BERT from scratch."
         ) from error
+    # What the checkpoint did not provide starts from random weights (`head_learning_rate`).
+    new = {
+        key if isinstance(key, str) else key[0]
+        for key in [*loading["missing_keys"], *loading["mismatched_keys"]]
+    }
+    model.newly_initialised = new
     return tokenizer, model
+
+
+def _new_parameters(model) -> set[str]:
+    """Parameters that start from random weights: what a pretrained base lacked; all of a scratch model."""
+    new = getattr(model, "newly_initialised", None)
+    return {name for name, _ in model.named_parameters()} if new is None else set(new)
+
+
+class _Trainer(Trainer):
+    """HF `Trainer` whose optimizer gives the newly initialised layers their own learning rate."""
+
+    def __init__(self, *args, head_learning_rate: float | None, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._head_learning_rate = head_learning_rate
+
+    def create_optimizer(self, model=None):
+        if self._head_learning_rate is None or self.optimizer is not None:
+            return super().create_optimizer(model)
+        model = self.model if model is None else model
+        decay, new = set(self.get_decay_parameter_names(model)), _new_parameters(model)
+        groups = []
+        for is_new in (False, True):
+            for decays in (True, False):
+                parameters = [
+                    parameter
+                    for name, parameter in model.named_parameters()
+                    if parameter.requires_grad and (name in new) == is_new and (name in decay) == decays
+                ]
+                if parameters:
+                    group = {"params": parameters, "weight_decay": self.args.weight_decay if decays else 0.0}
+                    groups.append({**group, "lr": self._head_learning_rate} if is_new else group)
+        optimizer_class, optimizer_kwargs = self.get_optimizer_cls_and_kwargs(self.args, model)
+        self.optimizer = optimizer_class(groups, **optimizer_kwargs)
+        return self.optimizer
 
 
 def _model_max_length(tokenizer, model) -> int:
@@ -245,8 +286,9 @@ def _train(config: TrainConfig, *, started: float, json_stream) -> dict:
     output.parent.mkdir(parents=True, exist_ok=True)
     staging = output.parent / f".{output.name}.partial-{uuid.uuid4().hex[:8]}"
     with _checkpoint_folder(config.checkpoint_dir) as checkpoint_dir:
-        trainer = Trainer(
+        trainer = _Trainer(
             model=model,
+            head_learning_rate=config.head_learning_rate,
             args=_training_arguments(config, checkpoint_dir, steps_per_epoch=steps_per_epoch),
             train_dataset=train_rows,
             eval_dataset=eval_rows,
@@ -310,6 +352,7 @@ def _train(config: TrainConfig, *, started: float, json_stream) -> dict:
             "max_length": max_length,
             "epochs_trained": round(float(trainer.state.epoch or 0.0), 4),
             "learning_rate": config.effective_learning_rate,
+            "head_learning_rate": config.head_learning_rate,
             "batch_size": config.batch_size,
             "train_samples_per_second": float(train_output.metrics.get("train_samples_per_second", 0.0)),
             "seed": config.seed,
