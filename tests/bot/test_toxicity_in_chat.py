@@ -114,3 +114,27 @@ async def test_without_a_toxicity_model_reviews_get_sentiment_and_toxicity_label
     )
     model = (await bot.api.wait_for_reply(bot.api.push_message("/model")))["text"]
     assert texts.TOXICITY_MODEL_INFO_HEADER + texts.TOXICITY_MODEL_NONE in model
+
+
+async def test_a_failing_toxicity_model_never_keeps_sentiment_from_answering(
+    start_bot, toxic_everywhere_model_dir, monkeypatch
+):
+    bot = await start_bot(toxicity_model=toxic_everywhere_model_dir)
+    toxicity = bot.moderation.toxicity.serving.active.classifier
+
+    def broken(texts, **kwargs):
+        raise RuntimeError("onnxruntime: out of memory")  # what a runtime failure looks like to the batcher
+
+    monkeypatch.setattr(toxicity, "predict", broken)
+    message = bot.api.push_message("스토리가 엉망이고 지루했다")
+    reply = await bot.api.wait_for_reply(message)
+    sentiment = await verdict_for(bot, message)
+    assert reply["text"] == texts.VERDICT.format(
+        label=sentiment.label_name, confidence=100.0 * sentiment.confidence
+    )
+    assert len(buttons_of(reply)) == 2 and await verdict_for(bot, message, Task.TOXICITY) is None
+
+    monkeypatch.undo()  # it recovers: the next review gets both verdicts again
+    second = bot.api.push_message("배우들 연기가 훌륭하고 여운이 길게 남는 영화")
+    assert "⚠️" in (await bot.api.wait_for_reply(second))["text"]
+    assert (await verdict_for(bot, second, Task.TOXICITY)).label_name == "공격적"
