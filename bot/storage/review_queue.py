@@ -5,7 +5,8 @@
    labeller with the fewest checks comes first, so every user's record builds with the fewest answers, and a
    user's own labels come in an order they cannot predict (`label_trust.spot_check_draw`); a reviewer never
    checks their own label.
-2. Then recent verdicts nobody labelled, least certain first (uncertainty sampling).
+2. Then recent verdicts nobody labelled, least certain first (uncertainty sampling), of the tasks the caller
+   names: those whose labels a run trains on today.
 
 The reviewer is shown the text and the model's verdict, never the users' labels: a check is blind.
 
@@ -15,6 +16,7 @@ Functions flush; the caller commits.
 from __future__ import annotations
 
 import difflib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -25,7 +27,7 @@ from sqlalchemy.orm import aliased
 
 from bot.reviews import MIN_REVIEW_CHARS, is_review
 from bot.storage.label_trust import LabelRule, labeller_records, needs_check, record_of, spot_check_draw
-from bot.storage.models import Feedback, ReviewOutcome, ReviewView, Verdict, utcnow
+from bot.storage.models import Feedback, ReviewOutcome, ReviewView, Task, Verdict, utcnow
 
 # The lowest-margin candidates considered for the next item; diversity picks among them.
 CANDIDATE_POOL = 50
@@ -40,11 +42,18 @@ class ReviewItem:
     disputed: bool = False  # a user's label waits for this answer
 
 
-def _unlabelled_unseen(reviewer_id: int, since: datetime):
+def _unlabelled_unseen(reviewer_id: int, since: datetime, tasks: Sequence[Task]):
     labelled = exists().where(Feedback.verdict_id == Verdict.id, Feedback.voided_at.is_(None))
     seen = exists().where(ReviewView.verdict_id == Verdict.id, ReviewView.reviewer_id == reviewer_id)
     long_enough = Verdict.text_length >= MIN_REVIEW_CHARS  # what is shorter is no review (bot.reviews)
-    return (Verdict.text.is_not(None), long_enough, Verdict.created_at >= since, ~labelled, ~seen)
+    return (
+        Verdict.text.is_not(None),
+        long_enough,
+        Verdict.created_at >= since,
+        Verdict.task.in_([Task(task) for task in tasks]),
+        ~labelled,
+        ~seen,
+    )
 
 
 def near_duplicate(a: str, b: str) -> bool:
@@ -89,9 +98,18 @@ async def disputed_verdicts(
 
 
 async def next_review_item(
-    session: AsyncSession, *, reviewer_id: int, since: datetime, rule: LabelRule
+    session: AsyncSession,
+    *,
+    reviewer_id: int,
+    since: datetime,
+    rule: LabelRule,
+    sampled_tasks: Sequence[Task] = (Task.SENTIMENT,),
 ) -> ReviewItem | None:
     """Show `reviewer_id` the next item (see the module's docstring) and record that they saw it.
+
+    Disputed verdicts of every task come first (users' labels wait on them, and a labeller's record is one
+    across tasks); unlabelled ones are drawn from `sampled_tasks` only, so reviewers' answers go where a run
+    trains on them.
 
     Among unlabelled verdicts since `since`, the smallest margin between the top two probabilities comes first,
     with two guards for diversity: the item is not a near-duplicate of the one shown just before, and its
@@ -99,7 +117,7 @@ async def next_review_item(
     `CANDIDATE_POOL`, so both classes are drawn from.
     """
     disputed = await disputed_verdicts(session, reviewer_id=reviewer_id, since=since, rule=rule)
-    conditions = _unlabelled_unseen(reviewer_id, since)
+    conditions = _unlabelled_unseen(reviewer_id, since, sampled_tasks)
     unlabelled = int(await session.scalar(select(func.count()).select_from(Verdict).where(*conditions)) or 0)
     remaining = len(disputed) + unlabelled
     if remaining == 0:

@@ -11,6 +11,7 @@ from bot.storage import (
     FeedbackSource,
     LabelRule,
     ReviewOutcome,
+    Task,
     next_review_item,
     record_feedback,
     record_review_outcome,
@@ -112,3 +113,46 @@ async def test_outcomes_are_recorded_only_for_items_shown_to_that_reviewer(sessi
             source=FeedbackSource.REVIEW,
         )
     assert await next_item(session_factory, reviewer=REVIEWER + 1) is None  # labelled now: out of every queue
+
+
+async def test_unlabelled_items_come_from_the_sampled_tasks_and_disputed_ones_from_every_task(
+    session_factory,
+):
+    """Only sentiment retrains today: a reviewer's time on unlabelled verdicts goes there, however uncertain the
+    toxicity model is; a toxicity verdict a user labelled still waits for its check."""
+    toxicity = {"정상": 0.34, "공격적": 0.33, "혐오": 0.33}  # as uncertain as a verdict can be
+
+    async def toxicity_verdict(message_id, text):
+        return await insert_verdict(
+            session_factory,
+            message_id=message_id,
+            text=text,
+            label=0,
+            label_name="정상",
+            confidence=0.34,
+            probabilities=toxicity,
+            task=Task.TOXICITY,
+        )
+
+    sentiment = await add(session_factory, 1, "배우 연기가 좋았다 추천", 0.9)
+    await toxicity_verdict(1, "배우 연기가 좋았다 추천")
+    labelled = await toxicity_verdict(2, "이 감독 진짜 머리가 비었네")
+    async with session_factory() as session, session.begin():
+        await record_feedback(
+            session, verdict_id=labelled.id, user_id=7, label=1, num_labels=3, is_admin=False
+        )
+
+    first, second = await next_item(session_factory), await next_item(session_factory)
+    assert (first.verdict.id, first.disputed) == (labelled.id, True)
+    assert (second.verdict.id, second.remaining) == (sentiment.id, 1)
+    assert await next_item(session_factory) is None  # the unlabelled toxicity verdict is not sampled
+
+    async with session_factory() as session, session.begin():
+        item = await next_review_item(
+            session,
+            reviewer_id=REVIEWER + 1,
+            since=utcnow() - SINCE,
+            rule=LabelRule(),
+            sampled_tasks=(Task.TOXICITY,),
+        )
+    assert item.verdict.id == labelled.id  # disputed first, for every reviewer
