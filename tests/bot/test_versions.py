@@ -280,3 +280,25 @@ async def test_a_toxicity_version_is_imported_and_activated_beside_the_sentiment
     assert (rolled_back.version.id, rolled_back.previous_id) == (2, second)
     async with session_factory() as session:
         assert (await storage.get_active_model_version(session)).id == 1
+
+
+async def test_at_start_up_a_toxicity_model_that_cannot_serve_leaves_sentiment_serving(
+    registry, tmp_path, scratch_model_dir, toxicity_model_dir, caplog
+):
+    """The bot's start-up (`_prepare_database`): the sentiment version loads; the only toxicity version answers
+    NaN, so no toxicity model serves, loudly, and the bot still starts with sentiment."""
+    from bot.telegram.cli import _prepare_database
+
+    settings, session_factory = registry
+    sentiment_id = await register(session_factory, scratch_model_dir, activate=True)
+    broken = nan_copy(toxicity_model_dir, tmp_path / "toxicity-nan")
+    await register(session_factory, broken, activate=True, task=storage.Task.TOXICITY)
+
+    active = await _prepare_database(settings)
+    assert active.version_id == sentiment_id and active.classifier is not None
+    assert active.toxicity is None
+    assert "NO TOXICITY MODEL CAN SERVE" in caplog.text
+
+    healthy = await register(session_factory, toxicity_model_dir, activate=True, task=storage.Task.TOXICITY)
+    active = await _prepare_database(settings)
+    assert active.toxicity is not None and active.toxicity[0] == healthy
