@@ -97,19 +97,12 @@ def best_single_temperature(probabilities: np.ndarray, truth: np.ndarray) -> dic
     """The floor of temperature scaling on these reviews: the lowest ECE any one T reaches when it is chosen on
     the very set it is scored on (an oracle no deployed model has; it says what a better fit could still win)."""
     from classifier.calibration import expected_calibration_error
+    from trainer.temperature import undo_temperature
 
-    log_probabilities = np.log(np.clip(probabilities, 1e-12, 1.0))
     correct = probabilities.argmax(axis=1) == truth
+    # softmax(log p / t): undoing a temperature of 1/t applies t.
     best_ece, best_t = min(
-        (
-            expected_calibration_error(
-                (
-                    np.exp(log_probabilities / t) / np.exp(log_probabilities / t).sum(axis=1, keepdims=True)
-                ).max(axis=1),
-                correct,
-            ),
-            float(t),
-        )
+        (expected_calibration_error(undo_temperature(probabilities, 1.0 / t).max(axis=1), correct), float(t))
         for t in np.geomspace(0.2, 5.0, 241)
     )
     return {"temperature": round(best_t, 4), "ece": best_ece}

@@ -28,34 +28,37 @@ def _task_column() -> sa.Column:
     return sa.Column("task", task, nullable=False, server_default="sentiment")
 
 
+# The UNIQUE constraints that gain the task column: their columns before and after (one active version per task,
+# one verdict per message and task).
+TASK_SCOPED_UNIQUES = {
+    "model_versions": (["active_slot"], ["task", "active_slot"]),
+    "verdicts": (["chat_id", "message_id"], ["chat_id", "message_id", "task"]),
+}
+
+
+def _replace_unique(table: str, old: list[str], new: list[str]) -> None:
+    """Swap one UNIQUE constraint for another, named by the models' naming convention (uq_<table>_<columns>)."""
+    with op.batch_alter_table(table) as batch_op:
+        batch_op.drop_constraint(f"uq_{table}_{'_'.join(old)}", type_="unique")
+        batch_op.create_unique_constraint(batch_op.f(f"uq_{table}_{'_'.join(new)}"), new)
+
+
 def upgrade() -> None:
     for table in TABLES:
         with op.batch_alter_table(table) as batch_op:
             batch_op.add_column(_task_column())
         with op.batch_alter_table(table) as batch_op:
             batch_op.alter_column("task", server_default=None)
-    with op.batch_alter_table("model_versions") as batch_op:
-        batch_op.drop_constraint("uq_model_versions_active_slot", type_="unique")
-        batch_op.create_unique_constraint(
-            batch_op.f("uq_model_versions_task_active_slot"), ["task", "active_slot"]
-        )
-    with op.batch_alter_table("verdicts") as batch_op:
-        batch_op.drop_constraint("uq_verdicts_chat_id_message_id", type_="unique")
-        batch_op.create_unique_constraint(
-            batch_op.f("uq_verdicts_chat_id_message_id_task"), ["chat_id", "message_id", "task"]
-        )
+    for table, (before, after) in TASK_SCOPED_UNIQUES.items():
+        _replace_unique(table, before, after)
 
 
 def downgrade() -> None:
     # Revision 0004 knows one task only: what belongs to toxicity cannot be kept.
-    op.execute("DELETE FROM feedback WHERE verdict_id IN (SELECT id FROM verdicts WHERE task <> 'sentiment')")
-    op.execute(
-        "DELETE FROM review_views WHERE verdict_id IN (SELECT id FROM verdicts WHERE task <> 'sentiment')"
-    )
-    op.execute(
-        "UPDATE outbox_messages SET verdict_id = NULL"
-        " WHERE verdict_id IN (SELECT id FROM verdicts WHERE task <> 'sentiment')"
-    )
+    toxicity_verdicts = "SELECT id FROM verdicts WHERE task <> 'sentiment'"
+    op.execute(f"DELETE FROM feedback WHERE verdict_id IN ({toxicity_verdicts})")
+    op.execute(f"DELETE FROM review_views WHERE verdict_id IN ({toxicity_verdicts})")
+    op.execute(f"UPDATE outbox_messages SET verdict_id = NULL WHERE verdict_id IN ({toxicity_verdicts})")
     op.execute("DELETE FROM verdicts WHERE task <> 'sentiment'")
     op.execute("DELETE FROM training_runs WHERE task <> 'sentiment'")
     toxicity_versions = "SELECT id FROM model_versions WHERE task <> 'sentiment'"
@@ -68,14 +71,8 @@ def downgrade() -> None:
         f"UPDATE training_runs SET model_version_id = NULL WHERE model_version_id IN ({toxicity_versions})"
     )
     op.execute("DELETE FROM model_versions WHERE task <> 'sentiment'")
-    with op.batch_alter_table("verdicts") as batch_op:
-        batch_op.drop_constraint("uq_verdicts_chat_id_message_id_task", type_="unique")
-        batch_op.create_unique_constraint(
-            batch_op.f("uq_verdicts_chat_id_message_id"), ["chat_id", "message_id"]
-        )
-    with op.batch_alter_table("model_versions") as batch_op:
-        batch_op.drop_constraint("uq_model_versions_task_active_slot", type_="unique")
-        batch_op.create_unique_constraint(batch_op.f("uq_model_versions_active_slot"), ["active_slot"])
+    for table, (before, after) in TASK_SCOPED_UNIQUES.items():
+        _replace_unique(table, after, before)
     for table in TABLES:
         with op.batch_alter_table(table) as batch_op:
             batch_op.drop_constraint(batch_op.f(f"ck_{table}_task"), type_="check")
