@@ -362,10 +362,13 @@ class AnswerKinds:
 class BotUnderTest:
     """The real bot (Application + runner + retraining service) against the stand-in, in one work folder."""
 
-    def __init__(self, workdir: Path, shared_dir: Path, model_dir: Path) -> None:
+    def __init__(
+        self, workdir: Path, shared_dir: Path, model_dir: Path, toxicity_model_dir: Path | None = None
+    ) -> None:
         self.workdir = workdir
         self.shared_dir = shared_dir
         self.model_dir = model_dir
+        self.toxicity_model_dir = toxicity_model_dir  # also served (and retrainable) when given
         self.api = None
         self.runner = None
         self.moderation = None
@@ -380,7 +383,8 @@ class BotUnderTest:
         from bot import storage, versions
         from bot.moderation import Moderation
         from bot.retraining import attach_retraining
-        from bot.serving import MicroBatcher, ServingModel
+        from bot.serving import MicroBatcher, ServingModel, TaskServing
+        from bot.storage import Task
         from bot.telegram.app import build_application
         from bot.telegram.runner import BotRunner
 
@@ -402,11 +406,26 @@ class BotUnderTest:
             await versions.register(session_factory, self.settings, path=copy, activate_it=True)
         active = await versions.load_active_or_fall_back(session_factory, self.settings)
         serving = ServingModel(active.classifier, active.version.id)
+        toxicity = None
+        if self.toxicity_model_dir is not None:
+            toxicity_copy = self.settings.model_dir / "quickstart-toxicity"
+            if not toxicity_copy.exists():
+                shutil.copytree(self.toxicity_model_dir, toxicity_copy)
+                await versions.register(session_factory, self.settings, path=toxicity_copy, activate_it=True)
+            active_toxicity = await versions.load_active_or_fall_back(
+                session_factory, self.settings, task=Task.TOXICITY
+            )
+            toxicity_serving = ServingModel(active_toxicity.classifier, active_toxicity.version.id)
+            toxicity = TaskServing(
+                toxicity_serving,
+                MicroBatcher(toxicity_serving, window_ms=self.settings.batch_window_ms, max_batch=64),
+            )
         self.moderation = Moderation(
             session_factory=session_factory,
             serving=serving,
             batcher=MicroBatcher(serving, window_ms=self.settings.batch_window_ms, max_batch=64),
             settings=self.settings,
+            toxicity=toxicity,
         )
         application = build_application(self.settings, moderation=self.moderation, engine=self.engine)
         attach_retraining(application, settings=self.settings, moderation=self.moderation)
@@ -611,11 +630,12 @@ class BotUnderTest:
             return None
         return find()
 
-    async def retrain(self) -> dict[str, Any]:
+    async def retrain(self, task_word: str = "") -> dict[str, Any]:
+        """The admin sends `/retrain` (or `/retrain <task_word>`) and the run is waited for."""
         from bot import storage
 
         started = time.perf_counter()
-        reply = await self.command("/retrain", ADMIN)
+        reply = await self.command(f"/retrain {task_word}".strip(), ADMIN)
         run_id = int(re.search(r"#(\d+)", reply["text"])[1])
         outcome = await self.moderation.retrainer.wait_for_run(run_id)
         wall = time.perf_counter() - started

@@ -69,7 +69,7 @@ def choose_base(configured: str) -> str:
 def train_first_model(settings, task: str = "sentiment") -> int:
     """Train (unless trained already) and import the task's first model."""
     sentiment = task == "sentiment"
-    base = choose_base(settings.base_model if sentiment else settings.toxicity_base_model)
+    base = choose_base(settings.base_model_of(task))
     korpora_root = settings.korpora_root or (SHARED_KORPORA if SHARED_KORPORA.exists() else None)
     output = FIRST_MODEL_DIR if sentiment else FIRST_TOXICITY_MODEL_DIR
     if not (output / "config.json").exists():

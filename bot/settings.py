@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from classifier.tasks import TOXICITY
 from trainer.config import DEFAULT_BASES  # no heavy imports
 
 
@@ -131,6 +132,10 @@ class Settings(BaseSettings):
     def quantize(self) -> bool:
         """The old name of `fast_inference` (QUANTIZE still sets it)."""
         return self.fast_inference
+
+    def base_model_of(self, task: str) -> str:
+        """The checkpoint a task's models start from (BASE_MODEL, or TOXICITY_BASE_MODEL for toxicity)."""
+        return self.toxicity_base_model if task == TOXICITY else self.base_model
 
     def is_admin(self, user_id: int | None) -> bool:
         return user_id is not None and user_id in self.admin_ids

@@ -47,13 +47,15 @@ async def _prepared(path: str | Path, settings: Settings) -> Classifier:
     """`prepare_model_version` off the event loop, calibrating a fast path it has to build on the configured
     training data (read only then); any failure becomes a one-line VersionError."""
     from bot.retraining.dataset import calibration_texts
+    from bot.retraining.version_files import task_of_directory
 
     try:
         return await asyncio.to_thread(
             prepare_model_version,
             path,
             settings,
-            calibration_texts=functools.partial(calibration_texts, settings),
+            # calibrated on its own task's data: a toxicity model on comments, sentiment on reviews
+            calibration_texts=functools.partial(calibration_texts, settings, task=task_of_directory(path)),
         )
     except Exception as error:  # whatever breaks, the version cannot serve
         raise VersionError(_one_line(error)) from error

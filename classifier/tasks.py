@@ -15,6 +15,8 @@ TASK_ID2LABEL: Final[dict[str, dict[int, str]]] = {
     SENTIMENT: {0: "부정", 1: "긍정"},
     TOXICITY: {0: "정상", 1: "공격적", 2: "혐오"},
 }
+# Each task's name as people read it (replies, run reports): what its labels judge.
+TASK_TITLES: Final[dict[str, str]] = {SENTIMENT: "감성(긍정/부정)", TOXICITY: "표현(정상/공격적/혐오)"}
 # The toxicity verdict that needs no attention; the others are toxic (binary "toxic" = 공격적 or 혐오).
 CLEAN_LABEL: Final = "정상"
 
@@ -37,3 +39,13 @@ def task_of_model(id2label: Mapping[int, str], metrics: Mapping[str, Any] | None
     if set(id2label.values()) == set(TASK_ID2LABEL[TOXICITY].values()):
         return TOXICITY
     return SENTIMENT
+
+
+def parse_task(text: str) -> str | None:
+    """A task named by its id ("toxicity"), its title's first word ("표현") or one of its labels ("혐오"); None
+    when the text names no task."""
+    word = text.strip().lower()
+    for task, title in TASK_TITLES.items():
+        if word in (task, title.lower(), title.split("(")[0]):
+            return task
+    return task_of_label(word) if word else None

@@ -15,6 +15,7 @@ from bot.retraining.texts import gate_summary
 from bot.storage import RunTrigger, Task
 from bot.storage.models import LIVE_RUN_STATUSES
 from bot.textclip import clip
+from classifier.tasks import SENTIMENT, TASK_TITLES, parse_task
 
 if TYPE_CHECKING:
     from bot.retraining.reporting import RunReporter
@@ -81,6 +82,7 @@ class Administration(UseCaseContext):
             lines.append(
                 texts.RUN_LINE.format(
                     id=run.id,
+                    task=TASK_TITLES.get(_value(run.task), _value(run.task)),
                     status=texts.RUN_STATUS.get(_value(run.status), _value(run.status)),
                     trigger=texts.RUN_TRIGGER.get(_value(run.trigger), _value(run.trigger)),
                     created=_when(run.created_at),
@@ -90,21 +92,28 @@ class Administration(UseCaseContext):
         return Reply("\n".join(lines))
 
     @friendly_errors
-    async def retrain(self, *, actor: Actor, trigger: RunTrigger, reporter: RunReporter | None) -> Reply:
+    async def retrain(
+        self, *, actor: Actor, trigger: RunTrigger, reporter: RunReporter | None, argument: str = ""
+    ) -> Reply:
+        """`/retrain` retrains the sentiment model, `/retrain 표현` (or `toxicity`) the toxicity model."""
         if not actor.is_admin:
             return self._refuse(actor, "retrain")
+        named = parse_task(argument) if argument.strip() else SENTIMENT
+        if named is None:
+            return Reply(texts.RETRAIN_USAGE)
+        task = Task(named)
         if self.retrainer is not None:
             run_id, created = await self.retrainer.request_run(
-                trigger=trigger, requested_by=actor.user_id, reporter=reporter
+                trigger=trigger, requested_by=actor.user_id, reporter=reporter, task=task
             )
         else:
             async with self._transaction() as session:
                 run, created = await storage.start_training_run(
-                    session, trigger=trigger, requested_by=actor.user_id
+                    session, trigger=trigger, requested_by=actor.user_id, task=task
                 )
                 run_id = run.id
         template = texts.RETRAIN_QUEUED if created else texts.RETRAIN_ALREADY
-        return Reply(template.format(run_id=run_id), run_id=run_id)
+        return Reply(template.format(run_id=run_id, task=TASK_TITLES[task]), run_id=run_id)
 
     @friendly_errors
     async def rollback(self, *, actor: Actor) -> Reply:

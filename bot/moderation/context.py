@@ -19,7 +19,12 @@ class Retrainer(Protocol):
     """The retraining service, as the bot needs it: queue a run, returns (run id, newly created)."""
 
     async def request_run(
-        self, *, trigger: RunTrigger, requested_by: int | None, reporter: RunReporter | None
+        self,
+        *,
+        trigger: RunTrigger,
+        requested_by: int | None,
+        reporter: RunReporter | None,
+        task: Task = Task.SENTIMENT,
     ) -> tuple[int, bool]: ...
 
 

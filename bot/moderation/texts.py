@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from classifier.tasks import TASK_TITLES, TOXICITY
+
 BUTTON_RIGHT = "맞아요"
 BUTTON_WRONG = "틀렸어요"
 BUTTON_SKIP = "건너뛰기"
@@ -78,7 +80,7 @@ MODEL_NONE = "활성 모델이 없어요."
 MODEL_STATUS = {"candidate": "후보", "active": "사용 중", "rejected": "탈락", "retired": "은퇴"}
 MODEL_INFO = "#{id} ({status}), 정확도 {accuracy}, macro-F1 {macro_f1}, 만든 때 {created}"
 MODEL_INFO_HEADER = "사용 중인 모델: "
-TOXICITY_MODEL_INFO_HEADER = "표현(정상/공격적/혐오) 모델: "
+TOXICITY_MODEL_INFO_HEADER = TASK_TITLES[TOXICITY] + " 모델: "
 TOXICITY_MODEL_NONE = "없어요 (표현은 판정하지 않아요)."
 MODEL_SERVING_OTHER = (
     "⚠️ 지금 답하는 모델은 #{served}이고, 데이터베이스의 활성 모델은 #{active}이에요. 곧 맞춰져요."
@@ -87,13 +89,16 @@ METRIC_UNKNOWN = "알 수 없음"
 
 ADMIN_ONLY = "관리자만 쓸 수 있는 명령이에요."
 
-RETRAIN_QUEUED = "재학습 #{run_id}을(를) 대기열에 넣었어요. 진행 상황을 이 메시지로 알려 드릴게요."
-RETRAIN_ALREADY = "이미 진행 중인 재학습 #{run_id}이(가) 있어요."
+RETRAIN_QUEUED = (
+    "{task} 모델 재학습 #{run_id}을(를) 대기열에 넣었어요. 진행 상황을 이 메시지로 알려 드릴게요."
+)
+RETRAIN_ALREADY = "이미 진행 중인 재학습 #{run_id}이(가) 있어요 (한 번에 하나씩 학습해요)."
+RETRAIN_USAGE = "어느 모델을 재학습할까요? /retrain (감성, 기본) 또는 /retrain 표현"
 RETRAIN_PROGRESS = "재학습 #{run_id}: {text}"
 
 RUNS_NONE = "아직 재학습 기록이 없어요."
 RUNS_HEADER = "최근 재학습:"
-RUN_LINE = "#{id} {status} ({trigger}) {created}{details}"
+RUN_LINE = "#{id} {task} {status} ({trigger}) {created}{details}"
 RUN_STATUS = {
     "queued": "대기",
     "running": "진행 중",

@@ -24,7 +24,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         dest="retrain_from",
         choices=("active", "base"),
         default=None,
-        help="start from the active model or from BASE_MODEL (default: RETRAIN_FROM)",
+        help="start from the active model or from the task's base model (default: RETRAIN_FROM)",
+    )
+    parser.add_argument(
+        "--task",
+        choices=("sentiment", "toxicity"),
+        default="sentiment",
+        help="which model to retrain, from that task's labels, judged on that task's gate set (default: sentiment)",
     )
     parser.set_defaults(func=run_retrain_command)
 
@@ -46,15 +52,15 @@ def run_retrain_command(args: argparse.Namespace) -> int:
     if args.retrain_from is not None:
         settings = settings.model_copy(update={"retrain_from": args.retrain_from})
     try:
-        return asyncio.run(retrain_once(settings))
+        return asyncio.run(retrain_once(settings, task=args.task))
     except asyncio.CancelledError:  # SIGTERM
         print("retraining interrupted; the run is marked failed", file=sys.stderr)
         return 1
 
 
-async def retrain_once(settings) -> int:
+async def retrain_once(settings, *, task: str = "sentiment") -> int:
     from bot.retraining.service import RetrainingService
-    from bot.storage import RunStatus, RunTrigger, create_engine, make_session_factory, upgrade_database
+    from bot.storage import RunStatus, RunTrigger, Task, create_engine, make_session_factory, upgrade_database
 
     # SIGTERM ends the run like Ctrl-C does: the trainer is terminated and the run marked failed.
     main_task = asyncio.current_task()
@@ -66,7 +72,7 @@ async def retrain_once(settings) -> int:
     )
     try:
         run_id, created = await service.request_run(
-            trigger=RunTrigger.CLI, requested_by=None, reporter=ConsoleReporter()
+            trigger=RunTrigger.CLI, requested_by=None, reporter=ConsoleReporter(), task=Task(task)
         )
         if not created:
             print(

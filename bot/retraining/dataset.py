@@ -7,12 +7,14 @@ evaluation set of the promotion gate.
   rows each, split evenly between the classes, so labels that are mostly of one class teach the distinction
   (this phrase, yet this class) instead of shifting the prior towards that class. The trainer repeats each row
   its `weight` times.
-- **The gate's evaluation set** is fixed and versioned: `GATE_EVAL_SIZE` reviews drawn once, with a fixed seed,
-  from NSMC's test split (or from `BASE_EVAL_DATA`, or a hash-chosen part of `BASE_DATA`). Its texts are passed
+- **The gate's evaluation set** is fixed and versioned, one per task. Sentiment: `GATE_EVAL_SIZE` reviews drawn
+  once, with a fixed seed, from NSMC's test split (or from `BASE_EVAL_DATA`, or a hash-chosen part of `BASE_DATA`).
+  Toxicity: BEEP!'s dev split (three classes) and K-MHaS's held-out fifth (`trainer.toxicity.load_kmhas`), whose
+  labels are binary: a toxic K-MHaS comment is answered right by 공격적 or by 혐오 (`ANY_OF`). Its texts are passed
   to the trainer as `--exclude`, so no run ever trains or validates on them, and its identity (a hash of its
   content) is recorded with every run, so results compare across runs.
-- **Base rows** (NSMC train or `BASE_DATA`) are read by the trainer itself, with a new seed per run: successive
-  runs see fresh base rows, and a retry of a rejected run is a new sample, not a replay.
+- **Base rows** (NSMC train or `BASE_DATA`; BEEP! train for toxicity) are read by the trainer itself, with a new
+  seed per run: successive runs see fresh base rows, and a retry of a rejected run is a new sample, not a replay.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bot.settings import Settings
+from classifier.tasks import SENTIMENT, TOXICITY
 
 HUMAN_TRAIN_FILE = "human_labels_train.csv"
 HUMAN_HOLDOUT_FILE = "human_labels_holdout.csv"
@@ -36,6 +39,14 @@ GATE_EVAL_SEED = 20261125
 # One class's rows at most this many times the average weight (a class with very few labels is not blown up).
 MAX_CLASS_BOOST = 4.0
 MIN_CHARS = 6  # as the trainer: shorter documents are dropped
+# An evaluation label that accepts several answers: "공격적|혐오" (K-MHaS says only "toxic").
+ANY_OF = "|"
+
+
+def accepted_labels(label: str) -> tuple[str, ...]:
+    """The answers an evaluation label accepts (one, or several for a binary label)."""
+    return tuple(label.split(ANY_OF))
+
 
 logger = logging.getLogger(__name__)
 
@@ -174,6 +185,9 @@ class EvalSet:
     source: str
     digest: str  # sha256 of the content: the set's identity
     path: Path  # the CSV, also passed to the trainer as --exclude
+    # Per example: its label is only toxic or not (K-MHaS). The top class's probability is then not the
+    # probability of being right, so such examples are left out of the calibration check. Empty: none is.
+    binary: list[bool] = field(default_factory=list)
 
     @property
     def size(self) -> int:
@@ -184,28 +198,11 @@ class EvalSet:
         return {"hash": self.digest[:16], "size": self.size, "source": self.source}
 
 
-def gate_eval_set(settings: Settings) -> EvalSet:
-    """The fixed evaluation set (built from the configured data, stored under RUNS_DIR/eval-sets/). Blocking.
-
-    Deterministic: the same data and GATE_EVAL_SIZE always give the same examples and the same hash.
+def gate_eval_set(settings: Settings, task: str = SENTIMENT) -> EvalSet:
+    """The task's fixed evaluation set (built from the configured data, stored under RUNS_DIR/eval-sets/).
+    Blocking. Deterministic: the same data and GATE_EVAL_SIZE always give the same examples and the same hash.
     """
-    import pandas as pd
-
-    from trainer.data import NSMC_ID2LABEL, load_nsmc, normalized_text, read_table
-
-    if settings.base_data is None:
-        corpus = load_nsmc(settings.korpora_root)
-        frame = pd.DataFrame(
-            {"text": list(corpus.test.texts), "label": [NSMC_ID2LABEL[int(v)] for v in corpus.test.labels]}
-        )
-        source = "NSMC test"
-    elif settings.base_eval_data is not None:
-        frame = read_table(settings.base_eval_data, text_col="text", label_col="label")
-        source = str(settings.base_eval_data)
-    else:
-        frame = read_table(settings.base_data, text_col="text", label_col="label")
-        frame = frame[frame["text"].map(lambda text: _held_out_text(normalized_text(text)))]
-        source = f"held-out part of {settings.base_data}"
+    frame, source = _toxicity_gate_frame(settings) if task == TOXICITY else _sentiment_gate_frame(settings)
     frame = frame[frame["text"].str.strip().str.len() >= MIN_CHARS]
     frame = frame.drop_duplicates(subset="text")
     if len(frame) > settings.gate_eval_size:
@@ -213,6 +210,7 @@ def gate_eval_set(settings: Settings) -> EvalSet:
     frame = frame.sort_values("text", kind="stable").reset_index(drop=True)
     texts = [str(text) for text in frame["text"]]
     labels = [str(label) for label in frame["label"]]
+    binary = [bool(value) for value in frame["binary"]] if "binary" in frame else []
     digest = hashlib.sha256(
         "\n".join(f"{label}\t{text}" for text, label in zip(texts, labels)).encode()
     ).hexdigest()
@@ -222,7 +220,50 @@ def gate_eval_set(settings: Settings) -> EvalSet:
         partial = path.with_suffix(".partial")
         frame[["text", "label"]].to_csv(partial, index=False)
         partial.replace(path)
-    return EvalSet(texts=texts, labels=labels, source=source, digest=digest, path=path)
+    return EvalSet(texts=texts, labels=labels, source=source, digest=digest, path=path, binary=binary)
+
+
+def _sentiment_gate_frame(settings: Settings):
+    import pandas as pd
+
+    from trainer.data import NSMC_ID2LABEL, load_nsmc, normalized_text, read_table
+
+    if settings.base_data is None:
+        corpus = load_nsmc(settings.korpora_root)
+        frame = pd.DataFrame(
+            {"text": list(corpus.test.texts), "label": [NSMC_ID2LABEL[int(v)] for v in corpus.test.labels]}
+        )
+        return frame, "NSMC test"
+    if settings.base_eval_data is not None:
+        return read_table(settings.base_eval_data, text_col="text", label_col="label"), str(
+            settings.base_eval_data
+        )
+    frame = read_table(settings.base_data, text_col="text", label_col="label")
+    frame = frame[frame["text"].map(lambda text: _held_out_text(normalized_text(text)))]
+    return frame, f"held-out part of {settings.base_data}"
+
+
+def _toxicity_gate_frame(settings: Settings):
+    """BEEP! dev (three classes) and K-MHaS's held-out fifth (binary: 정상, or 공격적|혐오); neither is ever trained
+    on (the trainer takes BEEP! train only, and K-MHaS's held-out fifth is kept out of every recipe)."""
+    import pandas as pd
+    from Korpora.utils import default_korpora_path
+
+    from trainer.toxicity import TOXICITY_ID2LABEL, load_beep, load_kmhas
+
+    root = Path(settings.korpora_root or default_korpora_path).expanduser()
+    dev = load_beep(root, "dev")
+    _, held_out = load_kmhas(root)
+    toxic = ANY_OF.join(name for label, name in sorted(TOXICITY_ID2LABEL.items()) if label != 0)
+    frame = pd.DataFrame(
+        {
+            "text": [*dev.texts, *held_out.texts],
+            "label": [TOXICITY_ID2LABEL[label] for label in dev.labels]
+            + [toxic if label else TOXICITY_ID2LABEL[0] for label in held_out.labels],
+            "binary": [False] * len(dev) + [True] * len(held_out),
+        }
+    )
+    return frame, "BEEP! dev + K-MHaS held-out fifth (binary)"
 
 
 # The calibration sample of the static int8 fast path: training reviews longer than 5 characters, drawn with this
@@ -230,17 +271,22 @@ def gate_eval_set(settings: Settings) -> EvalSet:
 CALIBRATION_SEED = 2024
 
 
-def calibration_texts(settings: Settings, count: int) -> list[str] | None:
-    """`count` training reviews of the configured base data (NSMC train, or BASE_DATA) for calibrating the static
-    int8 fast path; None (with a warning) when no such file is on disk (this never downloads). Blocking."""
+def calibration_texts(settings: Settings, count: int, *, task: str = SENTIMENT) -> list[str] | None:
+    """`count` training texts of the task's base data (NSMC train, or BASE_DATA; BEEP! train for toxicity) for
+    calibrating the static int8 fast path; None (with a warning) when no such file is on disk (this never
+    downloads). Blocking."""
     import pandas as pd
     from Korpora.utils import default_korpora_path
 
     from trainer.config import TrainingError
     from trainer.data import load_nsmc, read_table
+    from trainer.toxicity import load_beep
 
     try:
-        if settings.base_data is None:
+        if task == TOXICITY:
+            root = Path(settings.korpora_root or default_korpora_path).expanduser()
+            texts = pd.Series(load_beep(root, "train").texts, dtype=str)
+        elif settings.base_data is None:
             root = Path(settings.korpora_root or default_korpora_path).expanduser()
             if not (root / "nsmc" / "ratings_train.txt").is_file():
                 raise TrainingError(f"NSMC is not under {root} (set KORPORA_ROOT)")
@@ -273,15 +319,19 @@ def base_train_config(
     seed: int,
     exclude: Path | None,
     checkpoint_dir: Path | None,
+    task: str = SENTIMENT,
 ):
-    """The `TrainConfig` of a retraining run. Human labels carry their own weights (`weight` column)."""
+    """The `TrainConfig` of a retraining run of `task`. Human labels carry their own weights (`weight` column).
+    Toxicity trains on BEEP! train (under KORPORA_ROOT); BASE_DATA is sentiment's."""
     from trainer import TrainConfig
 
+    data = None if task == TOXICITY else settings.base_data
     return TrainConfig(
         output=output,
         base=base,
-        korpora_root=None if settings.base_data is not None else settings.korpora_root,
-        data=settings.base_data,
+        task=task,
+        korpora_root=settings.korpora_root if data is None else None,
+        data=data,
         # With BASE_DATA, the trainer validates on a part of it; BASE_EVAL_DATA belongs to the gate alone.
         eval_data=None,
         train_size=settings.retrain_train_size,

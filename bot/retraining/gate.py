@@ -148,7 +148,9 @@ class Scores:
 
     base: Sequence[bool]  # on the fixed evaluation set
     human: dict[str, Sequence[bool]] = field(default_factory=dict)  # label name -> on held-out human labels
-    base_confidence: Sequence[float] | None = None  # each base verdict's confidence (None: not known)
+    # Each base verdict's confidence; None for the whole: not known; None for one example: left out of the
+    # calibration check (its label accepts several answers).
+    base_confidence: Sequence[float | None] | None = None
 
 
 def decide(
@@ -242,15 +244,25 @@ def _base_check(
 def _calibration_check(
     candidate: Scores, active: Scores, tolerance: float, confidence: float, active_version: int | None
 ) -> Check:
-    difference, low, high = paired_ece_difference(
-        (candidate.base_confidence, candidate.base),  # type: ignore[arg-type]
-        (active.base_confidence, active.base),  # type: ignore[arg-type]
-        confidence=confidence,
-    )
+    assert candidate.base_confidence is not None and active.base_confidence is not None
+    rows = [
+        index
+        for index, (ours, theirs) in enumerate(
+            zip(candidate.base_confidence, active.base_confidence, strict=True)
+        )
+        if ours is not None and theirs is not None
+    ]
+    if not rows:
+        return Check(
+            "calibration_vs_active", True, None, "no example to check calibration on", active_version
+        )
+    ours = ([float(candidate.base_confidence[i]) for i in rows], [candidate.base[i] for i in rows])  # type: ignore[arg-type]
+    theirs = ([float(active.base_confidence[i]) for i in rows], [active.base[i] for i in rows])  # type: ignore[arg-type]
+    difference, low, high = paired_ece_difference(ours, theirs, confidence=confidence)
     comparison = CalibrationComparison(
-        n=len(candidate.base),
-        candidate_ece=expected_calibration_error(candidate.base_confidence, candidate.base),  # type: ignore[arg-type]
-        other_ece=expected_calibration_error(active.base_confidence, active.base),  # type: ignore[arg-type]
+        n=len(rows),
+        candidate_ece=expected_calibration_error(*ours),
+        other_ece=expected_calibration_error(*theirs),
         difference=difference,
         low=low,
         high=high,

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bot.retraining.dataset import EvalSet, HumanExample
+from bot.retraining.dataset import EvalSet, HumanExample, accepted_labels
 from bot.retraining.gate import GateDecision, Scores, decide
 from bot.retraining.version_files import read_id2label
 from bot.serving import serving_tag
@@ -46,7 +46,9 @@ def judge(
     candidate_base = _correct(candidate_answers.labels, eval_set.labels)
     if active is None:
         return decide(
-            candidate=Scores(candidate_base, base_confidence=candidate_answers.confidences),
+            candidate=Scores(
+                candidate_base, base_confidence=_calibration_confidences(candidate_answers, eval_set)
+            ),
             active=None,
             reference=None,
             active_version=None,
@@ -87,8 +89,10 @@ def judge(
     active_labels = read_id2label(Path(active.path)) or candidate.id2label
     labels_match = sorted(active_labels.items()) == sorted(candidate.id2label.items())
     return decide(
-        candidate=Scores(candidate_base, human_candidate, candidate_answers.confidences),
-        active=Scores(active_base, human_active, active_answers.confidences),
+        candidate=Scores(
+            candidate_base, human_candidate, _calibration_confidences(candidate_answers, eval_set)
+        ),
+        active=Scores(active_base, human_active, _calibration_confidences(active_answers, eval_set)),
         reference=Scores(reference_base) if reference_id != active.id else None,
         active_version=active.id,
         reference_version=reference_id,
@@ -171,7 +175,20 @@ def _base_predictions(
 
 
 def _correct(predictions: list[str], labels: list[str]) -> list[bool]:
-    return [predicted == label for predicted, label in zip(predictions, labels, strict=True)]
+    return [predicted in accepted_labels(label) for predicted, label in zip(predictions, labels, strict=True)]
+
+
+def _calibration_confidences(answers: BaseAnswers, eval_set: EvalSet) -> list[float | None] | None:
+    """The confidences the calibration check reads: None for an example whose label says only toxic or not
+    (`EvalSet.binary`), where the top class's probability is not the probability of being right."""
+    if answers.confidences is None:
+        return None
+    if not eval_set.binary:
+        return list(answers.confidences)
+    return [
+        None if binary else confidence
+        for confidence, binary in zip(answers.confidences, eval_set.binary, strict=True)
+    ]
 
 
 def holdout_counts(holdout: list[HumanExample], id2label: dict[int, str] | None) -> dict[str, int]:

@@ -1,8 +1,9 @@
 """The retraining service: one run = export human labels, train in a child process, gate, promote or reject.
 
 Triggers: `request_run` (the Telegram `/retrain` command and `moderator retrain`) and the scheduler
-(`run_if_enough_feedback`). The database allows one queued/running run at a time across processes
-(storage `start_training_run`); a second request gets the running run's id back.
+(`run_if_enough_feedback`). A run retrains one task's model (sentiment or toxicity) from that task's labels and is
+judged on that task's fixed evaluation set. The database allows one queued/running run at a time across processes
+and tasks (storage `start_training_run`); a second request gets the running run's id back.
 
 Ownership: each service instance is an owner ("host:pid:nonce"). While it executes a run it writes a heartbeat
 every `RUN_HEARTBEAT_SECONDS`; a run whose heartbeat stops for `RUN_STALE_SECONDS` (or whose owner process is
@@ -57,6 +58,7 @@ from bot.serving import load_serving_classifier, prepare_model_version, serving_
 from bot.settings import Settings
 from bot.storage import ActivationReason, RunNotOwnedError, RunStatus, RunTrigger, Task
 from bot.storage.retention import purge_expired_texts
+from classifier.tasks import TASK_TITLES
 from trainer.cli import arguments_for
 
 if TYPE_CHECKING:
@@ -94,6 +96,7 @@ class _Run:
     is to clean up."""
 
     id: int
+    task: Task
     progress: ProgressThrottle  # where its progress goes (the database row and the reporter)
     dir: Path
     seed: int = 0
@@ -146,11 +149,16 @@ class RetrainingService:
         self.settings = settings
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
         self._session_factory = session_factory
-        self._serving = serving  # sentiment's: runs train and promote sentiment versions
-        self._toxicity_serving = toxicity_serving  # follows the database's active toxicity version
+        # What each task serves: a promoted candidate is swapped in there, and the sync job follows the database.
+        self._servings: dict[Task, ServingModel] = {
+            task: model
+            for task, model in ((Task.SENTIMENT, serving), (Task.TOXICITY, toxicity_serving))
+            if model is not None
+        }
         self._notify_admins = notify_admins
         self._progress_interval = progress_interval_seconds
         self._runs: dict[int, asyncio.Task[RunOutcome]] = {}
+        self._run_tasks: dict[int, Task] = {}  # the task each run of this process trains
         self._requested_by: dict[int, int | None] = {}
         self._lost: set[int] = set()  # runs another process took over
         self._unloadable: set[int] = set()  # versions the sync job could not load (logged once)
@@ -173,9 +181,7 @@ class RetrainingService:
             self._scheduler = start_scheduler(
                 self.settings,
                 retrain_job=self.run_if_enough_feedback,
-                sync_job=self.sync_serving_with_database
-                if self._serving is not None or self._toxicity_serving is not None
-                else self.sweep,
+                sync_job=self.sync_serving_with_database if self._servings else self.sweep,
                 purge_job=self._retention_job(),
             )
 
@@ -205,10 +211,17 @@ class RetrainingService:
     # --- triggers ---------------------------------------------------------------------------------
 
     async def request_run(
-        self, *, trigger: RunTrigger, requested_by: int | None, reporter: RunReporter | None = None
+        self,
+        *,
+        trigger: RunTrigger,
+        requested_by: int | None,
+        reporter: RunReporter | None = None,
+        task: Task = Task.SENTIMENT,
     ) -> tuple[int, bool]:
-        """Start a run in the background now; (run id, created). When a live run exists (in any process) nothing
-        starts and its id comes back with created=False; an abandoned one is failed and replaced."""
+        """Start a run retraining `task`'s model in the background now; (run id, created). When a live run exists
+        (in any process, of any task) nothing starts and its id comes back with created=False; an abandoned one
+        is failed and replaced."""
+        task = Task(task)
         async with self._session_factory() as session, session.begin():
             run, created = await storage.start_training_run(
                 session,
@@ -216,15 +229,21 @@ class RetrainingService:
                 requested_by=requested_by,
                 owner=self.owner,
                 stale_after=self._stale_after,
+                task=task,
             )
             run_id = run.id
         if created:
             logger.info(
-                "retraining run %s started (trigger %s, requested by %s)", run_id, trigger, requested_by
+                "retraining run %s of the %s model started (trigger %s, requested by %s)",
+                run_id,
+                task,
+                trigger,
+                requested_by,
             )
             self._requested_by[run_id] = requested_by
+            self._run_tasks[run_id] = task
             self._runs[run_id] = asyncio.create_task(
-                self._execute(run_id, reporter), name=f"retrain-{run_id}"
+                self._execute(run_id, task, reporter), name=f"retrain-{run_id}"
             )
         return run_id, created
 
@@ -233,19 +252,25 @@ class RetrainingService:
         return await asyncio.shield(self._runs[run_id])
 
     async def run_if_enough_feedback(self) -> int | None:
-        """The scheduled job: start a run when at least `retrain_min_new_feedback` labels arrived since the
-        last run. Returns the new run's id, or None when nothing started."""
+        """The scheduled job: start a run of a task that received at least `retrain_min_new_feedback` labels
+        since its last run (of the two, the one with more). The other task's turn is the next tick: one run at a
+        time. Returns the new run's id, or None when nothing started."""
         async with self._session_factory() as session:
-            unused = await storage.count_unused_feedback(session, **self._label_rule())
-        if unused < self.settings.retrain_min_new_feedback:
+            unused = {
+                task: await storage.count_unused_feedback(session, **self._label_rule(), task=task)
+                for task in Task
+            }
+        due = [task for task in Task if unused[task] >= self.settings.retrain_min_new_feedback]
+        if not due:
             logger.info(
-                "scheduled retraining skipped: %d new label(s), need %d",
-                unused,
+                "scheduled retraining skipped: new labels %s, need %d",
+                ", ".join(f"{task} {count}" for task, count in unused.items()),
                 self.settings.retrain_min_new_feedback,
             )
             return None
+        task = max(due, key=lambda task: unused[task])
         run_id, created = await self.request_run(
-            trigger=RunTrigger.SCHEDULE, requested_by=None, reporter=None
+            trigger=RunTrigger.SCHEDULE, requested_by=None, reporter=None, task=task
         )
         if not created:
             logger.info("scheduled retraining skipped: run %s is still in progress", run_id)
@@ -282,12 +307,13 @@ class RetrainingService:
         (`moderator retrain`, `moderator model activate`) changed it. Returns True when a model was swapped in.
         A version that cannot load is reported once and the current model keeps serving."""
         await self.sweep()
+        # While this process retrains a task, it swaps that task's model itself.
+        training = {self._run_tasks[run_id] for run_id, run in self._runs.items() if not run.done()}
         swapped = False
-        if self._toxicity_serving is not None:
-            swapped = await self._follow_active_version(self._toxicity_serving, Task.TOXICITY)
-        if self._serving is None or any(not task.done() for task in self._runs.values()):
-            return swapped  # while this process is promoting, it swaps sentiment itself
-        return await self._follow_active_version(self._serving, Task.SENTIMENT) or swapped
+        for task, serving in self._servings.items():
+            if task not in training:
+                swapped = await self._follow_active_version(serving, task) or swapped
+        return swapped
 
     async def _follow_active_version(self, serving: ServingModel, task: Task) -> bool:
         async with self._session_factory() as session:
@@ -312,11 +338,12 @@ class RetrainingService:
 
     # --- one run ----------------------------------------------------------------------------------
 
-    async def _execute(self, run_id: int, reporter: RunReporter | None) -> RunOutcome:
+    async def _execute(self, run_id: int, task: Task, reporter: RunReporter | None) -> RunOutcome:
         """One run, step by step: begin, export the labels, train, judge, then promote or reject. Whatever ends it
         early fails it (or, when another process took it over, stops it) and cleans up what it left."""
         run = _Run(
             id=run_id,
+            task=task,
             progress=ProgressThrottle(self._update_progress, run_id, reporter, self._progress_interval),
             dir=(self.settings.runs_dir / f"run-{run_id}").resolve(),
         )
@@ -372,10 +399,10 @@ class RetrainingService:
         """Read the active model and the human labels; split, weight and write them for the trainer (the held-out
         slice for the gate); fetch the gate's fixed evaluation set."""
         async with self._session_factory() as session:
-            active = await storage.get_active_model_version(session)
-            labels = await storage.export_human_labels(session, **self._label_rule())
-            served = await storage.served_versions(session)
-        id2label = await self._active_labels(active)
+            active = await storage.get_active_model_version(session, task=run.task)
+            labels = await storage.export_human_labels(session, **self._label_rule(), task=run.task)
+            served = await storage.served_versions(session, task=run.task)
+        id2label = await self._active_labels(active, run.task)
         split = split_human_labels(labels, holdout_fraction=self.settings.correction_holdout_fraction)
         weights = human_label_weights(
             [example.label for example in split.train],
@@ -395,7 +422,7 @@ class RetrainingService:
             extra = write_human_labels_csv(run.dir / HUMAN_TRAIN_FILE, split.train, id2label, weights)
         if split.holdout:
             write_human_labels_csv(run.dir / HUMAN_HOLDOUT_FILE, split.holdout, id2label)
-        eval_set = await asyncio.to_thread(gate_eval_set, self.settings)
+        eval_set = await asyncio.to_thread(gate_eval_set, self.settings, run.task)
         return _RunData(active, served, id2label, split, mix, extra, eval_set)
 
     async def _train(self, run: _Run, data: _RunData) -> str:
@@ -405,7 +432,7 @@ class RetrainingService:
         base = (
             str(Path(active.path).resolve())
             if (self.settings.retrain_from == "active" and active is not None)
-            else self.settings.base_model
+            else self.settings.base_model_of(run.task)
         )
         stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
         run.candidate_dir = (self.settings.model_dir / f"run-{run.id}-{stamp}").resolve()
@@ -417,6 +444,7 @@ class RetrainingService:
             seed=run.seed,
             exclude=data.eval_set.path,
             checkpoint_dir=run.checkpoint_dir,
+            task=run.task,
         )
         await run.progress.report(texts.TRAINING_STARTED.format(base=base), force=True)
         await run_trainer_process(
@@ -434,10 +462,14 @@ class RetrainingService:
             prepare_model_version,
             run.candidate_dir,
             self.settings,
-            calibration_texts=functools.partial(calibration_texts, self.settings),
+            calibration_texts=functools.partial(calibration_texts, self.settings, task=run.task),
         )
         decision = await asyncio.to_thread(
-            functools.partial(judge, settings=self.settings, load_active_classifier=self._active_classifier),
+            functools.partial(
+                judge,
+                settings=self.settings,
+                load_active_classifier=functools.partial(self._active_classifier, task=run.task),
+            ),
             candidate,
             data.active,
             data.served,
@@ -451,6 +483,7 @@ class RetrainingService:
             "confidence": self.settings.gate_confidence,
             "serving": serving_tag(self.settings),
             "eval_set": data.eval_set.identity,
+            "task": str(run.task),
             "seed": run.seed,
             "human_labels": {
                 "train": data.mix,
@@ -469,16 +502,21 @@ class RetrainingService:
         train_rows = (judged.candidate.metrics or {}).get("data", {}).get("train_size")
         async with self._session_factory() as session, session.begin():
             version = await storage.register_model_version(
-                session, path=str(run.candidate_dir), base_checkpoint=base, metrics=json_safe(judged.metrics)
+                session,
+                path=str(run.candidate_dir),
+                base_checkpoint=base,
+                metrics=json_safe(judged.metrics),
+                task=run.task,
             )
             run.version_id = version_id = version.id
         checks = texts.gate_summary(gate)
+        title = TASK_TITLES[run.task]
         if decision.promote:
             status = RunStatus.SUCCEEDED
-            summary = texts.PROMOTED.format(run_id=run.id, new_version=version_id, checks=checks)
+            summary = texts.PROMOTED.format(run_id=run.id, task=title, new_version=version_id, checks=checks)
         else:
             status = RunStatus.REJECTED
-            summary = texts.REJECTED.format(run_id=run.id, new_version=version_id, checks=checks)
+            summary = texts.REJECTED.format(run_id=run.id, task=title, new_version=version_id, checks=checks)
 
         async def finish(session: AsyncSession) -> None:
             # Ownership, activation and the run's end in ONE transaction: a run another process declared
@@ -507,9 +545,10 @@ class RetrainingService:
             )
 
         await self._write_with_retries(finish)
-        if decision.promote and self._serving is not None:
+        serving = self._servings.get(run.task)
+        if decision.promote and serving is not None:
             # New predictions use the new model from here on; batches already running finish on the old one.
-            self._serving.swap(judged.candidate, version_id)
+            serving.swap(judged.candidate, version_id)
         return RunOutcome(
             run_id=run.id,
             status=status,
@@ -645,23 +684,24 @@ class RetrainingService:
 
     # --- models -----------------------------------------------------------------------------------
 
-    def _active_classifier(self, active: Any) -> Classifier:
+    def _served_classifier(self, active: Any, task: Task) -> Classifier | None:
+        """The task's serving model when it is `active`'s version."""
+        serving = self._servings.get(task)
+        if serving is not None and serving.is_loaded and serving.active.version_id == active.id:
+            return serving.active.classifier
+        return None
+
+    def _active_classifier(self, active: Any, *, task: Task) -> Classifier:
         """The active model as the bot serves it: the serving one when it is that version, else loaded the same
         way from its directory. Blocking."""
-        if self._serving is not None and self._serving.is_loaded:
-            serving = self._serving.active
-            if serving.version_id == active.id:
-                return serving.classifier
-        return load_serving_classifier(active.path, self.settings)
+        served = self._served_classifier(active, task)
+        return served if served is not None else load_serving_classifier(active.path, self.settings)
 
-    async def _active_labels(self, active: Any) -> dict[int, str] | None:
+    async def _active_labels(self, active: Any, task: Task) -> dict[int, str] | None:
         """Label names of the active model, read from its config (so human labels are written as names)."""
         if active is None:
             return None
-        if (
-            self._serving is not None
-            and self._serving.is_loaded
-            and self._serving.active.version_id == active.id
-        ):
-            return dict(self._serving.active.classifier.id2label)
+        served = self._served_classifier(active, task)
+        if served is not None:
+            return dict(served.id2label)
         return await asyncio.to_thread(read_id2label, Path(active.path))

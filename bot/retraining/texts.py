@@ -12,9 +12,10 @@ EVALUATING = "학습 완료, 기존 모델과 비교 평가 중"
 INTERRUPTED = "interrupted by shutdown"
 FAILED_NOT_RECORDED = "(데이터베이스에 실패를 기록하지 못했어요. 실행 기록은 잠시 뒤 자동으로 정리돼요.)"
 
-PROMOTED = "✅ 재학습 #{run_id} 완료: 새 모델 v{new_version}을(를) 적용했어요.\n{checks}"
+PROMOTED = "✅ 재학습 #{run_id} 완료: 새 {task} 모델 v{new_version}을(를) 적용했어요.\n{checks}"
 REJECTED = (
-    "⚠️ 재학습 #{run_id}: 새 모델 v{new_version}은(는) 기준을 통과하지 못해 기존 모델을 유지해요.\n{checks}"
+    "⚠️ 재학습 #{run_id}: 새 {task} 모델 v{new_version}은(는) 기준을 통과하지 못해 기존 모델을 유지해요.\n"
+    "{checks}"
 )
 LOST_OWNERSHIP = (
     "the run was declared abandoned by another process (its heartbeat stopped); it did not promote"

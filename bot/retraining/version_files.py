@@ -23,6 +23,17 @@ def read_id2label(path: Path) -> dict[int, str] | None:
         return None
 
 
+def task_of_directory(path: str | Path) -> str:
+    """The task a model version directory judges (its metrics.json, else its labels; `classifier.tasks`)."""
+    from classifier.tasks import task_of_model
+
+    try:
+        metrics = json.loads((Path(path) / "metrics.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        metrics = None
+    return task_of_model(read_id2label(Path(path)) or {}, metrics if isinstance(metrics, dict) else None)
+
+
 def json_safe(value: Any) -> Any:
     """NaN/inf are not JSON; store them as None."""
     if isinstance(value, float) and not math.isfinite(value):

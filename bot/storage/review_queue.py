@@ -103,13 +103,13 @@ async def next_review_item(
     reviewer_id: int,
     since: datetime,
     rule: LabelRule,
-    sampled_tasks: Sequence[Task] = (Task.SENTIMENT,),
+    sampled_tasks: Sequence[Task] = tuple(Task),
 ) -> ReviewItem | None:
     """Show `reviewer_id` the next item (see the module's docstring) and record that they saw it.
 
     Disputed verdicts of every task come first (users' labels wait on them, and a labeller's record is one
-    across tasks); unlabelled ones are drawn from `sampled_tasks` only, so reviewers' answers go where a run
-    trains on them.
+    across tasks); unlabelled ones are drawn from `sampled_tasks` (by default every task: each one retrains on
+    its reviewers' answers).
 
     Among unlabelled verdicts since `since`, the smallest margin between the top two probabilities comes first,
     with two guards for diversity: the item is not a near-duplicate of the one shown just before, and its

@@ -90,7 +90,10 @@ class TerminalChat:
             return await moderation.void(actor=TERMINAL_ACTOR, argument=argument)
         if command == "retrain":
             return await moderation.retrain(
-                actor=TERMINAL_ACTOR, trigger=RunTrigger.CLI, reporter=TerminalRunReporter(self._output)
+                actor=TERMINAL_ACTOR,
+                trigger=RunTrigger.CLI,
+                reporter=TerminalRunReporter(self._output),
+                argument=argument,
             )
         return Reply(texts.CHAT_UNKNOWN_COMMAND)
 

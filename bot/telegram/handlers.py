@@ -296,7 +296,10 @@ async def retrain_command(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
     moderation = _moderation(context)
     reporter = TelegramRunReporter(context.bot, chat_id=message.chat.id)
     reply = await moderation.retrain(
-        actor=_actor(update, moderation), trigger=RunTrigger.ADMIN, reporter=reporter
+        actor=_actor(update, moderation),
+        trigger=RunTrigger.ADMIN,
+        reporter=reporter,
+        argument=_command_argument(message),
     )
     sent = await _answer(message, moderation, reply)
     if reply.run_id is not None and sent is not None:

@@ -14,7 +14,16 @@ from sqlalchemy import select, text
 
 from bot import storage
 from bot.moderation import texts
-from bot.storage import Feedback, OutboxMessage, OutboxStatus, RunStatus, RunTrigger, TrainingRun, Verdict
+from bot.storage import (
+    Feedback,
+    OutboxMessage,
+    OutboxStatus,
+    RunStatus,
+    RunTrigger,
+    Task,
+    TrainingRun,
+    Verdict,
+)
 
 USER = 1001
 
@@ -187,12 +196,12 @@ async def test_admin_retrain_runs_void_and_rollback(start_bot, bot_model_dir):
     async with bot.session() as session:
         run = await storage.last_training_run(session)
     assert (run.status, run.trigger, run.requested_by) == (RunStatus.QUEUED, RunTrigger.ADMIN, ADMIN_ID)
-    assert reply["text"] == texts.RETRAIN_QUEUED.format(run_id=run.id)
+    assert reply["text"] == texts.RETRAIN_QUEUED.format(run_id=run.id, task="감성(긍정/부정)")
     again = await bot.api.wait_for_reply(bot.api.push_message("/retrain", **admin))
     assert again["text"] == texts.RETRAIN_ALREADY.format(run_id=run.id)
     assert await count(bot, TrainingRun) == 1
     runs = await bot.api.wait_for_reply(bot.api.push_message("/runs", **admin))
-    assert f"#{run.id} 대기 (관리자)" in runs["text"]  # Korean status and trigger words
+    assert f"#{run.id} 감성(긍정/부정) 대기 (관리자)" in runs["text"]  # Korean task, status and trigger words
 
     # a user's corrections, voided by the admin
     review = bot.api.push_message("괜찮은 영화", user_id=66, chat_id=66)
@@ -225,11 +234,13 @@ class RecordingRetrainer:
     """Stands in for bot.retraining: records the request and reports through the given reporter."""
 
     def __init__(self) -> None:
-        self.requests: list[tuple[RunTrigger, int | None]] = []
+        self.requests: list[tuple[RunTrigger, int | None, Task]] = []
         self.reported = asyncio.Event()
 
-    async def request_run(self, *, trigger, requested_by, reporter):
-        self.requests.append((trigger, requested_by))
+    async def request_run(self, *, trigger, requested_by, reporter, task=Task.SENTIMENT):
+        self.requests.append((trigger, requested_by, task))
+        if len(self.requests) > 1:
+            return 42, True
 
         async def report() -> None:
             await asyncio.sleep(0.3)  # after the bot announced the run
@@ -245,10 +256,10 @@ async def test_retrain_goes_to_the_retrainer_and_reports_progress_in_one_message
     retrainer = RecordingRetrainer()
     bot = await start_bot(retrainer=retrainer)
     reply = await bot.api.wait_for_reply(bot.api.push_message("/retrain", user_id=ADMIN_ID, chat_id=ADMIN_ID))
-    assert reply["text"] == texts.RETRAIN_QUEUED.format(run_id=41)
+    assert reply["text"] == texts.RETRAIN_QUEUED.format(run_id=41, task="감성(긍정/부정)")
     await asyncio.wait_for(retrainer.reported.wait(), 10)
     await bot.api.wait_until(lambda: len(bot.api.sent(chat_id=ADMIN_ID)) >= 2)
-    assert retrainer.requests == [(RunTrigger.ADMIN, ADMIN_ID)]
+    assert retrainer.requests == [(RunTrigger.ADMIN, ADMIN_ID, Task.SENTIMENT)]
     (edit,) = bot.api.calls("editMessageText")
     assert edit.params["message_id"] == reply["message_id"] and "학습 50%" in edit.params["text"]
     result = bot.api.sent(chat_id=ADMIN_ID)[-1]
@@ -257,6 +268,15 @@ async def test_retrain_goes_to_the_retrainer_and_reports_progress_in_one_message
         and result["reply_to_message"]["message_id"] == reply["message_id"]
     )
     assert await count(bot, TrainingRun) == 0  # the retrainer owns the run, not the bot
+
+    # the toxicity model, named by its title or a label of it; a word naming no task gets the usage
+    admin = {"user_id": ADMIN_ID, "chat_id": ADMIN_ID}
+    toxicity = await bot.api.wait_for_reply(bot.api.push_message("/retrain 표현", **admin))
+    assert toxicity["text"] == texts.RETRAIN_QUEUED.format(run_id=42, task="표현(정상/공격적/혐오)")
+    await bot.api.wait_for_reply(bot.api.push_message("/retrain toxicity", **admin))
+    usage = await bot.api.wait_for_reply(bot.api.push_message("/retrain 아무거나", **admin))
+    assert usage["text"] == texts.RETRAIN_USAGE
+    assert [task for *_, task in retrainer.requests] == [Task.SENTIMENT, Task.TOXICITY, Task.TOXICITY]
 
 
 @pytest.mark.parametrize(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from classifier.tasks import SENTIMENT, TASK_ID2LABEL, TOXICITY, task_of_label, task_of_model
+from classifier.tasks import SENTIMENT, TASK_ID2LABEL, TOXICITY, parse_task, task_of_label, task_of_model
 
 
 def test_label_names_are_unique_across_tasks():
@@ -32,3 +32,21 @@ def test_the_recorded_task_wins_then_the_labels_decide():
     # a model trained on a CSV with labels of its own is a sentiment model, the tutorial's task
     assert task_of_model({0: "neg", 1: "pos"}, {"data": {"source": "reviews.csv"}}) == SENTIMENT
     assert task_of_model({0: "neg", 1: "pos"}, {"data": {"task": "nonsense"}}) == SENTIMENT
+
+
+@pytest.mark.parametrize(
+    ("text", "task"),
+    [
+        ("toxicity", TOXICITY),
+        ("표현", TOXICITY),
+        ("표현(정상/공격적/혐오)", TOXICITY),
+        ("혐오", TOXICITY),
+        (" 감성 ", SENTIMENT),
+        ("Sentiment", SENTIMENT),
+        ("긍정", SENTIMENT),
+        ("아무거나", None),
+        ("", None),
+    ],
+)
+def test_a_task_is_named_by_its_id_its_title_or_a_label(text, task):
+    assert parse_task(text) == task

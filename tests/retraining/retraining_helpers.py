@@ -9,6 +9,7 @@ from pathlib import Path
 from bot.settings import Settings
 from bot.storage import (
     FeedbackSource,
+    Task,
     activate_model_version,
     add_verdict,
     record_feedback,
@@ -51,9 +52,13 @@ def make_settings(tmp_path: Path, **overrides) -> Settings:
     return Settings(_env_file=None, **{**values, **overrides})
 
 
-async def activate_version(session_factory, path: Path, *, base: str = "scratch") -> int:
+async def activate_version(
+    session_factory, path: Path, *, base: str = "scratch", task: Task = Task.SENTIMENT
+) -> int:
     async with session_factory() as session, session.begin():
-        version = await register_model_version(session, path=str(path), base_checkpoint=base, metrics=None)
+        version = await register_model_version(
+            session, path=str(path), base_checkpoint=base, metrics=None, task=task
+        )
         await activate_model_version(session, version_id=version.id)
         return version.id
 
@@ -66,14 +71,18 @@ async def add_corrections(
     first_message_id: int = 1,
     model_version_id: int | None = None,
     trusted: bool = False,
+    task: Task = Task.SENTIMENT,
 ) -> list[int]:
-    """Store each text as a verdict the bot got wrong, corrected to `label` by each of `users` (default: a pair of
-    independent users, a different pair each time). With `trusted`, the labels are trusted ones given in the review
-    queue (default: by `REVIEWER` alone). Returns verdict ids."""
+    """Store each text as a verdict of `task` the bot got wrong, corrected to `label` by each of `users` (default: a
+    pair of independent users, a different pair each time). With `trusted`, the labels are trusted ones given in the
+    review queue (default: by `REVIEWER` alone). Returns verdict ids."""
+    from classifier.tasks import TASK_ID2LABEL
+
+    names = TASK_ID2LABEL[task]
     verdict_ids = []
     async with session_factory() as session, session.begin():
         for offset, (text, label) in enumerate(examples):
-            wrong = 1 - label
+            wrong = 0 if label else 1
             verdict = await add_verdict(
                 session,
                 chat_id=1,
@@ -81,13 +90,13 @@ async def add_corrections(
                 user_id=42,
                 text=text,
                 label=wrong,
-                label_name=LABEL_NAMES[wrong],
+                label_name=names[wrong],
                 confidence=0.9,
                 probabilities={
-                    LABEL_NAMES[0]: 0.9 if wrong == 0 else 0.1,
-                    LABEL_NAMES[1]: 0.1 if wrong == 0 else 0.9,
+                    name: 0.9 if index == wrong else 0.1 / (len(names) - 1) for index, name in names.items()
                 },
                 model_version_id=model_version_id,
+                task=task,
             )
             default_users = (REVIEWER,) if trusted else CORRECTING_PAIRS[offset % len(CORRECTING_PAIRS)]
             for user in users or default_users:
@@ -96,7 +105,7 @@ async def add_corrections(
                     verdict_id=verdict.id,
                     user_id=user,
                     label=label,
-                    num_labels=2,
+                    num_labels=len(names),
                     is_admin=False,
                     trusted=trusted,
                     source=FeedbackSource.REVIEW if trusted else FeedbackSource.BUTTON,

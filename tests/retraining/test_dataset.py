@@ -252,3 +252,43 @@ def test_trainer_flags_reproduce_the_config(tmp_path):
     )
     assert config_from_args(parser.parse_args(arguments_for(everything))) == everything
     assert everything.korpora_root is None and everything.data == tmp_path / "reviews.csv"
+
+
+def test_the_toxicity_gate_set_is_beep_dev_and_kmhas_held_out_and_never_trained_on(tmp_path, korpora_root):
+    from trainer.data import load_training_data, normalized_text
+    from trainer.toxicity import load_beep, load_kmhas
+
+    _require_toxicity_data(korpora_root)
+    settings = make_settings(tmp_path, korpora_root=korpora_root)
+    first, again = gate_eval_set(settings, "toxicity"), gate_eval_set(settings, "toxicity")
+    assert first.digest == again.digest and first.texts == again.texts and first.binary == again.binary
+    assert first.digest != gate_eval_set(settings).digest  # each task its own set
+    dev = set(load_beep(korpora_root, "dev").texts)
+    kmhas_train, kmhas_held_out = load_kmhas(korpora_root)
+    three_class = {text for text, binary in zip(first.texts, first.binary, strict=True) if not binary}
+    binary = {text for text, is_binary in zip(first.texts, first.binary, strict=True) if is_binary}
+    assert three_class <= dev and binary <= set(kmhas_held_out.texts) and not binary & set(kmhas_train.texts)
+    labels = dict(zip(first.texts, first.labels, strict=True))
+    assert {labels[text] for text in binary} == {"정상", "공격적|혐오"}
+    assert {labels[text] for text in three_class} == {"정상", "공격적", "혐오"}
+    assert first.size > 4500  # every comment of both, less duplicates and texts under 6 characters
+
+    config = base_train_config(
+        settings,
+        output=tmp_path / "out",
+        base="scratch",
+        extra=None,
+        seed=1,
+        exclude=first.path,
+        checkpoint_dir=None,
+        task="toxicity",
+    )
+    data = load_training_data(config)
+    assert data.id2label == {0: "정상", 1: "공격적", 2: "혐오"}
+    held = {normalized_text(text) for text in first.texts}
+    assert not held & {normalized_text(text) for text in data.train.texts + data.eval.texts}
+
+
+def _require_toxicity_data(korpora_root):
+    if not (korpora_root / "kmhas" / "kmhas_test.txt").is_file():
+        pytest.skip("K-MHaS is not under the korpora root")

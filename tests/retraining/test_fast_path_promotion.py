@@ -152,4 +152,7 @@ async def test_a_promotion_on_the_default_fast_path_builds_judges_and_serves_onn
     assert served.classifier.backend == fastpath.FAST_BACKEND and served.classifier.model is None
     verdicts = served.classifier.predict([text for text, _ in ADMIN_LABELS])
     assert all(abs(sum(v.probabilities.values()) - 1.0) < 1e-4 for v in verdicts)
-    assert len(reporter.finished_texts) == 1 and f"새 모델 v{active.id}" in reporter.finished_texts[0]
+    assert (
+        len(reporter.finished_texts) == 1
+        and f"새 감성(긍정/부정) 모델 v{active.id}" in reporter.finished_texts[0]
+    )

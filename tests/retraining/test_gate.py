@@ -240,3 +240,19 @@ def test_the_calibration_check_reads_in_korean():
     line = next(line for line in text.splitlines() if "확률 보정" in line)
     assert line.startswith("✘ 확률 보정(ECE, 낮을수록 좋음), 현재 모델 v3 대비: 0.0% → 19.0% (+19.0%p")
     assert "허용치를 넘음" in line and "n=5000" in line
+
+
+def test_examples_without_a_confidence_are_left_out_of_the_calibration_check():
+    """A toxicity gate example labelled only "toxic" has no top-class confidence to check: the check reads the rest."""
+    active = model(0.8)
+    candidate = list(active)
+    half = N // 2
+    # Overconfident where it is checked... and the unchecked half, however it looks, changes nothing.
+    overconfident = [0.99] * half + [None] * (N - half)
+    calibrated = [0.8] * half + [None] * (N - half)
+    rejected = calibration_gate(candidate, overconfident, active, calibrated)
+    (check,) = [check for check in rejected.checks if check.name == "calibration_vs_active"]
+    assert not check.passed and check.comparison.n == half
+    nothing = calibration_gate(candidate, [None] * N, active, [None] * N)
+    (check,) = [check for check in nothing.checks if check.name == "calibration_vs_active"]
+    assert check.passed and check.comparison is None and nothing.promote

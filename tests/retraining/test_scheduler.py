@@ -57,7 +57,8 @@ async def test_scheduled_job_starts_a_run_only_after_enough_new_corrections(
     service = RetrainingService(settings=settings, session_factory=session_factory)
 
     def skipped(count: int) -> int:
-        return sum(f"skipped: {count} new label(s), need 4" in r.getMessage() for r in caplog.records)
+        needed = f"skipped: new labels sentiment {count}, toxicity 0, need 4"
+        return sum(needed in r.getMessage() for r in caplog.records)
 
     async def runs():
         async with session_factory() as session:

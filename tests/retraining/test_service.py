@@ -228,7 +228,10 @@ async def test_retraining_learns_a_corrected_mistake_and_hot_swaps(
     assert (run_dir / "human_labels_train.csv").exists() and (run_dir / "human_labels_holdout.csv").exists()
     assert not (run_dir / "checkpoints").exists()  # the trainer's checkpoints are gone with the run
     assert any(text.startswith("학습 중") for text in reporter.progress_texts)
-    assert len(reporter.finished_texts) == 1 and f"새 모델 v{new_version}" in reporter.finished_texts[0]
+    assert (
+        len(reporter.finished_texts) == 1
+        and f"새 감성(긍정/부정) 모델 v{new_version}" in reporter.finished_texts[0]
+    )
     assert notices == reporter.finished_texts  # admins see every check with its interval, in Korean
     assert f"현재 모델 v{old_version} 대비" in notices[0] and "95% 구간" in notices[0]
 

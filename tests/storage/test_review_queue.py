@@ -118,8 +118,8 @@ async def test_outcomes_are_recorded_only_for_items_shown_to_that_reviewer(sessi
 async def test_unlabelled_items_come_from_the_sampled_tasks_and_disputed_ones_from_every_task(
     session_factory,
 ):
-    """Only sentiment retrains today: a reviewer's time on unlabelled verdicts goes there, however uncertain the
-    toxicity model is; a toxicity verdict a user labelled still waits for its check."""
+    """Both tasks retrain, so by default the least certain verdict of either comes next; a caller can narrow the
+    unlabelled sample to some tasks, and a verdict a user labelled still comes first, whatever its task."""
     toxicity = {"정상": 0.34, "공격적": 0.33, "혐오": 0.33}  # as uncertain as a verdict can be
 
     async def toxicity_verdict(message_id, text):
@@ -135,24 +135,32 @@ async def test_unlabelled_items_come_from_the_sampled_tasks_and_disputed_ones_fr
         )
 
     sentiment = await add(session_factory, 1, "배우 연기가 좋았다 추천", 0.9)
-    await toxicity_verdict(1, "배우 연기가 좋았다 추천")
+    uncertain = await toxicity_verdict(1, "배우 연기가 좋았다 추천")
     labelled = await toxicity_verdict(2, "이 감독 진짜 머리가 비었네")
     async with session_factory() as session, session.begin():
         await record_feedback(
             session, verdict_id=labelled.id, user_id=7, label=1, num_labels=3, is_admin=False
         )
 
-    first, second = await next_item(session_factory), await next_item(session_factory)
+    first, *rest = [await next_item(session_factory) for _ in range(3)]
     assert (first.verdict.id, first.disputed) == (labelled.id, True)
-    assert (second.verdict.id, second.remaining) == (sentiment.id, 1)
-    assert await next_item(session_factory) is None  # the unlabelled toxicity verdict is not sampled
+    # both tasks are sampled (the 긍정 verdict comes before the 정상 one: it differs from the last class shown)
+    assert {(item.verdict.id, item.disputed) for item in rest} == {
+        (uncertain.id, False),
+        (sentiment.id, False),
+    }
+    assert await next_item(session_factory) is None
 
-    async with session_factory() as session, session.begin():
-        item = await next_review_item(
-            session,
-            reviewer_id=REVIEWER + 1,
-            since=utcnow() - SINCE,
-            rule=LabelRule(),
-            sampled_tasks=(Task.TOXICITY,),
-        )
-    assert item.verdict.id == labelled.id  # disputed first, for every reviewer
+    async def next_sentiment_item():
+        async with session_factory() as session, session.begin():
+            return await next_review_item(
+                session,
+                reviewer_id=REVIEWER + 1,
+                since=utcnow() - SINCE,
+                rule=LabelRule(),
+                sampled_tasks=(Task.SENTIMENT,),
+            )
+
+    assert (await next_sentiment_item()).verdict.id == labelled.id  # disputed first, for every reviewer
+    assert (await next_sentiment_item()).verdict.id == sentiment.id
+    assert await next_sentiment_item() is None  # the unlabelled toxicity verdict is not sampled
