@@ -34,6 +34,8 @@ test: $(STAMP)
 #   ~15 min);
 # - toxicity: the TF-IDF + logistic-regression baseline on BEEP! dev and held-out K-MHaS, with bootstrap
 #   intervals (bench/results/toxicity.json; ~4 min);
+# - the toxicity learning loop through the real bot: lone users and a reviewer correct the first toxicity model's
+#   flags on harsh but clean reviews, the admin sends /retrain 표현 (bench/results/toxicity_loop.json; ~15 min);
 # - two tasks against one: the first sentiment and toxicity models served side by side through the bot's
 #   micro-batchers (bench/results/two_tasks.json; ~4 min, training the two first models when missing);
 # - 10,000 fuzzed updates through the real bot (~5 min on 2 quiet cores);
@@ -47,6 +49,7 @@ bench: $(STAMP)
 	for scenario in a b d c; do $(BIN)/python -m bench.bench_learning_loop --scenario $$scenario || exit 1; done
 	$(BIN)/python -m bench.bench_calibration
 	$(BIN)/python -m bench.bench_toxicity
+	$(BIN)/python -m bench.bench_toxicity_loop
 	$(BIN)/python -m bench.bench_two_tasks
 	$(BIN)/python -m bench.bench_fuzz --count 10000
 	rm -f $(RELIABILITY_JSON).partial
