@@ -9,9 +9,12 @@ construction their true label is 정상 (a rude review the list misses counts ag
 Through the real python-telegram-bot stack, the runner, a real SQLite file and the retraining service, with the
 DEFAULT settings (only where things live and who the admin and the reviewer are, and no scheduled runs; `--smoke`
 shrinks the run to check the plumbing), from the quick-start models and a fresh database:
-- 12 users, each in a private chat with the bot, send 120 such reviews and 60 toxic comments (K-MHaS's training
-  part: never in the toxicity gate set). Under a review the bot flags, a user presses ⚠️ 아니에요 and then 정상
-  (the `label:<verdict>:0` button the bot offers); under a flagged toxic comment, ⚠️ 맞아요.
+- 12 users, each in a private chat with the bot, send 300 such reviews and 60 toxic comments (K-MHaS's training
+  part: never in the toxicity gate set). K-MHaS names hate categories, not BEEP!'s classes; the users read a
+  comment that targets origin, age, gender, race or religion as 혐오 and any other toxic one (physical, politics,
+  profanity) as 공격적 (`three_class`), BEEP!'s own distinction. Under a comment the bot flags, a user presses
+  ⚠️ 맞아요 when its class is the right one, else ⚠️ 아니에요 and then the right class (the `label:<verdict>:<id>`
+  button the bot offers); under a harsh but clean review it flags, ⚠️ 아니에요 and then 정상.
 - A reviewer (REVIEWER_IDS) works `/review` in a private chat, answering each disputed item with its true label,
   for at most 40 answers or until no disputed item is left; the admin sends `/retrain 표현`.
 
@@ -62,7 +65,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 RESULTS = REPO_ROOT / "bench" / "results" / "toxicity_loop.json"
 SEED = 20261205
 USERS = tuple(range(7300, 7312))
-SENT_PATTERN, HELD_OUT_PATTERN, SENT_TOXIC = 120, 600, 60
+SENT_PATTERN, HELD_OUT_PATTERN, SENT_TOXIC = 300, 600, 60
 REVIEW_BOUND = 40
 COMPLAINT = r"지루|아깝|실망|졸려|졸았|별로|재미없|노잼|최악|유치|엉성|허술|뻔하|어색"
 PROFANE = (
@@ -113,16 +116,39 @@ def harsh_but_clean_reviews(shared_dir: Path) -> list[str]:
     return unique
 
 
-def toxic_comments(shared_dir: Path, count: int) -> list[str]:
-    """K-MHaS comments labelled with a hate category, from its training part (outside the gate set)."""
-    from bot.reviews import is_review
-    from trainer.toxicity import load_kmhas
+GROUP_TARGETS = {"0", "4", "5", "6", "7"}  # K-MHaS: origin, age, gender, race, religion
 
-    usable, _ = load_kmhas(shared_dir / "korpora")
-    toxic = [
-        text for text, label in zip(usable.texts, usable.labels, strict=True) if label and is_review(text)
-    ]
-    return random.Random(SEED).sample(toxic, count)
+
+def three_class(categories: set[str]) -> str:
+    """A toxic K-MHaS comment's class in BEEP!'s terms: 혐오 when it targets a group identity, else 공격적."""
+    return "혐오" if categories & GROUP_TARGETS else "공격적"
+
+
+def toxic_comments(shared_dir: Path, count: int) -> dict[str, str]:
+    """K-MHaS comments with a hate category, from its training part (outside the gate set): text -> class."""
+    import csv
+
+    import pandas as pd
+
+    from bot.reviews import is_review
+    from trainer.toxicity import KMHAS_FILE, KMHAS_NOT_HATE, load_kmhas
+
+    _, held_out = load_kmhas(shared_dir / "korpora")
+    gate = set(held_out.texts)
+    frame = pd.read_csv(
+        shared_dir / "korpora" / KMHAS_FILE,
+        sep="\t",
+        dtype=str,
+        keep_default_na=False,
+        quoting=csv.QUOTE_MINIMAL,
+    )
+    toxic = {}
+    for text, labels in zip(frame["document"], frame["label"], strict=True):
+        categories = {label.strip() for label in labels.split(",") if label.strip()}
+        if categories and categories != {KMHAS_NOT_HATE} and text not in gate and is_review(text):
+            toxic[text] = three_class(categories - {KMHAS_NOT_HATE})
+    chosen = random.Random(SEED).sample(sorted(toxic), count)
+    return {text: toxic[text] for text in chosen}
 
 
 # --- scoring ----------------------------------------------------------------------------------------------
@@ -220,20 +246,25 @@ async def toxicity_verdicts(bot: BotUnderTest, reviews) -> dict[int, Any]:
 
 
 async def label_flagged(bot: BotUnderTest, reviews, verdicts, truth: dict[str, str]) -> list[dict[str, Any]]:
-    """Under every flagged verdict its sender labels it: 정상 for a clean review, ⚠️ 맞아요 for a toxic comment."""
+    """Under every flagged verdict its sender gives the true class: ⚠️ 맞아요 when the bot has it, else the
+    right class's button (정상 for a harsh but clean review)."""
+    from trainer.toxicity import TOXICITY_ID2LABEL
+
+    label_id = {name: index for index, name in TOXICITY_ID2LABEL.items()}
     events = []
     for review in reviews:
         verdict = verdicts.get(review.verdict_id)
         if verdict is None or verdict.label_name == CLEAN:
             continue  # nothing flagged: the bot shows no toxicity buttons
-        clean = truth[review.text] == CLEAN
-        data = f"label:{verdict.id}:0" if clean else f"ok:{verdict.id}"
+        right = truth[review.text]
+        confirm = verdict.label_name == right
+        data = f"ok:{verdict.id}" if confirm else f"label:{verdict.id}:{label_id[right]}"
         answer = await bot.press(review.reply, data, review.sender)
         events.append(
             {
                 "user": review.sender,
                 "verdict_id": verdict.id,
-                "kind": "correction to 정상" if clean else "confirmation",
+                "kind": "confirmation" if confirm else f"correction to {right}",
                 "answer": bot.kinds(answer),
             }
         )
@@ -241,11 +272,11 @@ async def label_flagged(bot: BotUnderTest, reviews, verdicts, truth: dict[str, s
 
 
 async def work_queue(bot: BotUnderTest, truth_of: dict[int, str], bound: int) -> dict[str, Any]:
-    """The reviewer answers disputed toxicity items with their truth (a toxic comment: the bot's toxic label, as
-    either is right for K-MHaS), until `bound` answers or an item nobody labelled."""
+    """The reviewer answers disputed toxicity items with their true class, until `bound` answers or an item
+    nobody labelled."""
     from sqlalchemy import select
 
-    from bot.storage import Feedback, Verdict
+    from bot.storage import Feedback
 
     item = await bot.command("/review", REVIEWER)
     answers: list[dict[str, Any]] = []
@@ -256,7 +287,6 @@ async def work_queue(bot: BotUnderTest, truth_of: dict[int, str], bound: int) ->
             stop = f"no item ({bot.kinds(item.get('text', ''))})"
             break
         async with bot.sessions() as session:
-            verdict = await session.get(Verdict, verdict_id)
             untrusted = (
                 await session.scalars(
                     select(Feedback.id).where(
@@ -273,8 +303,6 @@ async def work_queue(bot: BotUnderTest, truth_of: dict[int, str], bound: int) ->
         if truth is None:
             stop = f"verdict {verdict_id} is not a toxicity verdict the bench sent"
             break
-        if truth != CLEAN:
-            truth = verdict.label_name if verdict.label_name in TOXIC else TOXIC[0]
         button = next((b for b in _buttons(item) if b["text"] == truth), None)
         if button is None:
             stop = f"no button named {truth}"
@@ -300,7 +328,7 @@ async def main_async(args) -> dict[str, Any]:
     pattern = harsh_but_clean_reviews(args.shared_dir)
     sent_pattern, held_out = pattern[:SENT_PATTERN], pattern[SENT_PATTERN : SENT_PATTERN + HELD_OUT_PATTERN]
     toxic = toxic_comments(args.shared_dir, SENT_TOXIC)
-    truth = {text: CLEAN for text in sent_pattern} | {text: "toxic" for text in toxic}
+    truth = {text: CLEAN for text in sent_pattern} | toxic
     traffic = [(text, 0) for text in sent_pattern] + [(text, 0) for text in toxic]
     random.Random(SEED).shuffle(traffic)
     reviews_of = {user: traffic[index :: len(USERS)] for index, user in enumerate(USERS)}
@@ -374,6 +402,7 @@ async def main_async(args) -> dict[str, Any]:
             "users": len(USERS),
             "pattern_reviews_sent": len(sent_pattern),
             "toxic_comments_sent": len(toxic),
+            "toxic_comments_by_class": dict(Counter(toxic.values())),
             "held_out_pattern_reviews": len(held_out),
             "pattern_pool": len(pattern),
             "flagged_when_sent": {

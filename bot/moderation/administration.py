@@ -116,20 +116,31 @@ class Administration(UseCaseContext):
         return Reply(template.format(run_id=run_id, task=TASK_TITLES[task]), run_id=run_id)
 
     @friendly_errors
-    async def rollback(self, *, actor: Actor) -> Reply:
-        """Back to the version that served before, through the activation history (see `bot.versions`)."""
+    async def rollback(self, *, actor: Actor, argument: str = "") -> Reply:
+        """Back to the version that served before, through the activation history (see `bot.versions`):
+        `/rollback` for the sentiment model, `/rollback 표현` for the toxicity model."""
         if not actor.is_admin:
             return self._refuse(actor, "rollback")
+        named = parse_task(argument) if argument.strip() else SENTIMENT
+        if named is None:
+            return Reply(texts.ROLLBACK_USAGE)
+        task = Task(named)
+        serving = self.serving if task is Task.SENTIMENT else self.toxicity and self.toxicity.serving
         try:
-            done = await versions.rollback(self.session_factory, self.settings, actor=actor.user_id)
+            done = await versions.rollback(
+                self.session_factory, self.settings, actor=actor.user_id, task=task
+            )
         except versions.VersionError as exc:
             if not exc.skipped:
                 return Reply(texts.ROLLBACK_NONE)
             skipped = ", ".join(f"#{version_id}" for version_id, _ in exc.skipped)
             return Reply(texts.ROLLBACK_NONE + "\n" + texts.ROLLBACK_SKIPPED.format(skipped=skipped))
-        self.serving.swap(done.classifier, done.version.id)
-        logger.info("admin %s rolled back to model version %s", actor.user_id, done.version.id)
-        text = texts.ROLLBACK_DONE.format(old=done.previous_id or "-", new=done.version.id)
+        if serving:
+            serving.swap(done.classifier, done.version.id)
+        logger.info("admin %s rolled back the %s model to version %s", actor.user_id, task, done.version.id)
+        text = texts.ROLLBACK_DONE.format(
+            task=TASK_TITLES[task], old=done.previous_id or "-", new=done.version.id
+        )
         if done.skipped:
             text += "\n" + texts.ROLLBACK_SKIPPED.format(
                 skipped=", ".join(f"#{version_id}" for version_id, _ in done.skipped)

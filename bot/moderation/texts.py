@@ -109,7 +109,8 @@ RUN_STATUS = {
 RUN_TRIGGER = {"schedule": "예약", "admin": "관리자", "cli": "명령줄"}
 
 ROLLBACK_NONE = "되돌릴 이전 모델이 없어요."
-ROLLBACK_DONE = "모델을 #{old}에서 #{new}(으)로 되돌렸어요."
+ROLLBACK_DONE = "{task} 모델을 #{old}에서 #{new}(으)로 되돌렸어요."
+ROLLBACK_USAGE = "어느 모델을 되돌릴까요? /rollback (감성, 기본) 또는 /rollback 표현"
 ROLLBACK_SKIPPED = "불러올 수 없어 건너뛴 버전: {skipped}"
 
 REVIEW_ONLY = "검토자와 관리자만 쓸 수 있는 명령이에요."

@@ -85,7 +85,7 @@ class TerminalChat:
         if command == "review":
             return await self._review(argument)
         if command == "rollback":
-            return await moderation.rollback(actor=TERMINAL_ACTOR)
+            return await moderation.rollback(actor=TERMINAL_ACTOR, argument=argument)
         if command == "void":
             return await moderation.void(actor=TERMINAL_ACTOR, argument=argument)
         if command == "retrain":

@@ -278,7 +278,10 @@ async def runs_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
 async def rollback_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if update.message:
         moderation = _moderation(context)
-        await _answer(update.message, moderation, await moderation.rollback(actor=_actor(update, moderation)))
+        reply = await moderation.rollback(
+            actor=_actor(update, moderation), argument=_command_argument(update.message)
+        )
+        await _answer(update.message, moderation, reply)
 
 
 async def void_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

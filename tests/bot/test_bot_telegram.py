@@ -224,7 +224,9 @@ async def test_admin_retrain_runs_void_and_rollback(start_bot, bot_model_dir):
         )
         await storage.activate_model_version(session, version_id=second.id)
     rolled = await bot.api.wait_for_reply(bot.api.push_message("/rollback", **admin))
-    assert rolled["text"] == texts.ROLLBACK_DONE.format(old=second.id, new=bot.version_id)
+    assert rolled["text"] == texts.ROLLBACK_DONE.format(
+        task="감성(긍정/부정)", old=second.id, new=bot.version_id
+    )
     async with bot.session() as session:
         assert (await storage.get_active_model_version(session)).id == bot.version_id
     assert bot.moderation.serving.active.version_id == bot.version_id

@@ -138,3 +138,39 @@ async def test_a_failing_toxicity_model_never_keeps_sentiment_from_answering(
     second = bot.api.push_message("배우들 연기가 훌륭하고 여운이 길게 남는 영화")
     assert "⚠️" in (await bot.api.wait_for_reply(second))["text"]
     assert (await verdict_for(bot, second, Task.TOXICITY)).label_name == "공격적"
+
+
+async def test_an_admin_rolls_the_toxicity_model_back_without_touching_sentiment(
+    start_bot, toxic_everywhere_model_dir, clean_everywhere_model_dir
+):
+    from bot_identity import ADMIN_ID
+
+    from classifier import Classifier
+
+    bot = await start_bot(toxicity_model=toxic_everywhere_model_dir)
+    first = bot.moderation.toxicity.serving.active.version_id
+    async with bot.session() as session:  # a promotion of a version that calls everything 정상
+        second = await storage.register_model_version(
+            session,
+            path=str(clean_everywhere_model_dir),
+            base_checkpoint="test",
+            metrics=None,
+            task=Task.TOXICITY,
+        )
+        await storage.activate_model_version(session, version_id=second.id)
+    bot.moderation.toxicity.serving.swap(Classifier.load(clean_everywhere_model_dir), second.id)
+    admin = {"user_id": ADMIN_ID, "chat_id": ADMIN_ID}
+
+    usage = await bot.api.wait_for_reply(bot.api.push_message("/rollback 아무거나", **admin))
+    assert usage["text"] == texts.ROLLBACK_USAGE
+    rolled = await bot.api.wait_for_reply(bot.api.push_message("/rollback 표현", **admin))
+    assert rolled["text"] == texts.ROLLBACK_DONE.format(
+        task="표현(정상/공격적/혐오)", old=second.id, new=first
+    )
+    async with bot.session() as session:
+        assert (await storage.get_active_model_version(session, task=Task.TOXICITY)).id == first
+        assert (await storage.get_active_model_version(session)).id == bot.version_id
+    assert bot.moderation.toxicity.serving.active.version_id == first
+    assert bot.moderation.serving.active.version_id == bot.version_id
+    flagged = await bot.api.wait_for_reply(bot.api.push_message("감독 이 새끼 진짜 죽여버리고 싶네"))
+    assert "⚠️ 공격적 표현" in flagged["text"]  # served by the version rolled back to
