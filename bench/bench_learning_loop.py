@@ -141,20 +141,21 @@ SETTINGS_REPORTED = (
 logger = logging.getLogger("bench.learning_loop")
 
 
-def ensure_quickstart_model(path: Path, shared_dir: Path) -> Path:
-    """The model `make run` trains first (same recipe), trained here when missing."""
+def ensure_quickstart_model(path: Path, shared_dir: Path, task: str = "sentiment") -> Path:
+    """The task's model `make run` trains first (same recipe), trained here when missing."""
     if (path / "config.json").is_file():
         return path
-    from bot.quickstart import FIRST_MODEL_RECIPE
+    from bot.quickstart import FIRST_MODEL_RECIPE, FIRST_TOXICITY_RECIPE
     from trainer import TrainConfig, train
 
-    logger.info("training the quick-start model into %s", path)
+    logger.info("training the quick-start %s model into %s", task, path)
     train(
         TrainConfig(
             output=path,
+            task=task,
             base=str(shared_dir / "models" / "multilingual-e5-small-ko"),
             korpora_root=shared_dir / "korpora",
-            **FIRST_MODEL_RECIPE,
+            **(FIRST_MODEL_RECIPE if task == "sentiment" else FIRST_TOXICITY_RECIPE),
         )
     )
     return path

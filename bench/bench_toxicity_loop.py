@@ -79,26 +79,6 @@ TOXIC = ("공격적", "혐오")
 logger = logging.getLogger("bench.toxicity_loop")
 
 
-def ensure_first_toxicity_model(path: Path, shared_dir: Path) -> Path:
-    """The toxicity model `make run` trains first (same recipe), trained here when missing."""
-    if (path / "config.json").is_file():
-        return path
-    from bot.quickstart import FIRST_TOXICITY_RECIPE
-    from trainer import TrainConfig, train
-
-    logger.info("training the first toxicity model into %s", path)
-    train(
-        TrainConfig(
-            output=path,
-            task="toxicity",
-            base=str(shared_dir / "models" / "multilingual-e5-small-ko"),
-            korpora_root=shared_dir / "korpora",
-            **FIRST_TOXICITY_RECIPE,
-        )
-    )
-    return path
-
-
 def harsh_but_clean_reviews(shared_dir: Path) -> list[str]:
     """Complaining, rated 1-4 reviews with no profanity or insult, deduplicated, in a fixed random order."""
     from bot.reviews import is_review
@@ -324,7 +304,7 @@ async def main_async(args) -> dict[str, Any]:
     started = time.perf_counter()
     load_at_start = [round(value, 2) for value in os.getloadavg()]
     ensure_quickstart_model(args.model, args.shared_dir)
-    ensure_first_toxicity_model(args.toxicity_model, args.shared_dir)
+    ensure_quickstart_model(args.toxicity_model, args.shared_dir, task="toxicity")
     pattern = harsh_but_clean_reviews(args.shared_dir)
     sent_pattern, held_out = pattern[:SENT_PATTERN], pattern[SENT_PATTERN : SENT_PATTERN + HELD_OUT_PATTERN]
     toxic = toxic_comments(args.shared_dir, SENT_TOXIC)
