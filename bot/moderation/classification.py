@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import dataclass
 
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -20,6 +21,16 @@ from classifier.tasks import CLEAN_LABEL
 logger = logging.getLogger("bot.moderation")
 
 
+@dataclass(frozen=True)
+class Judgement:
+    """A message's verdicts, stored: sentiment always, toxicity when a toxicity model is served."""
+
+    sentiment: Verdict
+    sentiment_row: storage.Verdict
+    toxicity: Verdict | None = None
+    toxicity_row: storage.Verdict | None = None
+
+
 class Classification(UseCaseContext):
     @friendly_errors
     async def classify(self, message: IncomingText, *, show_probabilities: bool = False) -> Reply:
@@ -27,6 +38,17 @@ class Classification(UseCaseContext):
 
         What is no review (`bot.reviews.is_review`) is neither classified nor stored: a private chat gets a short
         answer, a group none (`/predict` on a text is asked for explicitly, so it is never a reply to the bot)."""
+        screened = self.screen(message)
+        if isinstance(screened, Reply):
+            return screened
+        try:
+            judgement = await self.judge(message, screened)
+        except EmptyTextError:
+            return Reply(texts.EMPTY_TEXT)
+        return verdict_reply(judgement, show_probabilities=show_probabilities)
+
+    def screen(self, message: IncomingText) -> str | Reply:
+        """The text to judge, or the answer to a message that is no review."""
         # PostgreSQL text cannot hold NUL; it carries no meaning in a review.
         text = message.text.replace("\x00", "")
         if len(text) > self.settings.max_text_length:
@@ -35,13 +57,14 @@ class Classification(UseCaseContext):
             return Reply(texts.EMPTY_TEXT, silent=not message.private)
         if not is_review(text, replies_to_bot=message.replies_to_bot):
             return Reply(texts.NOT_A_REVIEW, silent=not message.private)
-        try:
-            # Both tasks' models run at once, each in its own worker thread behind its own micro-batcher.
-            (verdict, version_id), toxicity = await asyncio.gather(
-                self.batcher.classify(text), self._toxicity_verdict(text)
-            )
-        except EmptyTextError:
-            return Reply(texts.EMPTY_TEXT)
+        return text
+
+    async def judge(self, message: IncomingText, text: str) -> Judgement:
+        """Both tasks' verdicts on `text`, stored in one transaction (idempotent per message and task)."""
+        # Both tasks' models run at once, each in its own worker thread behind its own micro-batcher.
+        (verdict, version_id), toxicity = await asyncio.gather(
+            self.batcher.classify(text), self._toxicity_verdict(text)
+        )
         async with self._transaction() as session:
             row = await self._store(session, message, text, verdict, version_id, Task.SENTIMENT)
             toxicity_row = (
@@ -49,22 +72,7 @@ class Classification(UseCaseContext):
                 if toxicity is None
                 else await self._store(session, message, text, *toxicity, Task.TOXICITY)
             )
-        reply = verdict_text(verdict, show_probabilities=show_probabilities)
-        buttons = [Button(texts.BUTTON_RIGHT, f"ok:{row.id}"), Button(texts.BUTTON_WRONG, f"wrong:{row.id}")]
-        if toxicity is not None and toxicity_row is not None:
-            toxicity_verdict = toxicity[0]
-            if show_probabilities:
-                reply += "\n" + probability_lines(toxicity_verdict, texts.TOXICITY_PROBABILITIES_HEADER)
-            elif toxicity_verdict.label_name != CLEAN_LABEL:
-                reply += "\n" + texts.TOXICITY_LINE.format(
-                    label=toxicity_verdict.label_name, confidence=100.0 * toxicity_verdict.confidence
-                )
-            if toxicity_verdict.label_name != CLEAN_LABEL:  # a toxic verdict can be confirmed or corrected
-                buttons += [
-                    Button(texts.BUTTON_TOXIC_RIGHT, f"ok:{toxicity_row.id}"),
-                    Button(texts.BUTTON_TOXIC_WRONG, f"wrong:{toxicity_row.id}"),
-                ]
-        return Reply(reply, buttons=tuple(buttons), verdict_id=row.id)
+        return Judgement(verdict, row, toxicity[0] if toxicity else None, toxicity_row)
 
     async def _toxicity_verdict(self, text: str) -> tuple[Verdict, int | None] | None:
         """The toxicity verdict and its model version, or None when no toxicity model serves (or it failed:
@@ -111,6 +119,27 @@ class Classification(UseCaseContext):
         except (StorageError, SQLAlchemyError, OSError):
             # The verdict itself is stored; only replies to the bot's message cannot find it.
             logger.exception("could not store reply message id for verdict %s", verdict_id)
+
+
+def verdict_reply(judgement: Judgement, *, show_probabilities: bool) -> Reply:
+    """The reply announcing a judgement, with buttons to confirm or correct it."""
+    row = judgement.sentiment_row
+    reply = verdict_text(judgement.sentiment, show_probabilities=show_probabilities)
+    buttons = [Button(texts.BUTTON_RIGHT, f"ok:{row.id}"), Button(texts.BUTTON_WRONG, f"wrong:{row.id}")]
+    toxicity, toxicity_row = judgement.toxicity, judgement.toxicity_row
+    if toxicity is not None and toxicity_row is not None:
+        if show_probabilities:
+            reply += "\n" + probability_lines(toxicity, texts.TOXICITY_PROBABILITIES_HEADER)
+        elif toxicity.label_name != CLEAN_LABEL:
+            reply += "\n" + texts.TOXICITY_LINE.format(
+                label=toxicity.label_name, confidence=100.0 * toxicity.confidence
+            )
+        if toxicity.label_name != CLEAN_LABEL:  # a toxic verdict can be confirmed or corrected
+            buttons += [
+                Button(texts.BUTTON_TOXIC_RIGHT, f"ok:{toxicity_row.id}"),
+                Button(texts.BUTTON_TOXIC_WRONG, f"wrong:{toxicity_row.id}"),
+            ]
+    return Reply(reply, buttons=tuple(buttons), verdict_id=row.id)
 
 
 def verdict_text(verdict: Verdict, *, show_probabilities: bool) -> str:

@@ -39,6 +39,12 @@ class Reply:
     silent: bool = False  # nothing to say in this chat (a group message that is no review): send nothing
 
 
+def inline_keyboard(buttons: tuple[Button, ...]) -> dict:
+    """Buttons as one row of Telegram's inline keyboard, the form a message stored in the outbox keeps them in
+    (a message queued in the same transaction as what it announces)."""
+    return {"inline_keyboard": [[{"text": b.text, "callback_data": b.data} for b in buttons]]}
+
+
 @dataclass(frozen=True)
 class Actor:
     user_id: int | None

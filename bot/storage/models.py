@@ -379,3 +379,116 @@ class OutboxMessage(Base):
         return (
             f"OutboxMessage(id={self.id}, update_id={self.update_id}, seq={self.seq}, status={self.status})"
         )
+
+
+# --- Group moderation (bot/moderation/groups*.py) ------------------------------------------------------------
+# Each group has its own policy. A message the policy judges toxic gets one decision (unique per message), with
+# its strike and the actions it asks for, in one transaction; the actions are then executed from these rows
+# (bot/telegram/actions.py), so that a crash, a restart or a re-delivered update acts at most once.
+
+
+class ChatMode(enum.StrEnum):
+    OFF = "off"  # not watched
+    WATCH = "watch"  # decide and log, touch nothing (the default when the bot joins)
+    ACT = "act"  # decide, log and act
+
+
+class ToxicAction(enum.StrEnum):
+    DELETE = "delete"  # delete the message
+    WARN = "warn"  # delete it and warn its author in the group
+
+
+class ActionKind(enum.StrEnum):
+    DELETE = "delete"
+    MUTE = "mute"  # restrictChatMember until `until`
+    BAN = "ban"
+    UNMUTE = "unmute"  # an admin undid a mute
+    UNBAN = "unban"  # an admin undid a ban
+
+
+class ActionStatus(enum.StrEnum):
+    PENDING = "pending"  # decided, not executed yet (executed after a restart)
+    DONE = "done"
+    FAILED = "failed"  # Telegram refused it (no rights, too old, an admin): logged, never retried
+
+
+class ChatPolicy(Base):
+    """A group's moderation policy, set by its admins with /settings."""
+
+    __tablename__ = "chat_policies"
+
+    chat_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    mode: Mapped[ChatMode] = mapped_column(_portable_enum(ChatMode, "chat_mode"), default=ChatMode.WATCH)
+    # a message is toxic when its calibrated probability of 공격적 or 혐오 reaches this
+    toxicity_threshold: Mapped[float] = mapped_column(Float, default=0.9)
+    action: Mapped[ToxicAction] = mapped_column(
+        _portable_enum(ToxicAction, "toxic_action"), default=ToxicAction.DELETE
+    )
+    mute_after_strikes: Mapped[int] = mapped_column(Integer, default=3)  # 0: never mute
+    mute_minutes: Mapped[int] = mapped_column(Integer, default=60)
+    ban_after_strikes: Mapped[int] = mapped_column(Integer, default=0)  # 0: never ban
+    strike_window_hours: Mapped[int] = mapped_column(Integer, default=24)
+    post_sentiment: Mapped[bool] = mapped_column(
+        default=False
+    )  # answer reviews with their verdict in the group
+    log_chat_id: Mapped[int | None] = mapped_column(BigInteger)
+    updated_by: Mapped[int | None] = mapped_column(BigInteger)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class ModerationDecision(Base):
+    """What a group's policy decided about one toxic message (in `watch`: what it would have done)."""
+
+    __tablename__ = "moderation_decisions"
+    __table_args__ = (
+        UniqueConstraint("chat_id", "message_id"),
+        Index(None, "chat_id", "user_id", "decided_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    chat_id: Mapped[int] = mapped_column(BigInteger)
+    message_id: Mapped[int] = mapped_column(BigInteger)
+    user_id: Mapped[int | None] = mapped_column(BigInteger)
+    verdict_id: Mapped[int | None] = mapped_column(ForeignKey("verdicts.id", ondelete="SET NULL"))
+    mode: Mapped[ChatMode] = mapped_column(_portable_enum(ChatMode, "chat_mode"))
+    toxic_probability: Mapped[float] = mapped_column(Float)
+    threshold: Mapped[float] = mapped_column(Float)
+    rule: Mapped[str] = mapped_column(Text)  # the rule that fired, in words
+    strike: Mapped[bool] = mapped_column(default=False)  # counts toward mutes and bans (cleared on undo)
+    strikes: Mapped[int] = mapped_column(
+        Integer, default=0
+    )  # the author's strikes in the window, this one too
+    warn: Mapped[bool] = mapped_column(default=False)
+    decided_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # an admin's answer in the log chat: "wrong" (undone), "right", "banned"
+    admin_decision: Mapped[str | None] = mapped_column(String(16))
+    admin_id: Mapped[int | None] = mapped_column(BigInteger)
+    admin_decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    actions: Mapped[list[ModerationAction]] = relationship(
+        back_populates="decision", cascade="all, delete-orphan", passive_deletes=True, lazy="selectin"
+    )
+
+
+class ModerationAction(Base):
+    """One Telegram action a decision asks for; executed once, from this row."""
+
+    __tablename__ = "moderation_actions"
+    __table_args__ = (UniqueConstraint("decision_id", "kind"), Index(None, "status", "id"))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    decision_id: Mapped[int] = mapped_column(ForeignKey("moderation_decisions.id", ondelete="CASCADE"))
+    kind: Mapped[ActionKind] = mapped_column(_portable_enum(ActionKind, "action_kind"))
+    chat_id: Mapped[int] = mapped_column(BigInteger)
+    user_id: Mapped[int | None] = mapped_column(BigInteger)
+    message_id: Mapped[int | None] = mapped_column(BigInteger)
+    until: Mapped[datetime | None] = mapped_column(UTCDateTime())  # a mute's end
+    status: Mapped[ActionStatus] = mapped_column(
+        _portable_enum(ActionStatus, "action_status"), default=ActionStatus.PENDING
+    )
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    done_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    decision: Mapped[ModerationDecision] = relationship(back_populates="actions", lazy="raise")

@@ -14,6 +14,8 @@ from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, Defaul
 from bot.moderation import Moderation
 from bot.settings import Settings
 from bot.telegram import handlers
+from bot.telegram.actions import ActionWorker
+from bot.telegram.groups import TelegramChatAdmins
 from bot.telegram.limits import clip_request
 from bot.telegram.redaction import install_token_redaction
 
@@ -30,6 +32,7 @@ BOT_COMMANDS = (
     BotCommand("review", "애매한 판정 검토하기 (검토자)"),
     BotCommand("stats", "통계"),
     BotCommand("model", "사용 중인 모델"),
+    BotCommand("settings", "그룹 관리 규칙 보기·바꾸기 (그룹에서)"),
     BotCommand("help", "도움말"),
 )
 
@@ -127,5 +130,7 @@ def build_application(
         .build()
     )
     application.bot_data["moderation"] = moderation
+    application.bot_data["chat_admins"] = TelegramChatAdmins(application.bot)
+    application.bot_data["actions"] = ActionWorker(application.bot, moderation.session_factory)
     handlers.register(application)
     return application

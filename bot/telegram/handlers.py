@@ -27,12 +27,13 @@ from telegram.ext import (
 
 from bot.moderation import Actor, IncomingText, Moderation, Reply, parse_id, texts
 from bot.storage import RunTrigger, StorageError
+from bot.telegram import groups
 from bot.telegram.delivery import current_outbox
 from bot.telegram.limits import CALLBACK_ANSWER_LIMIT, MESSAGE_TEXT_LIMIT, clip
 
 logger = logging.getLogger(__name__)
 
-NEW_MESSAGES = filters.UpdateType.MESSAGE  # edited messages and channel posts are ignored
+NEW_MESSAGES = filters.UpdateType.MESSAGE  # edited group messages are judged again (bot.telegram.groups)
 PROGRESS_EDIT_INTERVAL_S = 3.0  # Telegram throttles frequent edits of one message
 
 
@@ -48,6 +49,7 @@ def register(application: Application) -> None:
         ("runs",): runs_command,
         ("rollback",): rollback_command,
         ("void",): void_command,
+        ("settings",): settings_command,
     }
     for names, callback in commands.items():
         application.add_handler(CommandHandler(list(names), callback, filters=NEW_MESSAGES))
@@ -58,6 +60,12 @@ def register(application: Application) -> None:
     application.add_handler(
         MessageHandler(
             NEW_MESSAGES & filters.ChatType.PRIVATE & ~filters.StatusUpdate.ALL, other_private_message
+        )
+    )
+    application.add_handler(
+        MessageHandler(
+            filters.UpdateType.EDITED_MESSAGE & filters.ChatType.GROUPS & (filters.TEXT | filters.CAPTION),
+            groups.edited_message,
         )
     )
     application.add_error_handler(on_error)
@@ -131,9 +139,20 @@ async def text_message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
     if message is None:
         return
     text = _addressed_text(message, context.bot)
+    moderation = _moderation(context)
+    if groups.is_group(message):  # every message is watched; only what is addressed to the bot is answered
+        reply = await groups.watch_message(
+            message,
+            context,
+            text=text if text is not None else message.text or message.caption or "",
+            addressed=text is not None,
+            replies_to_bot=_replies_to_bot(message, context.bot),
+        )
+        if reply is not None:
+            await _answer(message, moderation, reply)
+        return
     if text is None:
         return
-    moderation = _moderation(context)
     user_id = message.from_user.id if message.from_user else None
     reply = await moderation.classify(
         IncomingText(
@@ -231,6 +250,9 @@ async def button_pressed(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
     if query.message is None or not query.data:
         await query.answer(texts.FEEDBACK_NO_VERDICT)
         return
+    if query.data.startswith("gm:"):  # a log chat's 잘못 판정 / 맞아요 / 추방
+        await query.answer((await groups.log_button(update, context, query.data[3:]))[:CALLBACK_ANSWER_LIMIT])
+        return
     reply = await moderation.button(
         actor=_actor(update, moderation),
         chat_id=query.message.chat.id,
@@ -282,6 +304,11 @@ async def rollback_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -
             actor=_actor(update, moderation), argument=_command_argument(update.message)
         )
         await _answer(update.message, moderation, reply)
+
+
+async def settings_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    if update.message:
+        await _answer(update.message, _moderation(context), await groups.settings_command(update, context))
 
 
 async def void_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

@@ -636,6 +636,9 @@ class BotRunner:
         await asyncio.sleep(min(interval, 1.0))  # replies left by the previous run go out soon after start
         while True:
             try:
+                actions = self.application.bot_data.get("actions")
+                if actions is not None:  # moderation actions a crash or passing trouble left pending
+                    await actions.flush()
                 await self.outbox.flush()
             except asyncio.CancelledError:
                 raise

@@ -149,18 +149,36 @@ async def test_predict_shows_every_probability_for_text_or_a_replied_message(sta
     assert (await bot.api.wait_for_reply(usage))["text"] == texts.PREDICT_USAGE
 
 
-async def test_group_messages_are_answered_only_when_addressed_to_the_bot(start_bot):
+async def test_group_messages_are_judged_silently_and_answered_only_when_addressed_to_the_bot(start_bot):
     bot = await start_bot()
     group = {"chat_id": -100500, "chat_type": "supergroup"}
-    ignored = bot.api.push_message("그냥 우리끼리 하는 얘기", **group)
+    unaddressed = bot.api.push_message("그냥 우리끼리 하는 얘기", **group)
     mention = bot.api.push_message("@review_mod_bot 이 영화 최악이에요", **group)
     reply = await bot.api.wait_for_reply(mention)
     assert VERDICT_RE.match(reply["text"])
     assert (await verdict_for(bot, mention)).text == "이 영화 최악이에요"
     to_bot = bot.api.push_message("이건 어때요 정말 좋아요", reply_to=reply, **group)
     await bot.api.wait_for_reply(to_bot)
-    assert await verdict_for(bot, ignored) is None and not bot.api.replies_to(ignored)
-    assert await count(bot, Verdict) == 2
+    # Watched (the default policy): judged and stored, never answered.
+    for _ in range(100):
+        if await verdict_for(bot, unaddressed) is not None:
+            break
+        await asyncio.sleep(0.05)
+    assert (await verdict_for(bot, unaddressed)).text == "그냥 우리끼리 하는 얘기"
+    assert not bot.api.replies_to(unaddressed)
+    assert await count(bot, Verdict) == 3
+
+
+async def test_a_group_whose_policy_is_off_is_not_watched(start_bot):
+    bot = await start_bot()
+    group = {"chat_id": -100501, "chat_type": "supergroup"}
+    bot.api.set_member(-100501, 1001, "creator")
+    off = bot.api.push_message("/settings mode off", **group)
+    assert (await bot.api.wait_for_reply(off))["text"].startswith("✅")
+    unaddressed = bot.api.push_message("그냥 우리끼리 하는 얘기", **group)
+    mention = bot.api.push_message("@review_mod_bot 이 영화 최악이에요", **group)
+    assert VERDICT_RE.match((await bot.api.wait_for_reply(mention))["text"])  # still answers when asked
+    assert await verdict_for(bot, unaddressed) is None and not bot.api.replies_to(unaddressed)
 
 
 async def test_stats_model_help(start_bot):

@@ -1,0 +1,253 @@
+"""Group moderation through the real python-telegram-bot stack and the Bot API stand-in: every group message is
+judged silently; `watch` logs what it would do and touches nothing; `act` deletes, mutes and bans by the group's
+policy, each action once; only the group's admins set the policy or answer the log chat, and their answers
+become trusted labels."""
+
+from __future__ import annotations
+
+import asyncio
+
+from bot_records import callback_answers, verdict_for
+from fake_telegram import Fault
+from sqlalchemy import select
+
+from bot.moderation import group_texts
+from bot.storage import (
+    ActionKind,
+    ActionStatus,
+    ChatMode,
+    Feedback,
+    ModerationAction,
+    ModerationDecision,
+    Task,
+)
+
+GROUP = -1001234567890
+OTHER_GROUP = -1009876543210
+LOG_CHAT = -1005555555555
+GROUP_ADMIN = 3001
+MEMBER = 3002
+OTHER_ADMIN = 3003
+TOXIC = "감독 이 새끼 진짜 죽여버리고 싶네"
+
+
+def say(bot, text: str, *, user_id: int = MEMBER, chat_id: int = GROUP, **extra):
+    return bot.api.push_message(text, chat_id=chat_id, user_id=user_id, chat_type="supergroup", **extra)
+
+
+async def settle(bot, predicate=lambda: True, timeout: float = 20.0) -> None:
+    """Wait until every queued update is processed (confirmed and done) and `predicate` holds."""
+    await bot.api.wait_until(predicate, timeout=timeout)
+    for _ in range(200):
+        if not bot.runner._inflight and not bot.api._updates:
+            break
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(0.2)
+
+
+async def decisions(bot) -> list[ModerationDecision]:
+    async with bot.session() as session:
+        return list((await session.scalars(select(ModerationDecision).order_by(ModerationDecision.id))).all())
+
+
+async def actions(bot) -> list[ModerationAction]:
+    async with bot.session() as session:
+        return list((await session.scalars(select(ModerationAction).order_by(ModerationAction.id))).all())
+
+
+def buttons(message) -> list[str]:
+    return [b["callback_data"] for row in message["reply_markup"]["inline_keyboard"] for b in row]
+
+
+async def configure(bot, *commands: str, chat_id: int = GROUP) -> list[dict]:
+    answers = []
+    for command in commands:
+        message = say(bot, command, user_id=GROUP_ADMIN, chat_id=chat_id)
+        answers.append(await bot.api.wait_for_reply(message))
+    return answers
+
+
+def admins_and_rights(api, *, delete: bool = True, restrict: bool = True) -> None:
+    api.set_member(GROUP, GROUP_ADMIN, "administrator", can_delete_messages=True, can_restrict_members=True)
+    api.set_member(LOG_CHAT, GROUP_ADMIN, "creator")
+    api.set_member(OTHER_GROUP, OTHER_ADMIN, "administrator")
+    api.set_bot_rights(GROUP, can_delete_messages=delete, can_restrict_members=restrict)
+
+
+async def test_watch_is_the_default_logs_what_it_would_do_and_touches_nothing(
+    start_bot, toxic_everywhere_model_dir
+):
+    bot = await start_bot(toxicity_model=toxic_everywhere_model_dir)
+    admins_and_rights(bot.api)
+    await configure(bot, f"/settings log {LOG_CHAT}")
+    toxic = say(bot, TOXIC)
+    clean_looking = say(bot, "배우들 연기가 정말 좋았어요")  # the model calls everything toxic: logged too
+    await settle(bot, lambda: len(bot.api.sent(chat_id=LOG_CHAT)) >= 2)
+
+    # Silent in the group, nothing deleted or restricted; each message judged by both tasks.
+    assert bot.api.replies_to(toxic) == [] and bot.api.replies_to(clean_looking) == []
+    assert bot.api.deleted == [] and not bot.api.calls("restrictChatMember")
+    assert (await verdict_for(bot, toxic, Task.TOXICITY)).label_name == "공격적"
+    assert (await verdict_for(bot, clean_looking)) is not None
+    rows = await decisions(bot)
+    assert [(d.message_id, d.mode, d.strikes) for d in rows] == [
+        (toxic["message_id"], ChatMode.WATCH, 1),
+        (clean_looking["message_id"], ChatMode.WATCH, 2),
+    ]
+    assert await actions(bot) == []  # watch: no action row at all
+    log = bot.api.sent(chat_id=LOG_CHAT)
+    assert len(log) == 2
+    assert log[0]["text"].startswith(group_texts.LOG_WATCHED.format(actions="메시지 삭제"))
+    assert TOXIC in log[0]["text"] and f"({MEMBER})" in log[0]["text"]
+    assert buttons(log[0]) == [f"gm:undo:{rows[0].id}", f"gm:ok:{rows[0].id}", f"gm:ban:{rows[0].id}"]
+
+
+async def test_act_deletes_mutes_after_strikes_and_each_action_happens_once(
+    start_bot, toxic_everywhere_model_dir
+):
+    bot = await start_bot(toxicity_model=toxic_everywhere_model_dir)
+    admins_and_rights(bot.api)
+    answers = await configure(
+        bot, "/settings mode act", f"/settings log {LOG_CHAT}", "/settings mute 2 30", "/settings action warn"
+    )
+    assert all(a["text"].startswith("✅") for a in answers)
+    first = say(bot, TOXIC)
+    await settle(bot, lambda: len(bot.api.deleted) >= 1)
+    second = say(bot, TOXIC + "!!")
+    await settle(bot, lambda: bool(bot.api.calls("restrictChatMember")))
+
+    assert bot.api.deleted == [(GROUP, first["message_id"]), (GROUP, second["message_id"])]
+    assert bot.api.member_status(GROUP, MEMBER) == "restricted"
+    mute = bot.api.calls("restrictChatMember")
+    assert len(mute) == 1 and int(mute[0].params["user_id"]) == MEMBER
+    rows = await decisions(bot)
+    assert [(d.strikes, d.mode) for d in rows] == [(1, ChatMode.ACT), (2, ChatMode.ACT)]
+    assert [(a.kind, a.status) for a in await actions(bot)] == [
+        (ActionKind.DELETE, ActionStatus.DONE),
+        (ActionKind.DELETE, ActionStatus.DONE),
+        (ActionKind.MUTE, ActionStatus.DONE),
+    ]
+    warnings = [m for m in bot.api.sent(chat_id=GROUP) if m["text"].startswith("⚠️")]
+    assert len(warnings) == 2 and "경고 2회" in warnings[1]["text"]
+    assert bot.api.replies_to(first) == []  # a deleted message gets no verdict reply
+    log = bot.api.sent(chat_id=LOG_CHAT)
+    assert len(log) == 2 and "채팅 제한" in log[1]["text"]
+
+    # The same message delivered again (a new update for it, as after an edit): decided once, acted on once.
+    bot.api.push({"edited_message": {**second, "edit_date": second["date"] + 1}})
+    await settle(bot)
+    assert len(bot.api.deleted) == 2 and len(bot.api.calls("restrictChatMember")) == 1
+    assert len(await decisions(bot)) == 2 and len(bot.api.sent(chat_id=LOG_CHAT)) == 2
+
+
+async def test_admins_messages_are_never_acted_on_and_other_bots_are_not_judged(
+    start_bot, toxic_everywhere_model_dir
+):
+    bot = await start_bot(toxicity_model=toxic_everywhere_model_dir)
+    admins_and_rights(bot.api)
+    await configure(bot, "/settings mode act")
+    by_admin = say(bot, TOXIC, user_id=GROUP_ADMIN)
+    by_bot = say(bot, TOXIC, user_id=777, **{"from": {"id": 777, "is_bot": True, "first_name": "otherbot"}})
+    anonymous = say(bot, TOXIC, sender_chat={"id": GROUP, "type": "supergroup", "title": "g"})
+    await settle(bot)
+    assert bot.api.deleted == [] and await decisions(bot) == []
+    assert await verdict_for(bot, by_bot) is None  # another bot's message is not judged at all
+    assert await verdict_for(bot, by_admin) is not None and await verdict_for(bot, anonymous) is not None
+
+
+async def test_only_the_groups_admins_change_its_policy_or_use_another_chat_as_its_log(
+    start_bot, toxic_everywhere_model_dir
+):
+    bot = await start_bot(toxicity_model=toxic_everywhere_model_dir)
+    admins_and_rights(bot.api)
+    refused = say(bot, "/settings mode act", user_id=MEMBER)
+    assert (await bot.api.wait_for_reply(refused))["text"] == group_texts.SETTINGS_NOT_ADMIN
+    # An admin of another group cannot change this one's policy.
+    foreign = say(bot, "/settings mode off", user_id=OTHER_ADMIN)
+    assert (await bot.api.wait_for_reply(foreign))["text"] == group_texts.SETTINGS_NOT_ADMIN
+    # The log chat must be one the admin administers too (else one group's log could go anywhere).
+    (answer,) = await configure(bot, f"/settings log {OTHER_GROUP}")
+    assert answer["text"] == group_texts.SETTINGS_LOG_NOT_ADMIN.format(chat_id=OTHER_GROUP)
+    (answer,) = await configure(bot, "/settings threshold 30")
+    assert answer["text"].startswith("값이 올바르지 않아요")
+    view = say(bot, "/settings", user_id=MEMBER)  # anyone may look
+    text = (await bot.api.wait_for_reply(view))["text"]
+    assert group_texts.MODE_NAMES[ChatMode.WATCH] in text and "90%" in text
+    policy = await bot.moderation.group_policy(GROUP)
+    assert policy.mode is ChatMode.WATCH and policy.log_chat_id is None
+
+
+async def test_settings_say_when_the_bot_sees_only_mentions_or_lacks_rights(start_bot, toxic_everywhere_model_dir):
+    bot = await start_bot(toxicity_model=toxic_everywhere_model_dir)
+    bot.api.set_member(GROUP, GROUP_ADMIN, "administrator")
+    view = say(bot, "/settings", user_id=GROUP_ADMIN)
+    text = (await bot.api.wait_for_reply(view))["text"]
+    assert group_texts.READS_ONLY_MENTIONS.strip() in text
+    assert group_texts.RIGHTS_MISSING.strip() in text
+
+
+async def test_a_missing_right_falls_back_to_logging_and_is_said_once(start_bot, toxic_everywhere_model_dir):
+    bot = await start_bot(toxicity_model=toxic_everywhere_model_dir)
+    admins_and_rights(bot.api, delete=False)
+    await configure(bot, "/settings mode act", f"/settings log {LOG_CHAT}")
+    say(bot, TOXIC)
+    say(bot, TOXIC + "?")
+    await settle(bot, lambda: len(bot.api.sent(chat_id=LOG_CHAT)) >= 3)
+    await asyncio.sleep(1.0)  # the flusher had time to send anything more
+    assert bot.api.deleted == []
+    assert [(a.kind, a.status) for a in await actions(bot)] == [
+        (ActionKind.DELETE, ActionStatus.FAILED),
+        (ActionKind.DELETE, ActionStatus.FAILED),
+    ]
+    told = [m for m in bot.api.sent(chat_id=LOG_CHAT) if "권한이 없어" in m["text"]]
+    assert len(told) == 1 and "메시지 삭제" in told[0]["text"]
+
+
+async def test_a_passing_telegram_failure_leaves_the_action_pending_until_it_is_done_once(
+    start_bot, toxic_everywhere_model_dir
+):
+    bot = await start_bot(toxicity_model=toxic_everywhere_model_dir)
+    admins_and_rights(bot.api)
+    await configure(bot, "/settings mode act")
+    bot.api.inject("deleteMessage", *[Fault.SERVER_ERROR] * 4)  # every attempt of the first try fails
+    message = say(bot, TOXIC)
+    await settle(bot, lambda: bool(bot.api.deleted), timeout=30)
+    assert bot.api.deleted == [(GROUP, message["message_id"])]
+    assert len(bot.api.calls("deleteMessage")) == 1  # successful calls: one
+    assert [(a.kind, a.status) for a in await actions(bot)] == [(ActionKind.DELETE, ActionStatus.DONE)]
+
+
+async def test_the_log_chats_buttons_count_for_the_groups_admins_only_and_become_trusted_labels(
+    start_bot, toxic_everywhere_model_dir
+):
+    bot = await start_bot(toxicity_model=toxic_everywhere_model_dir)
+    admins_and_rights(bot.api)
+    await configure(bot, "/settings mode act", f"/settings log {LOG_CHAT}", "/settings mute 1 30")
+    message = say(bot, TOXIC)
+    await settle(bot, lambda: bool(bot.api.calls("restrictChatMember")) and bool(bot.api.sent(chat_id=LOG_CHAT)))
+    (entry,) = bot.api.sent(chat_id=LOG_CHAT)
+    (decision,) = await decisions(bot)
+
+    bot.api.push_callback(data=f"gm:undo:{decision.id}", message=entry, user_id=MEMBER)
+    assert (await callback_answers(bot, 1))[-1] == group_texts.LOG_NOT_ADMIN
+    bot.api.push_callback(data=f"gm:undo:{decision.id}", message=entry, user_id=OTHER_ADMIN)
+    assert (await callback_answers(bot, 2))[-1] == group_texts.LOG_NOT_ADMIN
+    assert (await decisions(bot))[0].strike is True
+
+    bot.api.push_callback(data=f"gm:undo:{decision.id}", message=entry, user_id=GROUP_ADMIN)
+    assert (await callback_answers(bot, 3))[-1] == group_texts.LOG_UNDONE
+    await settle(bot, lambda: len(bot.api.calls("restrictChatMember")) >= 2)
+    assert bot.api.member_status(GROUP, MEMBER) == "member"
+    (undone,) = await decisions(bot)
+    assert undone.strike is False and undone.admin_decision == "wrong" and undone.admin_id == GROUP_ADMIN
+    toxicity = await verdict_for(bot, message, Task.TOXICITY)
+    async with bot.session() as session:
+        labels = (await session.scalars(select(Feedback))).all()
+    assert [(f.verdict_id, f.user_id, f.label, f.trusted) for f in labels] == [
+        (toxicity.id, GROUP_ADMIN, 0, True)
+    ]
+    # A second tap (or another admin's) changes nothing.
+    bot.api.push_callback(data=f"gm:ban:{decision.id}", message=entry, user_id=GROUP_ADMIN)
+    assert (await callback_answers(bot, 4))[-1] == group_texts.LOG_ALREADY.format(answer="잘못 판정")
+    await settle(bot)
+    assert not bot.api.calls("banChatMember")
