@@ -177,7 +177,9 @@ async def test_only_the_groups_admins_change_its_policy_or_use_another_chat_as_i
     assert policy.mode is ChatMode.WATCH and policy.log_chat_id is None
 
 
-async def test_settings_say_when_the_bot_sees_only_mentions_or_lacks_rights(start_bot, toxic_everywhere_model_dir):
+async def test_settings_say_when_the_bot_sees_only_mentions_or_lacks_rights(
+    start_bot, toxic_everywhere_model_dir
+):
     bot = await start_bot(toxicity_model=toxic_everywhere_model_dir)
     bot.api.set_member(GROUP, GROUP_ADMIN, "administrator")
     view = say(bot, "/settings", user_id=GROUP_ADMIN)
@@ -224,7 +226,9 @@ async def test_the_log_chats_buttons_count_for_the_groups_admins_only_and_become
     admins_and_rights(bot.api)
     await configure(bot, "/settings mode act", f"/settings log {LOG_CHAT}", "/settings mute 1 30")
     message = say(bot, TOXIC)
-    await settle(bot, lambda: bool(bot.api.calls("restrictChatMember")) and bool(bot.api.sent(chat_id=LOG_CHAT)))
+    await settle(
+        bot, lambda: bool(bot.api.calls("restrictChatMember")) and bool(bot.api.sent(chat_id=LOG_CHAT))
+    )
     (entry,) = bot.api.sent(chat_id=LOG_CHAT)
     (decision,) = await decisions(bot)
 
