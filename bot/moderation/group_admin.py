@@ -165,6 +165,11 @@ class GroupAdministration(GroupWatching):
             ),
             window=policy.strike_window_hours,
             sentiment=yes(policy.post_sentiment),
+            reports=(
+                group_texts.REPORTS_RULE.format(reporters=policy.reports_to_act)
+                if policy.reports_to_act
+                else group_texts.NEVER
+            ),
             log=policy.log_chat_id if policy.log_chat_id is not None else group_texts.NO_LOG_CHAT,
             rights=group_texts.RIGHTS_VIEW.format(
                 delete=yes(rights.can_delete_messages),
@@ -205,6 +210,8 @@ def parse_settings(words: list[str], *, chat_id: int) -> dict | None:
         return {"strike_window_hours": numbers[0]}
     if key in {"sentiment", "감성"} and len(values) == 1 and values[0] in group_texts.ON_WORDS:
         return {"post_sentiment": group_texts.ON_WORDS[values[0]]}
+    if key in {"reports", "신고"} and len(numbers) == 1 and numbers[0] is not None:
+        return {"reports_to_act": numbers[0]}
     if key in {"log", "기록"} and len(values) == 1:
         if values[0] in {"off", "끄기"}:
             return {"log_chat_id": None}

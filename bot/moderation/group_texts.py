@@ -6,6 +6,7 @@ from bot.storage import ActionKind, ChatMode, ToxicAction
 
 # -- the rule that fired (log chat) -----------------------------------------------------------------------------
 RULE_TOXIC = "공격·혐오 확률 ≥ {threshold:.0f}%"
+RULE_REPORTS = "신고 {reporters}명 (기준 {limit}명)"
 RULE_STRIKE = ", 경고 {strikes}회째 ({hours}시간 안)"
 RULE_MUTE = ", 경고 {strikes}회째 ({limit}회부터 제한) → {minutes}분 채팅 제한"
 RULE_BAN = ", 경고 {strikes}회째 ({limit}회부터 추방) → 추방"
@@ -54,6 +55,16 @@ ADMIN_ANSWERS = {"wrong": "잘못 판정", "right": "맞아요", "banned": "추�
 # -- the group ---------------------------------------------------------------------------------------------
 WARNING = "⚠️ 사용자 {user_id}님의 메시지를 지웠어요. 공격적이거나 혐오하는 표현이에요 (경고 {strikes}회)."
 
+# -- /report ---------------------------------------------------------------------------------------------
+REPORT_USAGE = "신고할 메시지에 답장하며 /report 를 보내 주세요."
+REPORT_OWN = "자기 메시지는 신고할 수 없어요."
+REPORT_ADMIN = "관리자와 봇의 메시지는 신고로 조치하지 않아요."
+REPORT_RECORDED = "신고를 받았어요 ({reporters}/{limit}명). 관리자에게 전달돼요."
+REPORT_RECORDED_NO_LIMIT = "신고를 받았어요. 관리자에게 전달돼요."
+REPORT_AGAIN = "이미 신고한 메시지예요 ({reporters}/{limit}명)."
+REPORT_RATE_LIMITED = "신고는 한 시간에 {limit}번까지 할 수 있어요. 잠시 후 다시 해 주세요."
+REPORT_OFF = "이 그룹은 관리 기능이 꺼져 있어요."
+
 # -- /settings ---------------------------------------------------------------------------------------------
 MODE_NAMES = {ChatMode.OFF: "끔", ChatMode.WATCH: "지켜보기 (기록만)", ChatMode.ACT: "조치"}
 MODE_WORDS = {
@@ -82,14 +93,17 @@ SETTINGS_VIEW = (
     "• 추방: {ban}\n"
     "• 경고를 세는 기간: {window}시간\n"
     "• 리뷰 판정을 그룹에 올리기: {sentiment}\n"
+    "• 신고: {reports}\n"
     "• 기록 채팅: {log}\n"
     "{rights}\n\n"
     "바꾸기: /settings mode act|watch|off, /settings threshold 90, /settings action delete|warn, "
     "/settings mute 3 60 (경고 3회면 60분, 0이면 안 함), /settings ban 5 (0이면 안 함), /settings window 24, "
-    "/settings sentiment on|off, /settings log 채팅ID|here|off"
+    "/settings sentiment on|off, /settings reports 3 (신고 3명이면 조치, 0이면 안 함), "
+    "/settings log 채팅ID|here|off"
 )
 MUTE_RULE = "경고 {strikes}회면 {minutes}분"
 BAN_RULE = "경고 {strikes}회면 추방"
+REPORTS_RULE = "{reporters}명이 신고하면 조치"
 NEVER = "안 함"
 YES = "예"
 NO = "아니요"

@@ -110,16 +110,24 @@ class GroupWatching(Classification):
         toxic = toxic_probability(judgement.toxicity.probabilities)
         if toxic < policy.toxicity_threshold:
             return GroupOutcome(reply=answer)
-        outcome = await self._decide(policy, message, judgement, screened, toxic)
+        outcome = await self._decide(policy, message, judgement, screened, toxic=toxic)
         deleted = policy.mode is ChatMode.ACT
         return GroupOutcome(
             reply=None if deleted else answer, outbox_ids=outcome.outbox_ids, action_ids=outcome.action_ids
         )
 
     async def _decide(
-        self, policy: ChatPolicy, message: GroupMessage, judgement: Judgement, text: str, toxic: float
+        self,
+        policy: ChatPolicy,
+        message: GroupMessage,
+        judgement: Judgement | None,
+        text: str,
+        *,
+        toxic: float,
+        reporters: int = 0,
     ) -> GroupOutcome:
-        assert message.user_id is not None and judgement.toxicity_row is not None
+        """Decide about a message the model finds toxic or `reporters` members reported, once per message."""
+        assert message.user_id is not None
         acting = policy.mode is ChatMode.ACT
         async with self._chat_lock(message.chat_id), self._transaction() as session:
             existing = await storage.get_decision_for_message(
@@ -137,16 +145,18 @@ class GroupWatching(Classification):
                 since=now - timedelta(hours=policy.strike_window_hours),
                 mode=policy.mode,
             )
-            decision = decide(policy, toxic=toxic, prior_strikes=prior, now=now)
-            assert decision is not None  # toxic >= threshold and the mode is not off
+            decision = decide(policy, toxic=toxic, prior_strikes=prior, now=now, reporters=reporters)
+            if decision is None:
+                return GroupOutcome()
             # An edited message keeps its first verdict: admins' labels go to it only while the text is the same.
-            same_text = judgement.toxicity_row.text == text
+            verdict = judgement.toxicity_row if judgement is not None else None
+            same_text = verdict is not None and verdict.text == text
             row, created = await storage.record_decision(
                 session,
                 chat_id=message.chat_id,
                 message_id=message.message_id,
                 user_id=message.user_id,
-                verdict_id=judgement.toxicity_row.id if same_text else None,
+                verdict_id=verdict.id if verdict is not None and same_text else None,
                 mode=policy.mode,
                 toxic_probability=toxic,
                 threshold=policy.toxicity_threshold,
@@ -199,18 +209,17 @@ def log_buttons(decision_id: int) -> tuple[Button, ...]:
 
 
 def log_entry(
-    message: GroupMessage, judgement: Judgement, text: str, decision: GroupDecision, *, acting: bool
+    message: GroupMessage, judgement: Judgement | None, text: str, decision: GroupDecision, *, acting: bool
 ) -> str:
     actions = ", ".join(group_texts.ACTION_NAMES[planned.kind] for planned in decision.actions)
     header = (group_texts.LOG_ACTED if acting else group_texts.LOG_WATCHED).format(actions=actions)
-    assert judgement.toxicity is not None
     return group_texts.LOG_BODY.format(
         header=header,
         chat_id=message.chat_id,
         user_id=f"{message.author} ({message.user_id})" if message.author else message.user_id,
         text=clip(text, LOG_TEXT_LIMIT),
-        toxicity=_scores(judgement.toxicity.probabilities),
-        sentiment=_scores(judgement.sentiment.probabilities),
+        toxicity=_scores(judgement.toxicity.probabilities) if judgement and judgement.toxicity else "-",
+        sentiment=_scores(judgement.sentiment.probabilities) if judgement else "-",
         rule=decision.rule,
     )
 

@@ -82,6 +82,7 @@ from bot.storage.models import (
     Feedback,
     FeedbackSource,
     InboxStatus,
+    MessageReport,
     ModelActivation,
     ModelStatus,
     ModelVersion,
@@ -110,6 +111,7 @@ from bot.storage.moderation_decisions import (
     pending_actions,
     record_admin_decision,
     record_decision,
+    record_report,
 )
 from bot.storage.outbox import (
     due_outbox_messages,
@@ -165,6 +167,7 @@ __all__ = [
     "LabelBacklog",
     "LabelRule",
     "LabellerRecord",
+    "MessageReport",
     "ModelActivation",
     "ModelStatus",
     "ModelVersion",
@@ -243,6 +246,7 @@ __all__ = [
     "record_admin_decision",
     "record_decision",
     "record_feedback",
+    "record_report",
     "record_review_outcome",
     "register_model_version",
     "reject_model_version",

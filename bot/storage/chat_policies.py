@@ -25,6 +25,7 @@ DEFAULT_POLICY: dict[str, Any] = {
     "ban_after_strikes": 0,
     "strike_window_hours": 24,
     "post_sentiment": False,
+    "reports_to_act": 3,
     "log_chat_id": None,
 }
 
@@ -68,6 +69,7 @@ def _validate(changes: dict[str, Any]) -> None:
         ("ban_after_strikes", MAX_STRIKES),
         ("mute_minutes", MAX_MUTE_MINUTES),
         ("strike_window_hours", MAX_WINDOW_HOURS),
+        ("reports_to_act", MAX_STRIKES),
     ):
         value = changes.get(name)
         if value is not None and not (isinstance(value, int) and 0 <= value <= limit):

@@ -428,9 +428,10 @@ class ChatPolicy(Base):
     mute_minutes: Mapped[int] = mapped_column(Integer, default=60)
     ban_after_strikes: Mapped[int] = mapped_column(Integer, default=0)  # 0: never ban
     strike_window_hours: Mapped[int] = mapped_column(Integer, default=24)
-    post_sentiment: Mapped[bool] = mapped_column(
-        default=False
-    )  # answer reviews with their verdict in the group
+    # answer reviews with their verdict in the group
+    post_sentiment: Mapped[bool] = mapped_column(default=False)
+    # /report from this many distinct members acts on a message (watch: logs it); 0: reports never act
+    reports_to_act: Mapped[int] = mapped_column(Integer, default=3)
     log_chat_id: Mapped[int | None] = mapped_column(BigInteger)
     updated_by: Mapped[int | None] = mapped_column(BigInteger)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
@@ -492,3 +493,19 @@ class ModerationAction(Base):
     done_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     decision: Mapped[ModerationDecision] = relationship(back_populates="actions", lazy="raise")
+
+
+class MessageReport(Base):
+    """A member's /report of a group message: an untrusted suggestion that it is toxic."""
+
+    __tablename__ = "message_reports"
+    __table_args__ = (
+        UniqueConstraint("chat_id", "message_id", "reporter_id"),
+        Index(None, "reporter_id", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    chat_id: Mapped[int] = mapped_column(BigInteger)
+    message_id: Mapped[int] = mapped_column(BigInteger)
+    reporter_id: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -10,17 +10,19 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.storage.errors import InvalidDataError
+from bot.storage.feedback import RateLimitedError
 from bot.storage.models import (
     ActionKind,
     ActionStatus,
     ChatMode,
+    MessageReport,
     ModerationAction,
     ModerationDecision,
     utcnow,
@@ -214,3 +216,45 @@ async def record_admin_decision(
     if answer == "wrong":
         decision.strike = False
     await session.flush()
+
+
+async def record_report(
+    session: AsyncSession, *, chat_id: int, message_id: int, reporter_id: int, hourly_limit: int
+) -> tuple[int, bool]:
+    """Record a member's report of a message; returns (distinct reporters of the message, newly recorded). A
+    member reports a message once; more than `hourly_limit` reports an hour raise RateLimitedError."""
+    exists = await session.scalar(
+        select(MessageReport.id).where(
+            MessageReport.chat_id == chat_id,
+            MessageReport.message_id == message_id,
+            MessageReport.reporter_id == reporter_id,
+        )
+    )
+    created = False
+    if exists is None:
+        recent = await session.scalar(
+            select(func.count())
+            .select_from(MessageReport)
+            .where(
+                MessageReport.reporter_id == reporter_id,
+                MessageReport.created_at >= utcnow() - timedelta(hours=1),
+            )
+        )
+        if int(recent or 0) >= hourly_limit:
+            raise RateLimitedError(hourly_limit)
+        try:
+            async with session.begin_nested():
+                session.add(
+                    MessageReport(
+                        chat_id=chat_id, message_id=message_id, reporter_id=reporter_id, created_at=utcnow()
+                    )
+                )
+            created = True
+        except IntegrityError:
+            pass  # the same report, recorded meanwhile
+    reporters = await session.scalar(
+        select(func.count())
+        .select_from(MessageReport)
+        .where(MessageReport.chat_id == chat_id, MessageReport.message_id == message_id)
+    )
+    return int(reporters or 0), created

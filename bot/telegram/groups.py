@@ -20,7 +20,7 @@ from telegram.constants import ChatMemberStatus, ChatType
 from telegram.error import TelegramError
 from telegram.ext import ContextTypes
 
-from bot.moderation import BotRights, GroupMessage, GroupOutcome, Moderation, Reply, group_texts
+from bot.moderation import BotRights, GroupMessage, GroupOutcome, Moderation, Reply, Report, group_texts
 from bot.telegram.delivery import current_outbox
 
 logger = logging.getLogger(__name__)
@@ -91,12 +91,15 @@ def judged(message: Message, bot: Bot) -> bool:
     return not (sender_chat is not None and sender_chat.id != message.chat.id)  # a channel posting here
 
 
-async def watch_message(
-    message: Message, context: ContextTypes.DEFAULT_TYPE, *, text: str, addressed: bool, replies_to_bot: bool
-) -> Reply | None:
-    """Judge a group message; carry out what was decided; returns what to answer in the group."""
-    if not judged(message, context.bot):
-        return None
+async def _group_message(
+    message: Message,
+    context: ContextTypes.DEFAULT_TYPE,
+    *,
+    text: str,
+    addressed: bool = False,
+    replies_to_bot: bool = False,
+) -> GroupMessage:
+    """A group message as the use cases take it (who wrote it, and whether they administer the group)."""
     moderation = _moderation(context)
     author = message.from_user
     anonymous_admin = message.sender_chat is not None and message.sender_chat.id == message.chat.id
@@ -107,18 +110,27 @@ async def watch_message(
             or await chat_admins(context).is_admin(message.chat.id, author.id)
         )
     )
-    outcome = await moderation.watch(
-        GroupMessage(
-            chat_id=message.chat.id,
-            message_id=message.message_id,
-            user_id=author.id if author is not None and not anonymous_admin else None,
-            text=text,
-            bot_id=context.bot.id,
-            author=author.full_name if author is not None else "",
-            addressed=addressed,
-            replies_to_bot=replies_to_bot,
-            author_is_admin=author_is_admin,
-        )
+    return GroupMessage(
+        chat_id=message.chat.id,
+        message_id=message.message_id,
+        user_id=author.id if author is not None and not anonymous_admin else None,
+        text=text,
+        bot_id=context.bot.id,
+        author=author.full_name if author is not None else "",
+        addressed=addressed,
+        replies_to_bot=replies_to_bot,
+        author_is_admin=author_is_admin,
+    )
+
+
+async def watch_message(
+    message: Message, context: ContextTypes.DEFAULT_TYPE, *, text: str, addressed: bool, replies_to_bot: bool
+) -> Reply | None:
+    """Judge a group message; carry out what was decided; returns what to answer in the group."""
+    if not judged(message, context.bot):
+        return None
+    outcome = await _moderation(context).watch(
+        await _group_message(message, context, text=text, addressed=addressed, replies_to_bot=replies_to_bot)
     )
     await carry_out(outcome, context)
     return outcome.reply
@@ -160,6 +172,26 @@ async def settings_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -
         admins=admins,
         rights=await admins.bot_rights(message.chat.id),
     )
+
+
+async def report_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Reply | None:
+    """`/report` as a reply to a group member's message."""
+    message = update.message
+    assert message is not None
+    if not is_group(message):
+        return Reply(group_texts.REPORT_USAGE)
+    target = message.reply_to_message
+    reporter = message.from_user
+    if target is None or reporter is None or not (target.text or target.caption):
+        return Reply(group_texts.REPORT_USAGE)
+    outcome = await _moderation(context).report(
+        Report(
+            reporter_id=reporter.id,
+            target=await _group_message(target, context, text=target.text or target.caption or ""),
+        )
+    )
+    await carry_out(outcome, context)
+    return outcome.reply
 
 
 async def log_button(update: Update, context: ContextTypes.DEFAULT_TYPE, rest: str) -> str:

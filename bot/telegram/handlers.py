@@ -50,6 +50,7 @@ def register(application: Application) -> None:
         ("rollback",): rollback_command,
         ("void",): void_command,
         ("settings",): settings_command,
+        ("report",): report_command,
     }
     for names, callback in commands.items():
         application.add_handler(CommandHandler(list(names), callback, filters=NEW_MESSAGES))
@@ -309,6 +310,13 @@ async def rollback_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -
 async def settings_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if update.message:
         await _answer(update.message, _moderation(context), await groups.settings_command(update, context))
+
+
+async def report_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    if update.message:
+        reply = await groups.report_command(update, context)
+        if reply is not None:
+            await _answer(update.message, _moderation(context), reply)
 
 
 async def void_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

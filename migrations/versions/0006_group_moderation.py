@@ -1,4 +1,4 @@
-"""Group moderation: each group's policy, the decisions it took about toxic messages, and the Telegram actions
+"""Group moderation: each group's policy, members' reports, the decisions it took about toxic messages, and the Telegram actions
 those decisions ask for (executed once, from their rows).
 
 Revision ID: 0006
@@ -39,6 +39,7 @@ def upgrade() -> None:
         sa.Column("ban_after_strikes", sa.Integer(), nullable=False),
         sa.Column("strike_window_hours", sa.Integer(), nullable=False),
         sa.Column("post_sentiment", sa.Boolean(), nullable=False),
+        sa.Column("reports_to_act", sa.Integer(), nullable=False),
         sa.Column("log_chat_id", sa.BigInteger(), nullable=True),
         sa.Column("updated_by", sa.BigInteger(), nullable=True),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
@@ -104,8 +105,32 @@ def upgrade() -> None:
         op.f("ix_moderation_actions_status_id"), "moderation_actions", ["status", "id"], unique=False
     )
 
+    op.create_table(
+        "message_reports",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("chat_id", sa.BigInteger(), nullable=False),
+        sa.Column("message_id", sa.BigInteger(), nullable=False),
+        sa.Column("reporter_id", sa.BigInteger(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_message_reports")),
+        sa.UniqueConstraint(
+            "chat_id",
+            "message_id",
+            "reporter_id",
+            name=op.f("uq_message_reports_chat_id_message_id_reporter_id"),
+        ),
+    )
+    op.create_index(
+        op.f("ix_message_reports_reporter_id_created_at"),
+        "message_reports",
+        ["reporter_id", "created_at"],
+        unique=False,
+    )
+
 
 def downgrade() -> None:
+    op.drop_index(op.f("ix_message_reports_reporter_id_created_at"), table_name="message_reports")
+    op.drop_table("message_reports")
     op.drop_index(op.f("ix_moderation_actions_status_id"), table_name="moderation_actions")
     op.drop_table("moderation_actions")
     op.drop_index(

@@ -255,3 +255,46 @@ async def test_the_log_chats_buttons_count_for_the_groups_admins_only_and_become
     assert (await callback_answers(bot, 4))[-1] == group_texts.LOG_ALREADY.format(answer="잘못 판정")
     await settle(bot)
     assert not bot.api.calls("banChatMember")
+
+
+async def test_reports_from_enough_distinct_members_trigger_the_policy_once(
+    start_bot, clean_everywhere_model_dir
+):
+    """The model finds the message clean; members' reports decide. Ten accounts mass-reporting one message: the
+    policy's rule (three reporters: delete) fires once, and each report is an untrusted label."""
+    bot = await start_bot(toxicity_model=clean_everywhere_model_dir)
+    admins_and_rights(bot.api)
+    await configure(bot, "/settings mode act", f"/settings log {LOG_CHAT}")
+    target = say(bot, "이 가게 사장님 진짜 별로네요 다시는 안 감")
+    await settle(bot)
+    assert await decisions(bot) == []  # clean by the model
+
+    own = say(bot, "/report", user_id=MEMBER, reply_to=target)
+    assert (await bot.api.wait_for_reply(own))["text"] == group_texts.REPORT_OWN
+    admin_message = say(bot, "관리자가 쓴 아주 긴 공지사항입니다", user_id=GROUP_ADMIN)
+    against_admin = say(bot, "/report", user_id=4001, reply_to=admin_message)
+    assert (await bot.api.wait_for_reply(against_admin))["text"] == group_texts.REPORT_ADMIN
+
+    answers = []
+    for reporter in range(5001, 5011):
+        report = say(bot, "/report", user_id=reporter, reply_to=target)
+        answers.append((await bot.api.wait_for_reply(report))["text"])
+    again = say(bot, "/report", user_id=5001, reply_to=target)
+    answers.append((await bot.api.wait_for_reply(again))["text"])
+    await settle(bot, lambda: bool(bot.api.deleted))
+
+    assert answers[0] == group_texts.REPORT_RECORDED.format(reporters=1, limit=3)
+    assert answers[2] == group_texts.REPORT_RECORDED.format(reporters=3, limit=3)
+    assert answers[-1] == group_texts.REPORT_AGAIN.format(reporters=10, limit=3)
+    assert bot.api.deleted == [(GROUP, target["message_id"])]
+    (decision,) = await decisions(bot)
+    assert decision.rule.startswith(group_texts.RULE_REPORTS.format(reporters=3, limit=3))
+    assert [(a.kind, a.status) for a in await actions(bot)] == [(ActionKind.DELETE, ActionStatus.DONE)]
+    log = bot.api.sent(chat_id=LOG_CHAT)
+    assert len(log) == 1 and "신고 3명" in log[0]["text"]
+    toxicity = await verdict_for(bot, target, Task.TOXICITY)
+    async with bot.session() as session:
+        labels = (await session.scalars(select(Feedback).order_by(Feedback.user_id))).all()
+    assert [(f.user_id, f.verdict_id, f.label, f.trusted) for f in labels] == [
+        (reporter, toxicity.id, 1, False) for reporter in range(5001, 5011)
+    ]
