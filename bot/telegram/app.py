@@ -25,6 +25,19 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 FIRST_BACKOFF_SECONDS = 0.5
+# Telegram's 20-a-minute limit in a group is on the messages a bot sends there. Moderating a group (deleting a
+# message, restricting or banning a member, asking who administers it) is only under the overall limit, so these
+# calls skip the per-group limiter: a flood of toxic messages is handled in seconds, not at 20 a minute.
+NOT_GROUP_MESSAGES = frozenset(
+    {
+        "deleteMessage",
+        "restrictChatMember",
+        "banChatMember",
+        "unbanChatMember",
+        "getChatMember",
+        "getChatAdministrators",
+    }
+)
 
 BOT_COMMANDS = (
     BotCommand("predict", "리뷰의 분류별 확률 보기"),
@@ -63,9 +76,15 @@ class RetryingRateLimiter(AIORateLimiter):
         rate_limit_args: int | None,
     ) -> Any:
         clip_request(endpoint, data)  # every text that goes out fits Telegram's limits
+        # What the limiter reads to pick its limits (the request itself is in `args`).
+        limited_as = (
+            {k: v for k, v in data.items() if k != "chat_id"} if endpoint in NOT_GROUP_MESSAGES else data
+        )
         for attempt in range(1, self._attempts + 1):
             try:
-                return await super().process_request(callback, args, kwargs, endpoint, data, rate_limit_args)
+                return await super().process_request(
+                    callback, args, kwargs, endpoint, limited_as, rate_limit_args
+                )
             except BadRequest:
                 raise
             except NetworkError as exc:  # 5xx, connection trouble, TimedOut

@@ -362,3 +362,94 @@ async def test_chat_start_up_prints_no_alembic_info_lines(tmp_path):
     assert "alembic" in verbose.output  # the lines exist, at -v ...
     assert "alembic" not in quiet.output  # ... and stay out of a normal start
     assert "moderator train" in quiet.output
+
+
+GROUP = -1001234500000
+GROUP_BURST = 120
+GROUP_AUTHORS = 20  # six toxic messages each: strikes 1..6, muted from the third
+
+
+async def test_sigkill_mid_burst_of_toxic_group_messages_deletes_each_once_and_counts_each_strike_once(
+    moderator, api, toxic_everywhere_model_dir
+):
+    """A group in `act` (mute after three strikes) gets a burst of messages the model calls toxic; the bot is
+    killed mid-burst and restarted. Every message is deleted exactly once, each decision and strike exists once,
+    every author's strikes run 1..6 without a gap or a repeat, and each mute is applied once."""
+    start, database = moderator
+    url = f"sqlite+aiosqlite:///{database}"
+    engine = storage.create_engine(url)
+    async with storage.make_session_factory(engine).begin() as session:
+        await storage.register_model_version(
+            session,
+            path=str(toxic_everywhere_model_dir),
+            base_checkpoint="test",
+            metrics=None,
+            status=storage.ModelStatus.ACTIVE,
+            task=storage.Task.TOXICITY,
+        )
+        await storage.update_chat_policy(
+            session, chat_id=GROUP, updated_by=ADMIN_ID, mode=storage.ChatMode.ACT, mute_after_strikes=3
+        )
+    await engine.dispose()
+    api.set_bot_rights(GROUP, can_delete_messages=True, can_restrict_members=True)
+    bot = await start()
+    await wait_polling(api, bot)
+    messages = [
+        api.push_message(
+            f"{i}번째 메시지: 이 사람 진짜 너무하네요",
+            chat_id=GROUP,
+            chat_type="supergroup",
+            user_id=7000 + i % GROUP_AUTHORS,
+        )
+        for i in range(GROUP_BURST)
+    ]
+    try:
+        await api.wait_until(lambda: len(api.deleted) >= GROUP_BURST // 3, timeout=START_TIMEOUT_S)
+    except TimeoutError:
+        raise AssertionError(f"nothing deleted:\n{bot.output[-3000:]}") from None
+    bot.signal(signal.SIGKILL)
+    assert await bot.wait(10) == -signal.SIGKILL
+    deleted_at_kill = len(api.deleted)
+    decided_at_kill = query(database, "SELECT count(*) FROM moderation_decisions")[0][0]
+    pending_at_kill = query(database, "SELECT count(*) FROM moderation_actions WHERE status = 'pending'")[0][
+        0
+    ]
+
+    restarted = await start()
+    await api.wait_until(lambda: len(set(api.deleted)) >= GROUP_BURST, timeout=START_TIMEOUT_S)
+    await asyncio.sleep(1.5)  # a repeated action, if any, would happen now
+    restarted.signal(signal.SIGTERM)
+    assert await restarted.wait(30) == 0
+
+    targets = {(GROUP, m["message_id"]) for m in messages}
+    delete_calls = api.calls("deleteMessage", ok_only=False)
+    decisions = query(database, "SELECT user_id, strikes FROM moderation_decisions")
+    strikes_by_author: dict[int, list[int]] = {}
+    for user_id, strikes in decisions:
+        strikes_by_author.setdefault(user_id, []).append(strikes)
+    mutes = api.calls("restrictChatMember")
+    mute_actions = query(
+        database, "SELECT count(*), sum(status = 'done') FROM moderation_actions WHERE kind = 'mute'"
+    )
+    record(
+        "group_actions_sigkill",
+        sent=GROUP_BURST,
+        deleted_at_kill=deleted_at_kill,
+        decided_at_kill=decided_at_kill,
+        pending_actions_at_kill=pending_at_kill,
+        decisions=len(decisions),
+        deleted=len(set(api.deleted)),
+        deleted_twice=len(api.deleted) - len(set(api.deleted)),
+        delete_calls=len(delete_calls),
+        repeated_delete_calls=len(delete_calls) - len(set(api.deleted)),
+        mute_actions=mute_actions[0][0],
+        mutes_applied=len(mutes),
+        lost=len(targets - set(api.deleted)),
+    )
+    assert set(api.deleted) == targets and len(api.deleted) == GROUP_BURST  # each deleted exactly once
+    assert len(decisions) == GROUP_BURST
+    assert all(sorted(s) == list(range(1, 7)) for s in strikes_by_author.values())
+    assert len(strikes_by_author) == GROUP_AUTHORS
+    assert mute_actions[0] == (GROUP_AUTHORS * 4, GROUP_AUTHORS * 4)  # strikes 3..6 each mute (longer)
+    assert len(mutes) <= GROUP_AUTHORS * 4 + pending_at_kill  # a mute repeats only if caught in flight
+    assert "Traceback" not in restarted.output
