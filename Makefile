@@ -38,6 +38,7 @@ test: $(STAMP)
 #   flags on harsh but clean reviews, the admin sends /retrain 표현 (bench/results/toxicity_loop.json; ~15 min);
 # - two tasks against one: the first sentiment and toxicity models served side by side through the bot's
 #   micro-batchers (bench/results/two_tasks.json; ~4 min, training the two first models when missing);
+# - two groups moderated at once, 2,000 messages each at 10 a second (bench/results/group.json; ~4 min);
 # - 10,000 fuzzed updates through the real bot (~5 min on 2 quiet cores);
 # - the kill, stop, refused-token, run-recovery and model-version figures of docs/reliability.md (real processes,
 #   ~10 min): the tests record them into bench/results/reliability.json (bench/reliability.py), which replaces
@@ -51,6 +52,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.bench_toxicity
 	$(BIN)/python -m bench.bench_toxicity_loop
 	$(BIN)/python -m bench.bench_two_tasks
+	$(BIN)/python -m bench.bench_group
 	$(BIN)/python -m bench.bench_fuzz --count 10000
 	rm -f $(RELIABILITY_JSON).partial
 	RELIABILITY_RESULTS=$(RELIABILITY_JSON).partial RELIABILITY_KILL_AFTER=1,20,100,190 \

@@ -98,7 +98,7 @@ class GroupReporting(GroupWatching):
             toxic_probability(judgement.toxicity.probabilities) if judgement and judgement.toxicity else 0.0
         )
         outcome = await self._decide(policy, target, judgement, target.text, toxic=toxic, reporters=reporters)
-        return GroupOutcome(reply=reply, outbox_ids=outcome.outbox_ids, action_ids=outcome.action_ids)
+        return GroupOutcome(reply=reply, action_ids=outcome.action_ids)
 
     async def _judge_reported(self, target: GroupMessage) -> Judgement | None:
         """The reported message's verdicts (judged now when it was not before); None when it is no review."""

@@ -54,7 +54,6 @@ class GroupMessage:
 @dataclass(frozen=True)
 class GroupOutcome:
     reply: Reply | None = None  # what to answer in the group, if anything
-    outbox_ids: tuple[int, ...] = ()  # stored with the decision: the log entry, a warning; send them now
     action_ids: tuple[int, ...] = ()  # Telegram actions to execute now
 
 
@@ -112,9 +111,7 @@ class GroupWatching(Classification):
             return GroupOutcome(reply=answer)
         outcome = await self._decide(policy, message, judgement, screened, toxic=toxic)
         deleted = policy.mode is ChatMode.ACT
-        return GroupOutcome(
-            reply=None if deleted else answer, outbox_ids=outcome.outbox_ids, action_ids=outcome.action_ids
-        )
+        return GroupOutcome(reply=None if deleted else answer, action_ids=outcome.action_ids)
 
     async def _decide(
         self,
@@ -168,18 +165,17 @@ class GroupWatching(Classification):
             )
             if not created:
                 return GroupOutcome()
-            outbox_ids = []
+            # The log entry and a warning are stored with the decision: the outbox sends each once.
             if policy.log_chat_id is not None:
-                entry = await storage.enqueue_message(
+                await storage.enqueue_message(
                     session,
                     bot_id=message.bot_id,
                     chat_id=policy.log_chat_id,
                     text=log_entry(message, judgement, text, decision, acting=acting),
                     reply_markup=inline_keyboard(log_buttons(row.id)),
                 )
-                outbox_ids.append(entry.id)
             if acting and decision.warn:
-                warning = await storage.enqueue_message(
+                await storage.enqueue_message(
                     session,
                     bot_id=message.bot_id,
                     chat_id=message.chat_id,
@@ -187,7 +183,6 @@ class GroupWatching(Classification):
                         user_id=message.author or message.user_id, strikes=decision.strikes
                     ),
                 )
-                outbox_ids.append(warning.id)
             await session.flush()
             action_ids = tuple(action.id for action in row.actions)
         logger.info(
@@ -197,7 +192,7 @@ class GroupWatching(Classification):
             "acted" if acting else "would act",
             decision.rule,
         )
-        return GroupOutcome(outbox_ids=tuple(outbox_ids), action_ids=action_ids)
+        return GroupOutcome(action_ids=action_ids)
 
 
 def log_buttons(decision_id: int) -> tuple[Button, ...]:

@@ -21,7 +21,6 @@ from telegram.error import TelegramError
 from telegram.ext import ContextTypes
 
 from bot.moderation import BotRights, GroupMessage, GroupOutcome, Moderation, Reply, Report, group_texts
-from bot.telegram.delivery import current_outbox
 
 logger = logging.getLogger(__name__)
 
@@ -137,16 +136,14 @@ async def watch_message(
 
 
 async def carry_out(outcome: GroupOutcome, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """Execute the outcome's actions, then send its stored messages (each once; what fails now stays pending
-    and is retried by the runner's flushes)."""
+    """Execute the outcome's actions now (what fails for a passing reason stays pending for the runner's flush).
+
+    Its messages (a log entry, a warning) are stored already and go out with the outbox's next flush: Telegram
+    takes 20 messages a minute in a group, and a flood must not keep the next updates waiting for them."""
     worker = context.application.bot_data.get("actions")
     if worker is not None:
         for action_id in outcome.action_ids:
             await worker.execute(action_id)
-    outbox = current_outbox()
-    if outbox is not None:  # outside the runner the outbox's rows wait for it
-        for outbox_id in outcome.outbox_ids:
-            await outbox.deliver(outbox_id)
 
 
 async def edited_message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
