@@ -12,7 +12,8 @@ from collections.abc import AsyncIterator
 import pytest
 import telegram
 from bot_identity import TOKEN
-from fake_telegram import (
+from fake_telegram import FakeBotApi
+from fake_telegram_members import (
     BOT_ID,
     CANT_BAN_IN_PRIVATE_CHATS,
     CANT_REMOVE_CHAT_OWNER,
@@ -25,7 +26,6 @@ from fake_telegram import (
     ONLY_FOR_SUPERGROUPS,
     ONLY_FOR_SUPERGROUPS_AND_CHANNELS,
     USER_IS_ADMINISTRATOR,
-    FakeBotApi,
 )
 from telegram import (
     ChatMemberAdministrator,
