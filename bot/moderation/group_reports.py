@@ -87,11 +87,12 @@ class GroupReporting(GroupWatching):
         logger.info(
             "chat %s message %s reported (%d reporter(s))", target.chat_id, target.message_id, reporters
         )
-        reply = Reply(
-            group_texts.REPORT_RECORDED.format(reporters=reporters, limit=limit)
-            if limit
-            else group_texts.REPORT_RECORDED_NO_LIMIT
-        )
+        if not limit:
+            reply = Reply(group_texts.REPORT_RECORDED_NO_LIMIT)
+        elif reporters > limit:
+            reply = Reply(group_texts.REPORT_RECORDED_PAST_LIMIT.format(limit=limit))
+        else:
+            reply = Reply(group_texts.REPORT_RECORDED.format(reporters=reporters, limit=limit))
         if not limit or reporters < limit:
             return GroupOutcome(reply=reply)
         toxic = (

@@ -60,10 +60,17 @@ REPORT_USAGE = "신고할 메시지에 답장하며 /report 를 보내 주세요
 REPORT_OWN = "자기 메시지는 신고할 수 없어요."
 REPORT_ADMIN = "관리자와 봇의 메시지는 신고로 조치하지 않아요."
 REPORT_RECORDED = "신고를 받았어요 ({reporters}/{limit}명). 관리자에게 전달돼요."
+REPORT_RECORDED_PAST_LIMIT = "신고를 받았어요. 이미 {limit}명 이상이 신고해 관리 규칙대로 처리했어요."
 REPORT_RECORDED_NO_LIMIT = "신고를 받았어요. 관리자에게 전달돼요."
 REPORT_AGAIN = "이미 신고한 메시지예요 ({reporters}/{limit}명)."
 REPORT_RATE_LIMITED = "신고는 한 시간에 {limit}번까지 할 수 있어요. 잠시 후 다시 해 주세요."
 REPORT_OFF = "이 그룹은 관리 기능이 꺼져 있어요."
+
+# -- joining a group -------------------------------------------------------------------------------------
+JOINED = (
+    "안녕하세요! 이 그룹의 메시지를 살펴보는 관리 봇이에요. 처음에는 지켜보기 모드라 아무것도 지우지 않아요. "
+    "관리자는 /settings 로 규칙을 보고 바꿀 수 있어요 (예: /settings log 채팅ID, /settings mode act)."
+)
 
 # -- /settings ---------------------------------------------------------------------------------------------
 MODE_NAMES = {ChatMode.OFF: "끔", ChatMode.WATCH: "지켜보기 (기록만)", ChatMode.ACT: "조치"}

@@ -3,8 +3,8 @@
 A decision, its actions and its messages (the log chat's entry, a warning in the group) are stored in one
 transaction, keyed by the message: re-processing an update finds the decision and adds nothing, so a strike
 is counted once and each action is executed once (from its row, by the adapter's action worker; what a crash
-left pending is executed after the restart). Decisions of one chat are taken one at a time, so that a burst
-of messages counts its strikes in order.
+left pending is executed after the restart). Decisions of one chat are taken one at a time and in the order its
+messages arrived, so that a burst counts its strikes in order.
 """
 
 from __future__ import annotations
@@ -49,6 +49,7 @@ class GroupMessage:
     addressed: bool = False  # mentions the bot or replies to it: answered as in a private chat
     replies_to_bot: bool = False
     author_is_admin: bool = False  # an admin of the group (or an anonymous admin): never acted on
+    ticket: int | None = None  # its place in the chat's arrival order (`GroupWatching.arrive`)
 
 
 @dataclass(frozen=True)
@@ -57,10 +58,54 @@ class GroupOutcome:
     action_ids: tuple[int, ...] = ()  # Telegram actions to execute now
 
 
+class ArrivalOrder:
+    """One chat's decisions in the order its messages arrived, whatever order their classification finishes in
+    (micro-batches, two models): a burst's strikes count in the order the members wrote. Every ticket taken must
+    be finished (`finish` is idempotent, and the adapter finishes it whatever happens)."""
+
+    def __init__(self) -> None:
+        self._issued = 0
+        self._next = 0  # every ticket below this is finished
+        self._finished: set[int] = set()
+        self._turns: dict[int, asyncio.Event] = {}
+
+    def take(self) -> int:
+        self._issued += 1
+        return self._issued - 1
+
+    async def turn(self, ticket: int) -> None:
+        """Wait until every earlier ticket is finished."""
+        if self._next < ticket:
+            await self._turns.setdefault(ticket, asyncio.Event()).wait()
+
+    def finish(self, ticket: int) -> None:
+        if ticket < self._next:
+            return
+        self._finished.add(ticket)
+        while self._next in self._finished:
+            self._finished.discard(self._next)
+            self._next += 1
+            event = self._turns.pop(self._next, None)
+            if event is not None:
+                event.set()
+
+
 class GroupWatching(Classification):
     def _chat_lock(self, chat_id: int) -> asyncio.Lock:
         locks: dict[int, asyncio.Lock] = self.__dict__.setdefault("_group_locks", {})
         return locks.setdefault(chat_id, asyncio.Lock())
+
+    def _arrival_order(self, chat_id: int) -> ArrivalOrder:
+        orders: dict[int, ArrivalOrder] = self.__dict__.setdefault("_arrival_orders", {})
+        return orders.setdefault(chat_id, ArrivalOrder())
+
+    def arrive(self, chat_id: int) -> int:
+        """A ticket for a group message that just arrived (take it before anything can wait)."""
+        return self._arrival_order(chat_id).take()
+
+    def leave(self, chat_id: int, ticket: int) -> None:
+        """The message is decided (or needs no decision): later ones may go."""
+        self._arrival_order(chat_id).finish(ticket)
 
     async def watch(self, message: GroupMessage) -> GroupOutcome:
         """Judge a group message; when it is toxic, decide by the group's policy. Storage trouble is logged
@@ -126,6 +171,8 @@ class GroupWatching(Classification):
         """Decide about a message the model finds toxic or `reporters` members reported, once per message."""
         assert message.user_id is not None
         acting = policy.mode is ChatMode.ACT
+        if message.ticket is not None:
+            await self._arrival_order(message.chat_id).turn(message.ticket)
         async with self._chat_lock(message.chat_id), self._transaction() as session:
             existing = await storage.get_decision_for_message(
                 session, chat_id=message.chat_id, message_id=message.message_id

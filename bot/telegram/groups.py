@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from telegram import Bot, Message, Update
 from telegram.constants import ChatMemberStatus, ChatType
@@ -21,6 +21,7 @@ from telegram.error import TelegramError
 from telegram.ext import ContextTypes
 
 from bot.moderation import BotRights, GroupMessage, GroupOutcome, Moderation, Reply, Report, group_texts
+from bot.telegram.delivery import current_outbox
 
 logger = logging.getLogger(__name__)
 
@@ -128,9 +129,15 @@ async def watch_message(
     """Judge a group message; carry out what was decided; returns what to answer in the group."""
     if not judged(message, context.bot):
         return None
-    outcome = await _moderation(context).watch(
-        await _group_message(message, context, text=text, addressed=addressed, replies_to_bot=replies_to_bot)
-    )
+    moderation = _moderation(context)
+    ticket = moderation.arrive(message.chat.id)  # before anything waits: the chat's arrival order
+    try:
+        group_message = await _group_message(
+            message, context, text=text, addressed=addressed, replies_to_bot=replies_to_bot
+        )
+        outcome = await moderation.watch(replace(group_message, ticket=ticket))
+    finally:
+        moderation.leave(message.chat.id, ticket)
     await carry_out(outcome, context)
     return outcome.reply
 
@@ -189,6 +196,28 @@ async def report_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
     )
     await carry_out(outcome, context)
     return outcome.reply
+
+
+async def my_chat_member(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """The bot was added to a group (it starts in `watch`: say so once) or removed from one (logged)."""
+    change = update.my_chat_member
+    if change is None or change.chat.type not in GROUP_TYPES:
+        return
+    joined = change.new_chat_member.status in (ChatMemberStatus.MEMBER, *ADMIN_STATUSES)
+    was_in = change.old_chat_member.status in (
+        ChatMemberStatus.MEMBER,
+        ChatMemberStatus.RESTRICTED,
+        *ADMIN_STATUSES,
+    )
+    logger.info(
+        "chat %s: the bot's membership %s -> %s",
+        change.chat.id,
+        change.old_chat_member.status,
+        change.new_chat_member.status,
+    )
+    outbox = current_outbox()
+    if joined and not was_in and outbox is not None:
+        await outbox.send(chat_id=change.chat.id, text=group_texts.JOINED)
 
 
 async def log_button(update: Update, context: ContextTypes.DEFAULT_TYPE, rest: str) -> str:

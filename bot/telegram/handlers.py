@@ -19,6 +19,7 @@ from telegram.error import BadRequest, TelegramError
 from telegram.ext import (
     Application,
     CallbackQueryHandler,
+    ChatMemberHandler,
     CommandHandler,
     ContextTypes,
     MessageHandler,
@@ -55,6 +56,7 @@ def register(application: Application) -> None:
     for names, callback in commands.items():
         application.add_handler(CommandHandler(list(names), callback, filters=NEW_MESSAGES))
     application.add_handler(CallbackQueryHandler(button_pressed))
+    application.add_handler(ChatMemberHandler(groups.my_chat_member, ChatMemberHandler.MY_CHAT_MEMBER))
     application.add_handler(
         MessageHandler(NEW_MESSAGES & (filters.TEXT | filters.CAPTION) & ~filters.COMMAND, text_message)
     )

@@ -127,15 +127,18 @@ async def test_act_deletes_mutes_after_strikes_and_each_action_happens_once(
         (ActionKind.DELETE, ActionStatus.DONE),
         (ActionKind.MUTE, ActionStatus.DONE),
     ]
+    await settle(bot, lambda: len([m for m in bot.api.sent(chat_id=GROUP) if m["text"].startswith("⚠️")]) >= 2)
     warnings = [m for m in bot.api.sent(chat_id=GROUP) if m["text"].startswith("⚠️")]
     assert len(warnings) == 2 and "경고 2회" in warnings[1]["text"]
     assert bot.api.replies_to(first) == []  # a deleted message gets no verdict reply
+    await settle(bot, lambda: len(bot.api.sent(chat_id=LOG_CHAT)) >= 2)  # the outbox's flush sends the log
     log = bot.api.sent(chat_id=LOG_CHAT)
     assert len(log) == 2 and "채팅 제한" in log[1]["text"]
 
     # The same message delivered again (a new update for it, as after an edit): decided once, acted on once.
     bot.api.push({"edited_message": {**second, "edit_date": second["date"] + 1}})
     await settle(bot)
+    await asyncio.sleep(2.5)  # past the outbox's grace and flush: a second log entry would be sent now
     assert len(bot.api.deleted) == 2 and len(bot.api.calls("restrictChatMember")) == 1
     assert len(await decisions(bot)) == 2 and len(bot.api.sent(chat_id=LOG_CHAT)) == 2
 
@@ -290,6 +293,7 @@ async def test_reports_from_enough_distinct_members_trigger_the_policy_once(
     (decision,) = await decisions(bot)
     assert decision.rule.startswith(group_texts.RULE_REPORTS.format(reporters=3, limit=3))
     assert [(a.kind, a.status) for a in await actions(bot)] == [(ActionKind.DELETE, ActionStatus.DONE)]
+    await settle(bot, lambda: bool(bot.api.sent(chat_id=LOG_CHAT)))
     log = bot.api.sent(chat_id=LOG_CHAT)
     assert len(log) == 1 and "신고 3명" in log[0]["text"]
     toxicity = await verdict_for(bot, target, Task.TOXICITY)
@@ -298,3 +302,41 @@ async def test_reports_from_enough_distinct_members_trigger_the_policy_once(
     assert [(f.user_id, f.verdict_id, f.label, f.trusted) for f in labels] == [
         (reporter, toxicity.id, 1, False) for reporter in range(5001, 5011)
     ]
+
+
+async def test_joining_a_group_greets_once_and_starts_in_watch(start_bot):
+    bot = await start_bot()
+    bot.api.push_my_chat_member(GROUP, old_status="left", new_status="member", from_user_id=GROUP_ADMIN)
+    await settle(bot, lambda: bool(bot.api.sent(chat_id=GROUP)))
+    # Promoted to admin afterwards: it was in the group already, so no second greeting.
+    bot.api.push_my_chat_member(
+        GROUP,
+        old_status="member",
+        new_status="administrator",
+        from_user_id=GROUP_ADMIN,
+        can_delete_messages=True,
+    )
+    await settle(bot)
+    assert [m["text"] for m in bot.api.sent(chat_id=GROUP)] == [group_texts.JOINED]
+    assert (await bot.moderation.group_policy(GROUP)).mode is ChatMode.WATCH
+
+
+async def test_a_chats_decisions_follow_the_order_its_messages_arrived():
+    from bot.moderation.group_watching import ArrivalOrder
+
+    order, decided = ArrivalOrder(), []
+    tickets = [order.take() for _ in range(4)]
+
+    async def decide(ticket: int, delay: float) -> None:
+        await asyncio.sleep(delay)  # classification finishing out of order
+        await order.turn(ticket)
+        decided.append(ticket)
+        order.finish(ticket)
+
+    await asyncio.wait_for(
+        asyncio.gather(*(decide(t, d) for t, d in zip(tickets, (0.03, 0.0, 0.02, 0.01), strict=True))), 5
+    )
+    assert decided == [0, 1, 2, 3]
+    order.finish(1)  # finishing twice changes nothing
+    late = order.take()
+    await asyncio.wait_for(order.turn(late), 1)  # nothing earlier is left: its turn is now
