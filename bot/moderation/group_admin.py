@@ -67,7 +67,7 @@ class GroupAdministration(GroupWatching):
         labels = self.labels(Task.TOXICITY)
         clean = next(label for label, name in labels.items() if name == CLEAN_LABEL)
         async with self._transaction() as session:
-            decision = await storage.get_decision(session, decision_id=decision_id)
+            decision = await storage.get_decision(session, decision_id=decision_id, for_update=True)
             assert decision is not None
             if decision.admin_decision is not None:  # answered already (another admin, a double tap)
                 shown = group_texts.ADMIN_ANSWERS.get(decision.admin_decision, decision.admin_decision)

@@ -68,8 +68,14 @@ async def get_decision_for_message(
     )
 
 
-async def get_decision(session: AsyncSession, *, decision_id: int) -> ModerationDecision | None:
-    return await session.get(ModerationDecision, decision_id, populate_existing=True)
+async def get_decision(
+    session: AsyncSession, *, decision_id: int, for_update: bool = False
+) -> ModerationDecision | None:
+    """The decision; with `for_update`, its row locked until the transaction ends (two admins answering at once
+    answer one after the other; SQLite's one writer does that anyway)."""
+    return await session.get(
+        ModerationDecision, decision_id, populate_existing=True, with_for_update=for_update
+    )
 
 
 async def record_decision(

@@ -340,3 +340,39 @@ async def test_a_chats_decisions_follow_the_order_its_messages_arrived():
     order.finish(1)  # finishing twice changes nothing
     late = order.take()
     await asyncio.wait_for(order.turn(late), 1)  # nothing earlier is left: its turn is now
+
+
+async def test_a_ban_after_k_strikes_and_the_log_chats_ban_button_each_ban_once(
+    start_bot, toxic_everywhere_model_dir
+):
+    bot = await start_bot(toxicity_model=toxic_everywhere_model_dir)
+    admins_and_rights(bot.api)
+    await configure(
+        bot, "/settings mode act", f"/settings log {LOG_CHAT}", "/settings mute 0", "/settings ban 2"
+    )
+    say(bot, TOXIC)
+    say(bot, TOXIC + "!!")
+    await settle(bot, lambda: bool(bot.api.calls("banChatMember")))
+    assert bot.api.member_status(GROUP, MEMBER) == "kicked"
+    assert [(d.strikes, [a.kind for a in d.actions]) for d in await decisions(bot)] == [
+        (1, [ActionKind.DELETE]),
+        (2, [ActionKind.DELETE, ActionKind.BAN]),
+    ]
+
+    # Another member's toxic message; the admin escalates it from the log chat with 추방.
+    other = 3010
+    message = say(bot, TOXIC, user_id=other)
+    await settle(bot, lambda: len(bot.api.sent(chat_id=LOG_CHAT)) >= 3)
+    entry = bot.api.sent(chat_id=LOG_CHAT)[-1]
+    decision = (await decisions(bot))[-1]
+    bot.api.push_callback(data=f"gm:ban:{decision.id}", message=entry, user_id=GROUP_ADMIN)
+    bot.api.push_callback(data=f"gm:ban:{decision.id}", message=entry, user_id=GROUP_ADMIN)  # a double tap
+    answers = await callback_answers(bot, 2)
+    await settle(bot, lambda: len(bot.api.calls("banChatMember")) >= 2)
+    assert sorted(answers) == sorted([group_texts.LOG_BANNED, group_texts.LOG_ALREADY.format(answer="추방")])
+    assert bot.api.member_status(GROUP, other) == "kicked"
+    assert len(bot.api.calls("banChatMember")) == 2  # one per member
+    toxicity = await verdict_for(bot, message, Task.TOXICITY)
+    async with bot.session() as session:
+        labels = (await session.scalars(select(Feedback).where(Feedback.verdict_id == toxicity.id))).all()
+    assert [(f.user_id, f.label, f.trusted) for f in labels] == [(GROUP_ADMIN, toxicity.label, True)]
