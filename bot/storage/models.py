@@ -467,7 +467,11 @@ class ModerationDecision(Base):
     admin_decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     actions: Mapped[list[ModerationAction]] = relationship(
-        back_populates="decision", cascade="all, delete-orphan", passive_deletes=True, lazy="selectin"
+        back_populates="decision",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+        lazy="selectin",
+        order_by="ModerationAction.id",  # in the order decided: a message is deleted before its author is banned
     )
 
 
