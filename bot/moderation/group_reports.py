@@ -20,7 +20,7 @@ from bot.moderation import group_texts
 from bot.moderation.classification import Judgement
 from bot.moderation.group_policy import toxic_probability
 from bot.moderation.group_watching import GroupMessage, GroupOutcome, GroupWatching
-from bot.moderation.replies import IncomingText, Reply
+from bot.moderation.replies import Reply
 from bot.storage import ChatMode, RateLimitedError, StorageError, Task
 from classifier.errors import EmptyTextError
 from classifier.tasks import CLEAN_LABEL
@@ -103,13 +103,7 @@ class GroupReporting(GroupWatching):
 
     async def _judge_reported(self, target: GroupMessage) -> Judgement | None:
         """The reported message's verdicts (judged now when it was not before); None when it is no review."""
-        incoming = IncomingText(
-            chat_id=target.chat_id,
-            message_id=target.message_id,
-            user_id=target.user_id,
-            text=target.text,
-            private=False,
-        )
+        incoming = target.incoming()
         screened = self.screen(incoming)
         if isinstance(screened, Reply):
             return None

@@ -51,6 +51,17 @@ class GroupMessage:
     author_is_admin: bool = False  # an admin of the group (or an anonymous admin): never acted on
     ticket: int | None = None  # its place in the chat's arrival order (`GroupWatching.arrive`)
 
+    def incoming(self) -> IncomingText:
+        """The message as the classification use case takes it."""
+        return IncomingText(
+            chat_id=self.chat_id,
+            message_id=self.message_id,
+            user_id=self.user_id,
+            text=self.text,
+            private=False,
+            replies_to_bot=self.replies_to_bot,
+        )
+
 
 @dataclass(frozen=True)
 class GroupOutcome:
@@ -124,14 +135,7 @@ class GroupWatching(Classification):
         policy = await self.group_policy(message.chat_id)
         if policy.mode is ChatMode.OFF and not message.addressed:
             return GroupOutcome()
-        incoming = IncomingText(
-            chat_id=message.chat_id,
-            message_id=message.message_id,
-            user_id=message.user_id,
-            text=message.text,
-            private=False,
-            replies_to_bot=message.replies_to_bot,
-        )
+        incoming = message.incoming()
         screened = self.screen(incoming)
         if isinstance(screened, Reply):  # no review: judged by neither model (silent in groups)
             return GroupOutcome()

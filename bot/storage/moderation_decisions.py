@@ -146,11 +146,7 @@ async def add_action(
 ) -> tuple[ModerationAction, bool]:
     """Queue one more action for a decision (an admin's undo or escalation); returns (action, created). Each
     kind happens at most once per decision."""
-    existing = await session.scalar(
-        select(ModerationAction).where(
-            ModerationAction.decision_id == decision.id, ModerationAction.kind == kind
-        )
-    )
+    existing = await _action_of(session, decision_id=decision.id, kind=kind)
     if existing is not None:
         return existing, False
     action = ModerationAction(
@@ -168,15 +164,19 @@ async def add_action(
         async with session.begin_nested():
             session.add(action)
     except IntegrityError:
-        existing = await session.scalar(
-            select(ModerationAction).where(
-                ModerationAction.decision_id == decision.id, ModerationAction.kind == kind
-            )
-        )
+        existing = await _action_of(session, decision_id=decision.id, kind=kind)
         if existing is None:
             raise
         return existing, False
     return action, True
+
+
+async def _action_of(session: AsyncSession, *, decision_id: int, kind: ActionKind) -> ModerationAction | None:
+    return await session.scalar(
+        select(ModerationAction).where(
+            ModerationAction.decision_id == decision_id, ModerationAction.kind == kind
+        )
+    )
 
 
 async def pending_actions(session: AsyncSession, *, limit: int = 100) -> list[ModerationAction]:

@@ -82,7 +82,7 @@ def is_group(message: Message) -> bool:
     return message.chat.type in GROUP_TYPES
 
 
-def judged(message: Message, bot: Bot) -> bool:
+def judged(message: Message) -> bool:
     """Whether a group message is judged at all (see the module's rules)."""
     author = message.from_user
     if message.is_automatic_forward or (author is not None and author.is_bot):
@@ -127,7 +127,7 @@ async def watch_message(
     message: Message, context: ContextTypes.DEFAULT_TYPE, *, text: str, addressed: bool, replies_to_bot: bool
 ) -> Reply | None:
     """Judge a group message; carry out what was decided; returns what to answer in the group."""
-    if not judged(message, context.bot):
+    if not judged(message):
         return None
     moderation = _moderation(context)
     ticket = moderation.arrive(message.chat.id)  # before anything waits: the chat's arrival order
