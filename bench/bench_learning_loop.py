@@ -125,6 +125,7 @@ SETTINGS_REPORTED = (
     "correction_weight",
     "correction_balance",
     "correction_holdout_fraction",
+    "correction_neighbours",
     "retrain_from",
     "retrain_epochs",
     "retrain_train_size",

@@ -71,6 +71,9 @@ class Settings(BaseSettings):
     # rows, so the labels' own class mix reaches the trainer; one-sided labels then teach shortcuts (an ablation).
     correction_balance: Literal["classes", "none"] = "classes"
     correction_holdout_fraction: float = Field(0.2, ge=0.0, lt=1.0)  # human labels held out for the gate
+    # A correction also brings this many of the base data's most similar labelled rows (trainer/neighbours.py),
+    # inside RETRAIN_TRAIN_SIZE: the run learns the mistake's neighbourhood, with the corpus's own labels.
+    correction_neighbours: int = Field(10, ge=0)
     # The gate: accuracy points a candidate may lose against the active and the reference version on the
     # fixed evaluation set before the loss counts (it must also be significant, see docs/learning-loop.md).
     promotion_tolerance: float = Field(0.5, ge=0.0)
@@ -114,6 +117,16 @@ class Settings(BaseSettings):
     outbox_flush_interval_seconds: float = Field(5.0, gt=0)  # how often unsent replies are retried
     outbox_max_attempts: int = Field(20, ge=1)  # sends of one reply before it is given up
 
+    # The operator web app (bot/web, docs/web.md): off unless WEB_PORT is set. `/web` in a private chat sends an
+    # admin or reviewer a one-time login link under WEB_BASE_URL (default http://127.0.0.1:WEB_PORT).
+    web_port: int | None = Field(None, ge=0, le=65535)
+    web_host: str = "127.0.0.1"
+    web_base_url: str | None = None  # the public address people open (behind your TLS proxy)
+    # Signs the session cookie; unset, a random one per process (sessions then end at every restart).
+    web_session_secret: SecretStr | None = None
+    # A bcrypt hash: HTTP basic auth as user "admin" (headless set-ups, the models page only).
+    web_basic_auth_hash: SecretStr | None = None
+
     @field_validator("admin_ids", "reviewer_ids", mode="before")
     @classmethod
     def _split_ids(cls, value: object) -> object:
@@ -128,6 +141,11 @@ class Settings(BaseSettings):
     def _empty_cron_disables(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
 
+    @field_validator("web_port", "web_base_url", "web_session_secret", "web_basic_auth_hash", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
     @property
     def quantize(self) -> bool:
         """The old name of `fast_inference` (QUANTIZE still sets it)."""
@@ -136,6 +154,13 @@ class Settings(BaseSettings):
     def base_model_of(self, task: str) -> str:
         """The checkpoint a task's models start from (BASE_MODEL, or TOXICITY_BASE_MODEL for toxicity)."""
         return self.toxicity_base_model if task == TOXICITY else self.base_model
+
+    @property
+    def web_public_url(self) -> str:
+        """Where people open the web app (login links start with it), without a trailing slash."""
+        if self.web_base_url:
+            return self.web_base_url.rstrip("/")
+        return f"http://127.0.0.1:{self.web_port if self.web_port is not None else 8080}"
 
     def is_admin(self, user_id: int | None) -> bool:
         return user_id is not None and user_id in self.admin_ids

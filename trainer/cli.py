@@ -89,6 +89,13 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
         default=defaults.extra_weight,
         help="oversampling factor for --extra (default %(default)s)",
     )
+    data.add_argument(
+        "--extra-neighbours",
+        type=int,
+        default=defaults.extra_neighbours,
+        help="also train on this many of the base data's most similar labelled rows to each --extra example "
+        "(character n-gram TF-IDF), taken out of --train-size, a quarter of it at most (default %(default)s)",
+    )
     recipe = parser.add_argument_group("recipe")
     recipe.add_argument("--epochs", type=float, default=defaults.epochs, help="default %(default)s")
     recipe.add_argument("--batch-size", type=int, default=defaults.batch_size, help="default %(default)s")
@@ -176,6 +183,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         min_chars=args.min_chars,
         extra=args.extra,
         extra_weight=args.extra_weight,
+        extra_neighbours=args.extra_neighbours,
         exclude=args.exclude,
         epochs=args.epochs,
         batch_size=args.batch_size,

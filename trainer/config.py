@@ -40,6 +40,9 @@ class TrainConfig:
     min_chars: int = 6  # drop documents shorter than this, as the tutorial does
     extra: Path | None = None  # extra labelled examples (text,label[,weight]; label = id or name)
     extra_weight: int = 1  # each extra example appears this many times (times its own weight) in training
+    # Also train on this many of the base corpus's nearest rows to each extra example (trainer/neighbours.py),
+    # taken out of train_size (a quarter of it at most). 0: a plain random sample.
+    extra_neighbours: int = 0
     exclude: Path | None = None  # CSV/TSV with a text column: these texts are never trained or validated on
 
     # Recipe

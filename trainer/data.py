@@ -20,6 +20,9 @@ from trainer.config import TrainConfig, TrainingError
 logger = logging.getLogger(__name__)
 
 NSMC_ID2LABEL = {0: "부정", 1: "긍정"}
+# Neighbours of the extra examples fill at most 1/this of the base rows: they lean towards the starting model's
+# mistakes, and a sample made mostly of those (hard, often noisily labelled rows) unlearns the rest.
+NEIGHBOUR_SHARE_DIVISOR = 4
 
 
 @dataclass
@@ -326,17 +329,21 @@ def load_training_data(config: TrainConfig) -> TrainingData:
     else:
         eval_frame = _keep_long_enough(eval_frame, config.min_chars, source=eval_source)
         eval_frame = _sample(eval_frame, config.eval_size, seed=config.seed, source=eval_source)
-    train_frame = _sample(train_frame, config.train_size, seed=config.seed, source=train_source)
-    _require_two_classes(train_frame, source=train_source, id2label=id2label)
-
-    train = _labelled(train_frame)
-    extra_size = 0
-    extra_mix: dict[str, dict[str, int]] = {}
+    extra_frame = None
     if config.extra is not None:
         if config.extra_weight < 1:
             raise TrainingError(f"--extra-weight must be at least 1, got {config.extra_weight}")
         extra_frame = read_table(config.extra, text_col="text", label_col="label", optional_cols=("weight",))
         extra_frame = extra_frame[extra_frame["text"].str.strip() != ""]
+    train_frame, neighbours = _sample_with_neighbours(
+        train_frame, extra_frame, config, id2label=id2label, source=train_source
+    )
+    _require_two_classes(train_frame, source=train_source, id2label=id2label)
+
+    train = _labelled(train_frame)
+    extra_size = 0
+    extra_mix: dict[str, dict[str, int]] = {}
+    if extra_frame is not None:
         extra_ids = encode_labels(extra_frame["label"], id2label, source=config.extra)
         weights = _row_weights(extra_frame, source=config.extra)
         extra_size = len(extra_ids)
@@ -364,10 +371,50 @@ def load_training_data(config: TrainConfig) -> TrainingData:
         id2label=id2label,
         extra_size=extra_size,
         extra_weight=config.extra_weight,
-        sizes={"train_size": len(train), "eval_size": len(evaluation)},
+        sizes={"train_size": len(train), "eval_size": len(evaluation), "neighbour_rows": neighbours},
         extra_class_mix=extra_mix,
         excluded=excluded,
     )
+
+
+def _sample_with_neighbours(
+    frame: pd.DataFrame,
+    extra: pd.DataFrame | None,
+    config: TrainConfig,
+    *,
+    id2label: dict[int, str],
+    source: str,
+) -> tuple[pd.DataFrame, int]:
+    """`config.train_size` base rows: the nearest rows to each extra example (`config.extra_neighbours` each, at
+    most a quarter of the rows; see `trainer.neighbours`), the rest sampled at random. Returns the rows and how many
+    are neighbours."""
+    wanted = config.extra_neighbours
+    if extra is None or extra.empty or wanted <= 0 or config.train_size is None or config.train_size < 2:
+        return _sample(frame, config.train_size, seed=config.seed, source=source), 0
+    from trainer.neighbours import classifier_judge, nearest_rows
+
+    frame = frame.reset_index(drop=True)
+    judge = None if config.is_scratch else classifier_judge(config.base, id2label)
+    chosen = nearest_rows(
+        frame["text"].tolist(),
+        extra["text"].tolist(),
+        per_query=wanted,
+        limit=min(config.train_size // NEIGHBOUR_SHARE_DIVISOR, len(frame) - 1),
+        pool_labels=frame["label_id"].tolist(),
+        judge=judge,
+    )
+    neighbours = frame.iloc[chosen]
+    rest = frame.drop(index=chosen)
+    mix = neighbours["label_id"].map(id2label).value_counts().sort_index()
+    logger.info(
+        "Took %d base row(s) nearest to the %d extra example(s) (%s); sampling the other %d",
+        len(neighbours),
+        len(extra),
+        ", ".join(f"{name} {count}" for name, count in mix.items()) or "none",
+        config.train_size - len(neighbours),
+    )
+    sampled = _sample(rest, config.train_size - len(neighbours), seed=config.seed, source=source)
+    return pd.concat([neighbours, sampled], ignore_index=True), len(neighbours)
 
 
 def _row_weights(frame: pd.DataFrame, *, source: Path) -> list[int]:

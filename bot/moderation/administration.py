@@ -1,5 +1,5 @@
 """Information for everyone (`/stats`, `/model`) and the admins' commands (`/runs`, `/retrain`, `/rollback`,
-`/void`); every admin command checks who asks."""
+`/void`, and activating a version from the web app); every admin command checks who asks."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from bot.moderation import texts
 from bot.moderation.context import UseCaseContext
 from bot.moderation.replies import Actor, Reply, friendly_errors, parse_id
 from bot.retraining.texts import gate_summary
-from bot.storage import RunTrigger, Task
+from bot.storage import ActivationReason, RunTrigger, Task
 from bot.storage.models import LIVE_RUN_STATUSES
 from bot.textclip import clip
 from classifier.tasks import SENTIMENT, TASK_TITLES, parse_task
@@ -125,7 +125,7 @@ class Administration(UseCaseContext):
         if named is None:
             return Reply(texts.ROLLBACK_USAGE)
         task = Task(named)
-        serving = self.serving if task is Task.SENTIMENT else self.toxicity and self.toxicity.serving
+        serving = self._serving_of(task)
         try:
             done = await versions.rollback(
                 self.session_factory, self.settings, actor=actor.user_id, task=task
@@ -146,6 +146,39 @@ class Administration(UseCaseContext):
                 skipped=", ".join(f"#{version_id}" for version_id, _ in done.skipped)
             )
         return Reply(text)
+
+    @friendly_errors
+    async def activate_version(self, *, actor: Actor, version_id: int) -> Reply:
+        """Make a version its task's active one through the path `moderator model activate` takes (load as served,
+        trial prediction, then the database), and serve it here at once, as `/rollback` does."""
+        if not actor.is_admin:
+            return self._refuse(actor, "activate")
+        try:
+            done = await versions.activate(
+                self.session_factory,
+                self.settings,
+                version_id=version_id,
+                reason=ActivationReason.MANUAL,
+                actor=actor.user_id,
+                note="web",
+            )
+        except versions.VersionError as exc:
+            return Reply(texts.MODEL_CANNOT_ACTIVATE.format(id=version_id, reason=exc))
+        if done.previous_id == done.version.id:
+            return Reply(texts.MODEL_ALREADY_ACTIVE.format(id=version_id))
+        task = Task(done.version.task)
+        serving = self._serving_of(task)
+        if serving is not None:
+            serving.swap(done.classifier, done.version.id)
+        logger.info("admin %s activated %s model version %s", actor.user_id, task, done.version.id)
+        return Reply(
+            texts.MODEL_ACTIVATED.format(
+                task=TASK_TITLES[task], old=done.previous_id or "-", new=done.version.id
+            )
+        )
+
+    def _serving_of(self, task: Task):  # -> ServingModel | None
+        return self.serving if task is Task.SENTIMENT else self.toxicity and self.toxicity.serving
 
     @friendly_errors
     async def void(self, *, actor: Actor, argument: str) -> Reply:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from bot import storage
+from bot import metrics, storage
 from bot.moderation import texts
 from bot.moderation.context import UseCaseContext
 from bot.moderation.replies import Button, IncomingText, Reply, friendly_errors
@@ -61,6 +62,7 @@ class Classification(UseCaseContext):
 
     async def judge(self, message: IncomingText, text: str) -> Judgement:
         """Both tasks' verdicts on `text`, stored in one transaction (idempotent per message and task)."""
+        started = time.perf_counter()
         # Both tasks' models run at once, each in its own worker thread behind its own micro-batcher.
         (verdict, version_id), toxicity = await asyncio.gather(
             self.batcher.classify(text), self._toxicity_verdict(text)
@@ -72,6 +74,10 @@ class Classification(UseCaseContext):
                 if toxicity is None
                 else await self._store(session, message, text, *toxicity, Task.TOXICITY)
             )
+        metrics.VERDICT_LATENCY.observe(time.perf_counter() - started)
+        for stored in (row, toxicity_row):
+            if stored is not None:
+                metrics.record_verdict(task=str(stored.task), label=stored.label_name)
         return Judgement(verdict, row, toxicity[0] if toxicity else None, toxicity_row)
 
     async def _toxicity_verdict(self, text: str) -> tuple[Verdict, int | None] | None:

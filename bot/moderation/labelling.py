@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 
-from bot import storage
+from bot import metrics, storage
 from bot.moderation import texts
 from bot.moderation.context import UseCaseContext
 from bot.moderation.replies import Actor, Button, Reply, echo, friendly_errors, parse_id, parse_label
@@ -191,6 +191,7 @@ class Labelling(UseCaseContext):
             raise
         if not changed:
             return Reply(texts.FEEDBACK_ALREADY.format(label=labels[label]))
+        metrics.record_label(task=str(task), confirmation=label == predicted, source=str(source))
         template = texts.FEEDBACK_CONFIRMED if label == predicted else texts.FEEDBACK_RECORDED
         return Reply(template.format(label=labels[label]) + " " + self._fate(standing))
 

@@ -45,6 +45,10 @@ def inline_keyboard(buttons: tuple[Button, ...]) -> dict:
     return {"inline_keyboard": [[{"text": b.text, "callback_data": b.data} for b in buttons]]}
 
 
+class NotAllowedError(Exception):
+    """The caller may not do this; the message is the Korean refusal."""
+
+
 @dataclass(frozen=True)
 class Actor:
     user_id: int | None
@@ -71,6 +75,8 @@ def friendly_errors(method: Callable[P, Awaitable[Reply]]) -> Callable[P, Awaita
     async def wrapper(*args: P.args, **kwargs: P.kwargs) -> Reply:
         try:
             return await method(*args, **kwargs)
+        except NotAllowedError as exc:
+            return Reply(str(exc))
         except InvalidDataError as exc:
             return Reply(texts.INVALID_DATA.format(detail=exc))
         except RateLimitedError as exc:

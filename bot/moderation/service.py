@@ -14,11 +14,12 @@ from bot.moderation.group_admin import GroupAdministration
 from bot.moderation.group_reports import GroupReporting
 from bot.moderation.replies import Actor, Reply, friendly_errors
 from bot.moderation.reviewing import Reviewing
+from bot.moderation.web_access import WebAccess
 
 logger = logging.getLogger("bot.moderation")
 
 
-class Moderation(GroupAdministration, GroupReporting, Reviewing, Administration):
+class Moderation(GroupAdministration, GroupReporting, Reviewing, Administration, WebAccess):
     @friendly_errors
     async def button(self, *, actor: Actor, chat_id: int, data: str, private: bool = True) -> Reply:
         """A press of an inline button: a verdict's (`ok`, `wrong`, `label`) or a review item's (`rv`)."""

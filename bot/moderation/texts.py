@@ -19,7 +19,8 @@ HELP = (
     "맞았다면 '맞아요' 버튼이나 /feedback right 로 알려 주세요. "
     "/feedback <분류 이름> 으로 정답을 직접 알려 줘도 돼요.\n"
     "• /stats — 통계, /model — 사용 중인 모델\n"
-    "검토자: /review (저와의 개인 채팅에서) — 확인이 필요한 리뷰를 하나씩 보여 드려요.\n"
+    "검토자: /review (저와의 개인 채팅에서) — 확인이 필요한 리뷰를 하나씩 보여 드려요. "
+    "/web — 관리 화면 로그인 링크 (개인 채팅에서)\n"
     "관리자: /retrain, /runs, /rollback, /void 사용자ID\n\n"
     "알려 주신 정답(정정과 확인 모두)은 검토자가 일부를 확인해 믿을 수 있다고 확인되면 재학습에 쓰여요."
 )
@@ -118,10 +119,23 @@ REVIEW_PRIVATE_ONLY = "검토 대기열에는 다른 채팅의 글도 있어서 
 REVIEW_DISPUTED_NOTE = "사용자 라벨 확인 항목이에요.\n"
 REVIEW_EMPTY = "검토할 리뷰가 더 없어요. 고마워요!"
 REVIEW_SKIPPED = "건너뛰었어요."
+REVIEW_UNDONE = "마지막 라벨을 취소했어요. 그 리뷰를 다시 보여 드릴게요."
+REVIEW_NOTHING_TO_UNDO = "취소할 라벨이 없어요."
 REVIEW_ITEM = (
     "🔎 검토 (남은 {remaining}건)\n\n{text}\n\n"
     "모델 판정: {verdict} ({probabilities})\n맞는 분류를 눌러 주세요."
 )
+
+# /web: a one-time link to the operator web app (bot/web)
+WEB_LINK = (
+    "관리 화면 로그인 링크예요 ({minutes}분 동안 한 번만 쓸 수 있어요. 다른 사람에게 보내지 마세요):\n{url}"
+)
+WEB_PRIVATE_ONLY = "로그인 링크는 저와의 개인 채팅에서만 보내 드려요. 개인 채팅에서 /web 을 보내 주세요."
+WEB_ONLY = "관리자, 검토자, 그리고 제가 지켜보는 그룹의 관리자만 관리 화면을 쓸 수 있어요."
+WEB_OFF = "관리 화면이 꺼져 있어요 (WEB_PORT가 설정되지 않았어요)."
+MODEL_ACTIVATED = "{task} 모델을 #{old}에서 #{new}(으)로 바꿨어요."
+MODEL_ALREADY_ACTIVE = "#{id}은(는) 이미 사용 중인 모델이에요."
+MODEL_CANNOT_ACTIVATE = "#{id} 모델을 쓸 수 없어요: {reason}"
 
 VOID_USAGE = "사용법: /void 사용자ID"
 VOID_DONE = "사용자 {user_id}의 라벨(정정과 확인) {count}건을 무효로 했어요."

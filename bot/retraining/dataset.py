@@ -338,6 +338,7 @@ def base_train_config(
         eval_size=settings.retrain_eval_size,
         extra=extra,
         extra_weight=1,
+        extra_neighbours=settings.correction_neighbours,
         exclude=exclude,
         epochs=settings.retrain_epochs,
         batch_size=settings.retrain_batch_size,

@@ -99,6 +99,7 @@ from bot.storage.models import (
     ToxicAction,
     TrainingRun,
     Verdict,
+    WebLogin,
 )
 from bot.storage.moderation_decisions import (
     PlannedAction,
@@ -121,8 +122,26 @@ from bot.storage.outbox import (
     mark_outbox_sent,
     purge_outbox,
 )
+from bot.storage.overview import (
+    LABEL_KINDS,
+    LabelDay,
+    LabellerTotals,
+    actions_per_chat,
+    chat_decisions,
+    is_known_group,
+    known_group_ids,
+    labeller_totals,
+    labels_per_day,
+    verdicts_per_day,
+)
 from bot.storage.retention import purge_old_texts
-from bot.storage.review_queue import ReviewItem, next_review_item, record_review_outcome
+from bot.storage.review_queue import (
+    ReviewItem,
+    next_review_item,
+    record_review_outcome,
+    review_queue_depths,
+    undo_review_label,
+)
 from bot.storage.stats import Stats, get_stats
 from bot.storage.training_runs import (
     DEFAULT_STALE_AFTER,
@@ -147,10 +166,12 @@ from bot.storage.verdicts import (
     latest_verdict_for_user,
     set_reply_message_id,
 )
+from bot.storage.web_logins import add_web_login, consume_web_login, purge_web_logins, usable_web_login
 
 __all__ = [
     "DEFAULT_POLICY",
     "DEFAULT_STALE_AFTER",
+    "LABEL_KINDS",
     "ActionKind",
     "ActionStatus",
     "ActivationReason",
@@ -165,8 +186,10 @@ __all__ = [
     "InboxStatus",
     "InvalidDataError",
     "LabelBacklog",
+    "LabelDay",
     "LabelRule",
     "LabellerRecord",
+    "LabellerTotals",
     "MessageReport",
     "ModelActivation",
     "ModelStatus",
@@ -191,9 +214,14 @@ __all__ = [
     "ToxicAction",
     "TrainingRun",
     "Verdict",
+    "WebLogin",
+    "actions_per_chat",
     "activate_model_version",
     "add_action",
     "add_verdict",
+    "add_web_login",
+    "chat_decisions",
+    "consume_web_login",
     "count_feedback_by_user_since",
     "count_strikes",
     "count_unused_feedback",
@@ -220,10 +248,14 @@ __all__ = [
     "get_training_run",
     "get_verdict",
     "heartbeat_run",
+    "is_known_group",
     "is_stale",
+    "known_group_ids",
     "label_backlog",
     "labeller_records",
     "labeller_standing",
+    "labeller_totals",
+    "labels_per_day",
     "last_training_run",
     "latest_verdict_for_user",
     "list_activations",
@@ -243,6 +275,7 @@ __all__ = [
     "purge_inbox",
     "purge_old_texts",
     "purge_outbox",
+    "purge_web_logins",
     "record_admin_decision",
     "record_decision",
     "record_feedback",
@@ -251,6 +284,7 @@ __all__ = [
     "register_model_version",
     "reject_model_version",
     "require_run_owner",
+    "review_queue_depths",
     "rollback_candidates",
     "safe_url",
     "served_versions",
@@ -259,8 +293,11 @@ __all__ = [
     "start_training_run",
     "start_updates",
     "store_updates",
+    "undo_review_label",
     "update_chat_policy",
     "update_run_progress",
     "upgrade_database",
+    "usable_web_login",
+    "verdicts_per_day",
     "void_feedback_of_user",
 ]

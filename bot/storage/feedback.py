@@ -74,7 +74,8 @@ async def record_feedback(
     trusted = is_admin if trusted is None else trusted
     if isinstance(label, bool) or not isinstance(label, int) or not 0 <= label < num_labels:
         raise InvalidDataError(f"Unknown label {label!r}: expected an id from 0 to {num_labels - 1}.")
-    if await session.get(Verdict, verdict_id) is None:
+    verdict = await session.get(Verdict, verdict_id)
+    if verdict is None:
         raise InvalidDataError(f"Verdict {verdict_id} does not exist, so it cannot be corrected.")
     if hourly_limit is not None and not trusted:
         await _lock_labels_of_user(session, user_id=user_id)
@@ -89,6 +90,11 @@ async def record_feedback(
         now = utcnow()
         feedback = Feedback(
             verdict_id=verdict_id,
+            task=verdict.task,
+            chat_id=verdict.chat_id,
+            message_id=verdict.message_id,
+            verdict_label=verdict.label,
+            verdict_created_at=verdict.created_at,
             user_id=user_id,
             label=label,
             is_admin=is_admin,

@@ -24,14 +24,15 @@ from __future__ import annotations
 import enum
 import hashlib
 import math
-from collections import Counter, defaultdict
-from collections.abc import Collection, Iterable, Sequence
+from collections import defaultdict
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
-from sqlalchemy import select
+from sqlalchemy import and_, case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from bot.storage.models import Feedback
 
@@ -84,44 +85,38 @@ def _recency(feedback: Feedback) -> tuple[datetime, int]:
     return feedback.updated_at, feedback.id
 
 
-def trusted_answers(feedback_rows: Iterable[Feedback]) -> dict[int, int]:
-    """Verdict id -> the label of its most recent trusted label (the gold answer)."""
-    latest: dict[int, Feedback] = {}
-    for feedback in feedback_rows:
-        if feedback.trusted and (
-            feedback.verdict_id not in latest or _recency(feedback) > _recency(latest[feedback.verdict_id])
-        ):
-            latest[feedback.verdict_id] = feedback
-    return {verdict_id: feedback.label for verdict_id, feedback in latest.items()}
-
-
-def records_from(feedback_rows: Iterable[Feedback]) -> dict[int, LabellerRecord]:
-    """Every untrusted labeller's record from live label rows (those of checked verdicts are enough)."""
-    rows = list(feedback_rows)
-    gold = trusted_answers(rows)
-    checks: Counter[int] = Counter()
-    agreed: Counter[int] = Counter()
-    for feedback in rows:
-        if not feedback.trusted and feedback.verdict_id in gold:
-            checks[feedback.user_id] += 1
-            agreed[feedback.user_id] += int(feedback.label == gold[feedback.verdict_id])
-    return {user: LabellerRecord(user, checks[user], agreed[user]) for user in checks}
-
-
 async def labeller_records(
     session: AsyncSession, *, user_ids: Collection[int] | None = None
 ) -> dict[int, LabellerRecord]:
-    """Records of untrusted labellers (all, or those in `user_ids`), from live labels on checked verdicts.
-
-    Only verdicts with a trusted label are read, and reviewers' capacity bounds how many there are."""
-    checked = select(Feedback.verdict_id).where(Feedback.trusted.is_(True), Feedback.voided_at.is_(None))
-    query = select(Feedback).where(Feedback.voided_at.is_(None), Feedback.verdict_id.in_(checked))
-    if user_ids is not None:  # only the verdicts these users labelled (one button press asks about one user)
-        theirs = select(Feedback.verdict_id).where(Feedback.user_id.in_(list(user_ids)))
-        query = query.where(
-            Feedback.verdict_id.in_(theirs), Feedback.trusted.is_(True) | Feedback.user_id.in_(list(user_ids))
+    """Records of untrusted labellers (all, or those in `user_ids`), from live labels on checked verdicts: a
+    check is a live untrusted label on a verdict with a live trusted label, and the gold answer is the most recent
+    trusted label (by `updated_at`, then id). One grouped query; only verdicts with a trusted label are read, and
+    reviewers' capacity bounds how many there are."""
+    recency = func.row_number().over(
+        partition_by=Feedback.verdict_id, order_by=(Feedback.updated_at.desc(), Feedback.id.desc())
+    )
+    ranked = (
+        select(Feedback.verdict_id, Feedback.label, recency.label("recency"))
+        .where(Feedback.trusted.is_(True), Feedback.voided_at.is_(None))
+        .subquery()
+    )
+    labelled = aliased(Feedback)
+    query = (
+        select(
+            labelled.user_id,
+            func.count(),
+            func.sum(case((labelled.label == ranked.c.label, 1), else_=0)),
         )
-    return records_from(await session.scalars(query))
+        .join(ranked, and_(ranked.c.verdict_id == labelled.verdict_id, ranked.c.recency == 1))
+        .where(labelled.trusted.is_(False), labelled.voided_at.is_(None))
+        .group_by(labelled.user_id)
+    )
+    if user_ids is not None:
+        query = query.where(labelled.user_id.in_(list(user_ids)))
+    return {
+        int(user): LabellerRecord(int(user), int(checks), int(agreed or 0))
+        for user, checks, agreed in await session.execute(query)
+    }
 
 
 def record_of(records: dict[int, LabellerRecord], user_id: int) -> LabellerRecord:
@@ -141,7 +136,15 @@ def is_spot_check_sample(feedback_id: int, rate: float) -> bool:
     return rate > 0 and spot_check_draw(feedback_id) < rate
 
 
-def needs_check(feedback: Feedback, records: dict[int, LabellerRecord], rule: LabelRule) -> bool:
+class LabelKey(Protocol):
+    """What `needs_check` reads of a label: a `Feedback`, or a row of those columns."""
+
+    id: int
+    user_id: int
+    trusted: bool
+
+
+def needs_check(feedback: LabelKey, records: dict[int, LabellerRecord], rule: LabelRule) -> bool:
     """Whether a reviewer should answer this untrusted label's verdict: its author is unproven, or it is in the
     sample that keeps every record current."""
     if feedback.trusted or rule.trust_everyone:

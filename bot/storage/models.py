@@ -7,13 +7,14 @@ UTC datetimes) so that SQLite and PostgreSQL behave the same.
 from __future__ import annotations
 
 import enum
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import (
     JSON,
     BigInteger,
     CheckConstraint,
+    Date,
     DateTime,
     Enum,
     Float,
@@ -26,6 +27,7 @@ from sqlalchemy import (
     TypeDecorator,
     UniqueConstraint,
 )
+from sqlalchemy import text as sql_text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from classifier.tasks import SENTIMENT, TOXICITY
@@ -173,6 +175,20 @@ class Verdict(Base):
         UniqueConstraint("chat_id", "message_id", "task"),  # a message gets one verdict per task
         Index(None, "chat_id", "reply_message_id"),
         Index(None, "chat_id", "user_id"),
+        # the web app's overview: verdicts per day and label over a window, for all chats or one (0008)
+        Index(None, "task", "created_at", "label_name"),
+        Index(None, "chat_id", "task", "created_at"),
+        # the review queue's count of unlabelled verdicts in its window, index-only: every column the count
+        # reads, over the verdicts that still have their text (0009)
+        Index(
+            None,
+            "task",
+            "created_at",
+            "id",
+            "text_length",
+            postgresql_where=sql_text("text IS NOT NULL"),
+            sqlite_where=sql_text("text IS NOT NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -247,10 +263,22 @@ class Feedback(Base):
     __table_args__ = (
         UniqueConstraint("verdict_id", "user_id"),
         Index(None, "user_id", "updated_at"),
+        # the overview's labels per day of a task over a window, and the review queue's labels of the verdicts
+        # in its window, without reading the verdicts (0009)
+        Index(None, "task", "created_at"),
+        Index(None, "task", "verdict_created_at"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     verdict_id: Mapped[int] = mapped_column(ForeignKey("verdicts.id", ondelete="CASCADE"))
+    # The verdict's task, chat, message, label and creation time, copied when the label is recorded (a verdict's
+    # never change): the overview counts labels per day by kind, and the review queue finds the labels of its
+    # window, without reading the verdicts (0009).
+    task: Mapped[Task] = mapped_column(_portable_enum(Task, "task"))
+    chat_id: Mapped[int] = mapped_column(BigInteger)
+    message_id: Mapped[int] = mapped_column(BigInteger)
+    verdict_label: Mapped[int] = mapped_column(Integer)
+    verdict_created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     user_id: Mapped[int] = mapped_column(BigInteger)
     label: Mapped[int] = mapped_column(
         Integer
@@ -273,6 +301,20 @@ class Feedback(Base):
 
     def __repr__(self) -> str:
         return f"Feedback(id={self.id}, verdict_id={self.verdict_id}, user_id={self.user_id}, label={self.label})"
+
+
+class VerdictDayCount(Base):
+    """Verdicts per UTC day, task, chat and label: the overview's rollup. `add_verdict` adds each verdict to its
+    row in the verdict's own transaction (verdicts are never deleted, and their time, task, chat and label never
+    change); migration 0009 counted the verdicts recorded before it."""
+
+    __tablename__ = "verdict_day_counts"
+
+    task: Mapped[Task] = mapped_column(_portable_enum(Task, "task"), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    chat_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    label_name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    count: Mapped[int] = mapped_column(Integer)
 
 
 class ReviewView(Base):
@@ -444,6 +486,9 @@ class ModerationDecision(Base):
     __table_args__ = (
         UniqueConstraint("chat_id", "message_id"),
         Index(None, "chat_id", "user_id", "decided_at"),
+        # the web app: a chat's action log newest first, and whose label a decision's verdict got (0008)
+        Index(None, "chat_id", "id"),
+        Index(None, "verdict_id"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -479,7 +524,13 @@ class ModerationAction(Base):
     """One Telegram action a decision asks for; executed once, from this row."""
 
     __tablename__ = "moderation_actions"
-    __table_args__ = (UniqueConstraint("decision_id", "kind"), Index(None, "status", "id"))
+    __table_args__ = (
+        UniqueConstraint("decision_id", "kind"),
+        Index(None, "status", "id"),
+        Index(
+            None, "created_at", "chat_id"
+        ),  # the web app's overview: actions per group over a window (0008)
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     decision_id: Mapped[int] = mapped_column(ForeignKey("moderation_decisions.id", ondelete="CASCADE"))
@@ -513,3 +564,20 @@ class MessageReport(Base):
     message_id: Mapped[int] = mapped_column(BigInteger)
     reporter_id: Mapped[int] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+# --- The operator web app (bot/web) ----------------------------------------------------------------------------
+
+
+class WebLogin(Base):
+    """A one-time login link sent by `/web`: only the SHA-256 hash of its token is kept; it works once, until
+    `expires_at`."""
+
+    __tablename__ = "web_logins"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)  # hex SHA-256 of the token
+    user_id: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import math
+from datetime import UTC
 
 from sqlalchemy import or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.storage.errors import InvalidDataError
-from bot.storage.models import Task, Verdict
+from bot.storage.models import Task, Verdict, VerdictDayCount, utcnow
 
 
 def _validate_verdict(
@@ -85,17 +87,41 @@ async def add_verdict(
         probabilities={name: float(p) for name, p in probabilities.items()},
         margin=probability_margin(probabilities),
         model_version_id=model_version_id,
+        created_at=utcnow(),
     )
     try:
-        # A SAVEPOINT, so that losing a race for the same message leaves the caller's transaction usable.
+        # A SAVEPOINT, so that losing a race for the same message leaves the caller's transaction usable (and
+        # counts nothing).
         async with session.begin_nested():
             session.add(verdict)
+            await session.flush()
+            await _count_verdict(session, verdict)
     except IntegrityError:
         existing = await _verdict_for_message_id(session, chat_id=chat_id, message_id=message_id, task=task)
         if existing is None:
             raise
         return existing
     return verdict
+
+
+async def _count_verdict(session: AsyncSession, verdict: Verdict) -> None:
+    """Add the verdict to its row of `verdict_day_counts` (the overview's rollup): one atomic upsert, so that
+    concurrent writers of the same day, task, chat and label each add theirs."""
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement = insert(VerdictDayCount).values(
+        task=verdict.task,
+        day=verdict.created_at.astimezone(UTC).date(),
+        chat_id=verdict.chat_id,
+        label_name=verdict.label_name,
+        count=1,
+    )
+    await session.execute(
+        statement.on_conflict_do_update(
+            index_elements=["task", "day", "chat_id", "label_name"],
+            set_={"count": VerdictDayCount.count + 1},
+        )
+    )
 
 
 def probability_margin(probabilities: dict[str, float]) -> float:

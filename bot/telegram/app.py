@@ -43,6 +43,7 @@ BOT_COMMANDS = (
     BotCommand("predict", "리뷰의 분류별 확률 보기"),
     BotCommand("feedback", "판정 정정·확인 (wrong, right 또는 분류 이름)"),
     BotCommand("review", "애매한 판정 검토하기 (검토자)"),
+    BotCommand("web", "관리 화면 로그인 링크 받기 (관리자·검토자)"),
     BotCommand("stats", "통계"),
     BotCommand("model", "사용 중인 모델"),
     BotCommand("settings", "그룹 관리 규칙 보기·바꾸기 (그룹에서)"),

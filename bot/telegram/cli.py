@@ -181,10 +181,16 @@ def run_command(args: argparse.Namespace) -> int:
     from bot.telegram.runner import BotRunner
 
     # Updates are stored in the inbox before they are confirmed, replies go through the outbox; SIGINT/SIGTERM
-    # stop within SHUTDOWN_TIMEOUT_SECONDS. A refused token or a deleted database raises runner.FatalError,
+    # stop within SHUTDOWN_TIMEOUT_SECONDS. A refused token or a deleted database raises telegram_trouble.FatalError,
     # which `moderator` prints as one line (exit 1).
     runner = BotRunner(application, settings=settings, session_factory=moderation.session_factory)
     logger.info("starting the bot with %s", "a webhook" if settings.webhook_url else "long polling")
+    if settings.web_port is not None:  # the web app (docs/web.md) shares this moderator and event loop
+        from bot.web.serve import serve_beside
+
+        return asyncio.run(
+            serve_beside(runner.run, settings, moderation, chat_admins=application.bot_data["chat_admins"])
+        )
     return asyncio.run(runner.run())
 
 

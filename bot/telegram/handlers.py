@@ -52,6 +52,7 @@ def register(application: Application) -> None:
         ("void",): void_command,
         ("settings",): settings_command,
         ("report",): report_command,
+        ("web",): web_command,
     }
     for names, callback in commands.items():
         application.add_handler(CommandHandler(list(names), callback, filters=NEW_MESSAGES))
@@ -319,6 +320,18 @@ async def report_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
         reply = await groups.report_command(update, context)
         if reply is not None:
             await _answer(update.message, _moderation(context), reply)
+
+
+async def web_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    message = update.message
+    if message is not None:
+        moderation = _moderation(context)
+        reply = await moderation.web_login_link(
+            actor=_actor(update, moderation),
+            private=message.chat.type == ChatType.PRIVATE,
+            admins=groups.chat_admins(context),  # a group's Telegram admins get a link to their groups' pages
+        )
+        await _answer(message, moderation, reply)
 
 
 async def void_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

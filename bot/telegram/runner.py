@@ -26,13 +26,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
-import json
 import logging
 import re
 import signal
-import time
-import warnings
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -42,13 +38,15 @@ import tornado.httpserver
 import tornado.netutil
 import tornado.web
 from telegram import Update
-from telegram.error import Conflict, Forbidden, InvalidToken, RetryAfter, TelegramError
-from telegram.warnings import PTBDeprecationWarning
+from telegram.error import RetryAfter, TelegramError
 
 from bot import storage
 from bot.storage import DatabaseFileGuard, DatabaseGoneError, InboxStatus
 from bot.storage.models import utcnow
 from bot.telegram.delivery import Outbox, SentJournal, update_scope
+from bot.telegram.inbox_marks import InboxMarks
+from bot.telegram.telegram_trouble import Backoff, FatalError, RefusalWindow, describe, refusal, retry_after
+from bot.telegram.webhook import WebhookHandler
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -58,155 +56,12 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-FIRST_BACKOFF_SECONDS = 1.0
-MAX_BACKOFF_SECONDS = 30.0
 GUARD_INTERVAL_SECONDS = 1.0  # how often the database file is checked besides every inbox commit
 PURGE_INTERVAL_SECONDS = 3600.0
 FIRST_PURGE_AFTER_SECONDS = 60.0
 HOOK_RESERVE_SECONDS = 2.0  # of the shutdown deadline, kept for post_stop/shutdown/post_shutdown
 BACKLOG_PER_SLOT = 4  # updates held in memory per concurrency slot before polling pauses
-DB_RETRY_ATTEMPTS = 3
 SUSPECT_ATTEMPTS = 2  # pending updates started this often are re-processed one at a time after a restart
-SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
-
-
-class FatalError(Exception):
-    """The bot cannot go on serving; the message is one line for the operator, without secrets."""
-
-
-class _Backoff:
-    def __init__(self) -> None:
-        self.failures = 0
-
-    def next_delay(self) -> float:
-        self.failures += 1
-        return min(FIRST_BACKOFF_SECONDS * 2 ** (self.failures - 1), MAX_BACKOFF_SECONDS)
-
-    def reset(self) -> None:
-        self.failures = 0
-
-
-class _RefusalWindow:
-    """How long Telegram has kept refusing us (bad token, another poller) without a success in between."""
-
-    def __init__(self, limit_s: float) -> None:
-        self.limit_s = limit_s
-        self.since: float | None = None
-
-    def failed(self) -> float:
-        now = time.monotonic()
-        if self.since is None:
-            self.since = now
-        return now - self.since
-
-    def reset(self) -> None:
-        self.since = None
-
-
-def _refusal(error: BaseException) -> str | None:
-    """Why Telegram refuses to serve this bot at all, or None for trouble that passes by itself."""
-    if isinstance(error, InvalidToken):
-        return "Telegram rejected the bot token (401/404); check TELEGRAM_BOT_TOKEN"
-    if isinstance(error, Forbidden):
-        return "Telegram forbids this bot to fetch updates (403)"
-    if isinstance(error, Conflict):
-        return (
-            "another process is fetching updates with this token, or a webhook is set (409 Conflict); "
-            "run one bot per token"
-        )
-    return None
-
-
-def _retry_after(error: RetryAfter) -> float:
-    with warnings.catch_warnings():  # PTB 22 warns that the type changes to timedelta in a future version
-        warnings.simplefilter("ignore", PTBDeprecationWarning)
-        value = error.retry_after
-    return float(value.total_seconds() if isinstance(value, timedelta) else value)
-
-
-def _describe(error: BaseException) -> str:
-    """One line about a Telegram/network error; never the exception's text for refusals (it can hold the
-    token, e.g. PTB's 'The token `…` was rejected by the server')."""
-    refusal = _refusal(error)
-    if refusal is not None:
-        return refusal
-    if isinstance(error, RetryAfter):
-        return f"flood control (429, retry after {_retry_after(error):.0f} s)"
-    text = " ".join(str(error).split())[:200]
-    return f"{type(error).__name__}: {text}" if text else type(error).__name__
-
-
-class _InboxMarks:
-    """Group commit of the inbox bookkeeping: "processing starts" (awaited: it must be on disk before the
-    handler runs, or a poison update would never be counted) and "done" (not awaited) for every update that
-    asked since the last commit, in one short transaction. A burst then costs a few transactions instead of
-    two per update queueing for SQLite's one write lock, which keeps the commits that mark replies sent quick.
-    """
-
-    def __init__(self, session_factory: async_sessionmaker[AsyncSession], bot_id: int) -> None:
-        self._session_factory = session_factory
-        self._bot_id = bot_id
-        self._claims: dict[int, asyncio.Future[int | None]] = {}
-        self._done: set[int] = set()
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="inbox-marks")
-
-    async def claim(self, update_id: int) -> int | None:
-        """Attempts so far once committed (0: not pending any more; None: the database failed)."""
-        future = self._claims.get(update_id)
-        if future is None:
-            future = self._claims[update_id] = asyncio.get_running_loop().create_future()
-            self._wake.set()
-        return await asyncio.shield(future)
-
-    def done(self, update_id: int) -> None:
-        self._done.add(update_id)
-        self._wake.set()
-
-    async def _run(self) -> None:
-        while True:
-            await self._wake.wait()
-            self._wake.clear()
-            await self.commit()
-
-    async def commit(self) -> None:
-        claims, self._claims = self._claims, {}
-        done, self._done = self._done, set()
-        if not claims and not done:
-            return
-        attempts: dict[int, int] | None = None
-        for attempt in range(1, DB_RETRY_ATTEMPTS + 1):
-            try:
-                async with self._session_factory.begin() as session:
-                    attempts = await storage.start_updates(
-                        session, bot_id=self._bot_id, update_ids=list(claims)
-                    )
-                    await storage.finish_updates(session, bot_id=self._bot_id, update_ids=sorted(done))
-                break
-            except asyncio.CancelledError:
-                self._done |= done  # committed by the final flush
-                for future in claims.values():
-                    if not future.done():
-                        future.set_result(None)
-                raise
-            except Exception as error:  # noqa: BLE001 - the rows stay pending; processed again after a restart
-                if attempt == DB_RETRY_ATTEMPTS:
-                    logger.warning("inbox: could not record progress (%s: %s)", type(error).__name__, error)
-                    break
-                await asyncio.sleep(0.25 * attempt)
-        for update_id, future in claims.items():
-            if not future.done():
-                future.set_result(None if attempts is None else attempts.get(update_id, 0))
-
-    async def close(self) -> None:
-        """Stop the loop, then commit what is left."""
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-        await self.commit()
 
 
 class BotRunner:
@@ -229,7 +84,7 @@ class BotRunner:
         self.webhook = bool(settings.webhook_url) if webhook is None else webhook
         self.outbox: Outbox | None = None
         self.guard: DatabaseFileGuard | None = None
-        self._marks: _InboxMarks | None = None
+        self._marks: InboxMarks | None = None
         self.fatal: FatalError | None = None
         self.stopped = asyncio.Event()  # set once stop() finished
         self._stop_requested = asyncio.Event()
@@ -308,7 +163,7 @@ class BotRunner:
             journal=journal,
         )
         await self.outbox.recover_journal()
-        self._marks = _InboxMarks(self.session_factory, self.bot.id)
+        self._marks = InboxMarks(self.session_factory, self.bot.id)
         self._marks.start()
         if self.application.post_init is not None:
             await self.application.post_init(self.application)
@@ -334,19 +189,19 @@ class BotRunner:
     async def _call_telegram(self, what: str, call: Callable[[], Awaitable[Any]]) -> Any:
         """`call()`, retried with backoff: forever on passing trouble, for TELEGRAM_AUTH_RETRY_SECONDS on a
         refusal (then FatalError)."""
-        backoff = _Backoff()
-        refused = _RefusalWindow(self.settings.telegram_auth_retry_seconds)
+        backoff = Backoff()
+        refused = RefusalWindow(self.settings.telegram_auth_retry_seconds)
         while True:
             try:
                 return await call()
             except TelegramError as error:
-                delay = _retry_after(error) if isinstance(error, RetryAfter) else backoff.next_delay()
-                if _refusal(error) is not None:
+                delay = retry_after(error) if isinstance(error, RetryAfter) else backoff.next_delay()
+                if refusal(error) is not None:
                     waited = refused.failed()
                     if waited >= refused.limit_s:
-                        raise FatalError(f"{_describe(error)}; gave up after {waited:.0f} s") from None
+                        raise FatalError(f"{describe(error)}; gave up after {waited:.0f} s") from None
                     delay = min(delay, max(refused.limit_s - waited, 0.1))
-                logger.warning("%s failed: %s; retrying in %.1f s", what, _describe(error), delay)
+                logger.warning("%s failed: %s; retrying in %.1f s", what, describe(error), delay)
                 await asyncio.sleep(delay)
 
     async def stop(self) -> None:
@@ -532,8 +387,8 @@ class BotRunner:
 
     async def _poll_loop(self) -> None:
         offset: int | None = None
-        backoff = _Backoff()
-        refused = _RefusalWindow(self.settings.telegram_auth_retry_seconds)
+        backoff = Backoff()
+        refused = RefusalWindow(self.settings.telegram_auth_retry_seconds)
         while True:
             await self._wait_for_room()
             try:
@@ -541,14 +396,14 @@ class BotRunner:
                     offset=offset, timeout=self.poll_timeout, allowed_updates=Update.ALL_TYPES
                 )
             except TelegramError as error:
-                delay = _retry_after(error) if isinstance(error, RetryAfter) else backoff.next_delay()
-                if _refusal(error) is not None:
+                delay = retry_after(error) if isinstance(error, RetryAfter) else backoff.next_delay()
+                if refusal(error) is not None:
                     waited = refused.failed()
                     if waited >= refused.limit_s:
-                        self._fail(FatalError(f"{_describe(error)}; gave up after {waited:.0f} s"))
+                        self._fail(FatalError(f"{describe(error)}; gave up after {waited:.0f} s"))
                         return
                     delay = min(delay, max(refused.limit_s - waited, 0.1))
-                logger.warning("getUpdates failed: %s; retrying in %.1f s", _describe(error), delay)
+                logger.warning("getUpdates failed: %s; retrying in %.1f s", describe(error), delay)
                 await asyncio.sleep(delay)
                 continue
             except Exception:  # a bug must not stop fetching for good
@@ -589,7 +444,7 @@ class BotRunner:
         secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else None
         if not secret:
             logger.warning("WEBHOOK_SECRET is not set: anyone who finds the webhook URL can send updates")
-        app = tornado.web.Application([(re.escape(path), _WebhookHandler, {"runner": self})])
+        app = tornado.web.Application([(re.escape(path), WebhookHandler, {"runner": self})])
         sockets = tornado.netutil.bind_sockets(settings.webhook_port, settings.webhook_listen)
         self.webhook_port = sockets[0].getsockname()[1]
         self._server = tornado.httpserver.HTTPServer(app, xheaders=True)
@@ -676,27 +531,3 @@ class BotRunner:
         if updates or messages:
             logger.info("purged %d processed update(s) and %d sent message(s)", updates, messages)
         return updates, messages
-
-
-class _WebhookHandler(tornado.web.RequestHandler):
-    """POST <webhook path>: check the secret header, store the update, answer 200 only once it is stored."""
-
-    def initialize(self, runner: BotRunner) -> None:
-        self.runner = runner
-
-    async def post(self) -> None:
-        secret = self.runner.settings.webhook_secret
-        if secret is not None:
-            given = self.request.headers.get(SECRET_HEADER, "")
-            if not hmac.compare_digest(given.encode(), secret.get_secret_value().encode()):
-                self.set_status(403)
-                return
-        try:
-            payload = json.loads(self.request.body or b"null")
-        except ValueError:
-            self.set_status(400)
-            return
-        self.set_status(await self.runner.accept_webhook_update(payload))
-
-    def log_exception(self, typ: Any, value: Any, tb: Any) -> None:  # one line, never a traceback
-        logger.warning("webhook request failed: %s", typ.__name__ if typ else "?")

@@ -1,0 +1,89 @@
+"""The inbox's bookkeeping for the runner, committed in groups."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING
+
+from bot import storage
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+logger = logging.getLogger("bot.telegram.runner")
+
+DB_RETRY_ATTEMPTS = 3
+
+
+class InboxMarks:
+    """Group commit of the inbox bookkeeping: "processing starts" (awaited: it must be on disk before the
+    handler runs, or a poison update would never be counted) and "done" (not awaited) for every update that
+    asked since the last commit, in one short transaction. A burst then costs a few transactions instead of
+    two per update queueing for SQLite's one write lock, which keeps the commits that mark replies sent quick.
+    """
+
+    def __init__(self, session_factory: async_sessionmaker[AsyncSession], bot_id: int) -> None:
+        self._session_factory = session_factory
+        self._bot_id = bot_id
+        self._claims: dict[int, asyncio.Future[int | None]] = {}
+        self._done: set[int] = set()
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="inbox-marks")
+
+    async def claim(self, update_id: int) -> int | None:
+        """Attempts so far once committed (0: not pending any more; None: the database failed)."""
+        future = self._claims.get(update_id)
+        if future is None:
+            future = self._claims[update_id] = asyncio.get_running_loop().create_future()
+            self._wake.set()
+        return await asyncio.shield(future)
+
+    def done(self, update_id: int) -> None:
+        self._done.add(update_id)
+        self._wake.set()
+
+    async def _run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            await self.commit()
+
+    async def commit(self) -> None:
+        claims, self._claims = self._claims, {}
+        done, self._done = self._done, set()
+        if not claims and not done:
+            return
+        attempts: dict[int, int] | None = None
+        for attempt in range(1, DB_RETRY_ATTEMPTS + 1):
+            try:
+                async with self._session_factory.begin() as session:
+                    attempts = await storage.start_updates(
+                        session, bot_id=self._bot_id, update_ids=list(claims)
+                    )
+                    await storage.finish_updates(session, bot_id=self._bot_id, update_ids=sorted(done))
+                break
+            except asyncio.CancelledError:
+                self._done |= done  # committed by the final flush
+                for future in claims.values():
+                    if not future.done():
+                        future.set_result(None)
+                raise
+            except Exception as error:  # noqa: BLE001 - the rows stay pending; processed again after a restart
+                if attempt == DB_RETRY_ATTEMPTS:
+                    logger.warning("inbox: could not record progress (%s: %s)", type(error).__name__, error)
+                    break
+                await asyncio.sleep(0.25 * attempt)
+        for update_id, future in claims.items():
+            if not future.done():
+                future.set_result(None if attempts is None else attempts.get(update_id, 0))
+
+    async def close(self) -> None:
+        """Stop the loop, then commit what is left."""
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        await self.commit()

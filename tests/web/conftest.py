@@ -1,0 +1,100 @@
+"""Fixtures for the web app's tests: a tiny real model, a temporary SQLite database filled through the real storage
+functions and use cases, and the real app served by uvicorn on 127.0.0.1 (a free port) in the test's event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from web_helpers import WebApp, wait_until_started, web_settings
+
+from bot import storage
+from bot.moderation import Moderation
+from bot.serving import MicroBatcher, ServingModel, TaskServing
+
+
+@pytest.fixture(scope="session")
+def web_model_dir(korpora_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny real sentiment model (부정/긍정), trained from scratch once per session: the tests need its shape
+    (labels, a trial prediction that loads), not good verdicts."""
+    from trainer import TrainConfig, train
+
+    output = tmp_path_factory.mktemp("web-model") / "version"
+    train(
+        TrainConfig(
+            output=output,
+            korpora_root=korpora_root,
+            base="scratch",
+            train_size=400,
+            eval_size=100,
+            epochs=1,
+            max_length=32,
+            batch_size=32,
+            learning_rate=1e-3,
+            scratch_hidden=32,
+            scratch_layers=1,
+            scratch_heads=2,
+            scratch_vocab_size=2000,
+            seed=7,
+        )
+    )
+    return output
+
+
+@pytest.fixture
+async def start_web(web_model_dir: Path, tmp_path: Path) -> AsyncIterator[Any]:
+    """Start the real web app for a test (settings overrides as keyword arguments; `chat_admins`: who
+    administers which group, as the bot's TelegramChatAdmins would say); stopped afterwards."""
+    from bot.web.serve import listening_port, server_for, stop
+    from classifier import Classifier
+
+    started: list[tuple[Any, asyncio.Task, Any, Any]] = []
+    second_dir = tmp_path / "second-version"
+    shutil.copytree(web_model_dir, second_dir)
+
+    async def start(chat_admins: Any = None, **overrides: Any) -> WebApp:
+        database_url = f"sqlite+aiosqlite:///{tmp_path / 'web.db'}"
+        await asyncio.to_thread(storage.upgrade_database, database_url)
+        settings = web_settings(database_url, tmp_path, **overrides)
+        engine = storage.create_engine(database_url)
+        session_factory = storage.make_session_factory(engine)
+        async with session_factory.begin() as session:
+            first = await storage.register_model_version(
+                session,
+                path=str(web_model_dir),
+                base_checkpoint="scratch",
+                metrics={"accuracy": 0.61, "macro_f1": 0.6},
+                status=storage.ModelStatus.ACTIVE,
+            )
+            second = await storage.register_model_version(
+                session, path=str(second_dir), base_checkpoint="scratch", metrics={"accuracy": 0.64}
+            )
+        serving = ServingModel(Classifier.load(web_model_dir), first.id)
+        toxicity = ServingModel()
+        moderation = Moderation(
+            session_factory=session_factory,
+            serving=serving,
+            batcher=MicroBatcher(serving, window_ms=settings.batch_window_ms, max_batch=8),
+            settings=settings,
+            toxicity=TaskServing(toxicity, MicroBatcher(toxicity, window_ms=2.0, max_batch=8)),
+        )
+        server, sock = server_for(settings, moderation, embedded=True, chat_admins=chat_admins)
+        task = asyncio.create_task(server.serve(sockets=[sock]))
+        started.append((server, task, sock, (moderation, engine)))
+        await wait_until_started(server, task)
+        url = f"http://127.0.0.1:{listening_port(sock)}"
+        app = server.config.app
+        return WebApp(
+            url, settings, moderation, session_factory, (first.id, second.id), server, app, chat_admins
+        )
+
+    yield start
+    for server, task, sock, (moderation, engine) in started:
+        await stop(server, task)
+        sock.close()
+        await moderation.aclose_serving()
+        await engine.dispose()
