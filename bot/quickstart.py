@@ -119,6 +119,10 @@ def main() -> int:
         print(f"\nSample predictions with the active {task} model, as the bot serves it:")
         if code := moderator(["predict", "--model", model_path, *fast, *SAMPLE_REVIEWS]):
             return code
+    if settings.web_port is not None:
+        print(f"\nOperator web app: {settings.web_public_url} (log in with /web in a private chat with the bot)")
+    else:
+        print("\nOperator web app: off; set WEB_PORT (e.g. 8080) and `moderator run` serves it (docs/web.md)")
     token = settings.telegram_bot_token
     if token is not None and token.get_secret_value().strip():
         return moderator(["run"])
