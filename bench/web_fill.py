@@ -270,31 +270,15 @@ async def copy_rows(database_url: str, *, verdicts: int, seed: int) -> None:
                 columns=COLUMNS["verdicts"],
                 records=rows,
             )
-        await connection.copy_records_to_table(
-            "feedback",
-            columns=COLUMNS["feedback"],
-            records=feedback,
-        )
-        await connection.copy_records_to_table(
-            "moderation_decisions",
-            columns=COLUMNS["moderation_decisions"],
-            records=decisions,
-        )
-        await connection.copy_records_to_table(
-            "moderation_actions",
-            columns=COLUMNS["moderation_actions"],
-            records=actions,
-        )
-        await connection.copy_records_to_table(
-            "message_reports",
-            columns=["id", "chat_id", "message_id", "reporter_id", "created_at"],
-            records=reports,
-        )
-        await connection.copy_records_to_table(
-            "chat_policies",
-            columns=COLUMNS["chat_policies"],
-            records=[(chat, "act", 0.85, "delete", 3, 60, 0, 24, False, 3, start) for chat in CHATS],
-        )
+        policies = [(chat, "act", 0.85, "delete", 3, 60, 0, 24, False, 3, start) for chat in CHATS]
+        for table, columns, records in (
+            ("feedback", COLUMNS["feedback"], feedback),
+            ("moderation_decisions", COLUMNS["moderation_decisions"], decisions),
+            ("moderation_actions", COLUMNS["moderation_actions"], actions),
+            ("message_reports", ["id", "chat_id", "message_id", "reporter_id", "created_at"], reports),
+            ("chat_policies", COLUMNS["chat_policies"], policies),
+        ):
+            await connection.copy_records_to_table(table, columns=columns, records=records)
         runs = []
         for run_id in range(1, 31):
             created = start + timedelta(days=2 * run_id)
