@@ -120,7 +120,9 @@ def main() -> int:
         if code := moderator(["predict", "--model", model_path, *fast, *SAMPLE_REVIEWS]):
             return code
     if settings.web_port is not None:
-        print(f"\nOperator web app: {settings.web_public_url} (log in with /web in a private chat with the bot)")
+        print(
+            f"\nOperator web app: {settings.web_public_url} (log in with /web in a private chat with the bot)"
+        )
     else:
         print("\nOperator web app: off; set WEB_PORT (e.g. 8080) and `moderator run` serves it (docs/web.md)")
     token = settings.telegram_bot_token

@@ -18,6 +18,8 @@ MIN_REPLY_REVIEW_CHARS = 12
 def visible_length(text: str) -> int:
     """The length of `text` without control and format characters (zero-width joiners and the like), with white
     space folded to single spaces and stripped at both ends: what a reader sees."""
+    if text.isprintable():  # no control, format or separator characters but ASCII spaces: the fast path
+        return len(" ".join(text.split()))
     shown = "".join(char for char in text if unicodedata.category(char)[0] != "C" or char.isspace())
     return len(" ".join(shown.split()))
 

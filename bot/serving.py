@@ -7,6 +7,7 @@ and hands out results.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -57,6 +58,18 @@ class ServingModel:
     def swap(self, classifier: Classifier, version_id: int | None) -> None:
         self._active = ActiveModel(classifier, version_id)
         logger.info("serving model version %s from %s", version_id, classifier.path)
+        freeze_long_lived_objects()
+
+
+def freeze_long_lived_objects() -> None:
+    """Keep the cyclic garbage collector off the served models and the libraries behind them.
+
+    They are a heap of long-lived objects that every full collection walked again: in the web app, every third
+    page or so paused ~200 ms for it (bench/bench_web.py). Frozen (`gc.freeze`), collections skip them. The
+    objects frozen before are thawed and collected first, so a swapped-out model's cycles are still freed."""
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()
 
 
 def load_serving_classifier(path: str | Path, settings: Settings) -> Classifier:

@@ -37,6 +37,7 @@ class Reply:
     run_id: int | None = None  # the training run this reply announces
     toast: str | None = None  # for a button press: the short notice shown (default: the text)
     silent: bool = False  # nothing to say in this chat (a group message that is no review): send nothing
+    text_after_send: str | None = None  # what the outbox keeps once sent, when `text` holds a secret
 
 
 def inline_keyboard(buttons: tuple[Button, ...]) -> dict:

@@ -61,4 +61,8 @@ class WebAccess(UseCaseContext):
             )
         logger.info("web login link issued to user %s", actor.user_id)  # never the token
         url = f"{self.settings.web_public_url}/login/{token}"
-        return Reply(texts.WEB_LINK.format(minutes=LOGIN_LINK_MINUTES, url=url))
+        # The outbox keeps a reply until retention purges it; once sent, it keeps this link-free text instead.
+        return Reply(
+            texts.WEB_LINK.format(minutes=LOGIN_LINK_MINUTES, url=url),
+            text_after_send=texts.WEB_LINK_SENT.format(minutes=LOGIN_LINK_MINUTES),
+        )

@@ -405,6 +405,8 @@ class OutboxMessage(Base):
     chat_id: Mapped[int] = mapped_column(BigInteger)
     reply_to_message_id: Mapped[int | None] = mapped_column(BigInteger)
     text: Mapped[str] = mapped_column(Text)
+    # what `text` becomes once sent or failed for good: a one-time login link is not kept after it went out
+    text_after_send: Mapped[str | None] = mapped_column(Text)
     reply_markup: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     verdict_id: Mapped[int | None] = mapped_column(ForeignKey("verdicts.id", ondelete="SET NULL"))
     status: Mapped[OutboxStatus] = mapped_column(

@@ -33,8 +33,10 @@ async def enqueue_message(
     reply_to_message_id: int | None = None,
     reply_markup: dict[str, Any] | None = None,
     verdict_id: int | None = None,
+    text_after_send: str | None = None,
 ) -> OutboxMessage:
-    """Store a message to send (pending); returns the row.
+    """Store a message to send (pending); returns the row. `text_after_send` replaces the text once the message is
+    sent or failed for good (what must not stay in the database, such as a login link).
 
     With an `update_id`, idempotent on (bot, update, seq): when that reply exists already, whatever its status,
     the existing row is returned unchanged (re-processing an update must not queue a second reply).
@@ -51,6 +53,7 @@ async def enqueue_message(
         "text": text.replace("\x00", ""),
         "reply_markup": reply_markup,
         "verdict_id": verdict_id,
+        "text_after_send": text_after_send,
         "status": OutboxStatus.PENDING,
         "attempts": 0,
         "created_at": utcnow(),
@@ -117,6 +120,7 @@ async def mark_outbox_sent(session: AsyncSession, *, message_id: int, sent_messa
     if row is None:
         raise InvalidDataError(f"Outbox message {message_id} does not exist.")
     row.status = OutboxStatus.SENT
+    _forget_sent_text(row)
     row.sent_at = utcnow()
     row.sent_message_id = sent_message_id
     row.attempts += 1
@@ -125,6 +129,11 @@ async def mark_outbox_sent(session: AsyncSession, *, message_id: int, sent_messa
     if row.verdict_id is not None:
         await set_reply_message_id(session, verdict_id=row.verdict_id, reply_message_id=sent_message_id)
     await session.flush()
+
+
+def _forget_sent_text(row: OutboxMessage) -> None:
+    if row.text_after_send is not None:
+        row.text, row.text_after_send = row.text_after_send, None
 
 
 async def mark_outbox_failed_attempt(
@@ -142,6 +151,7 @@ async def mark_outbox_failed_attempt(
     row.last_error = error[:ERROR_TEXT_LIMIT]
     if retry_at is None:
         row.status = OutboxStatus.FAILED
+        _forget_sent_text(row)
         row.next_attempt_at = None
     else:
         row.next_attempt_at = retry_at

@@ -19,6 +19,7 @@ Functions flush; the caller commits.
 
 from __future__ import annotations
 
+import asyncio
 import difflib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -26,7 +27,7 @@ from datetime import datetime
 
 from sqlalchemy import exists, func, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import aliased
 
 from bot.reviews import MIN_REVIEW_CHARS, is_review
@@ -150,6 +151,7 @@ async def _waiting_checks(
         Feedback.verdict_created_at >= since,
         Feedback.task.in_([Task(task) for task in tasks]),
         Verdict.text.is_not(None),
+        Verdict.text_length >= MIN_REVIEW_CHARS,  # what is shorter is no review; `is_review` decides the rest
         ~settled,
     ]
     if reviewer_id is not None:
@@ -318,15 +320,28 @@ async def record_review_outcome(
 
 
 async def review_queue_depths(
-    session: AsyncSession, *, since: datetime, rule: LabelRule, tasks: Sequence[Task] = tuple(Task)
+    session_factory: async_sessionmaker[AsyncSession],
+    *,
+    since: datetime,
+    rule: LabelRule,
+    tasks: Sequence[Task] = tuple(Task),
 ) -> dict[Task, int]:
     """Items of each task waiting in the queue for any reviewer: verdicts whose users' labels wait for a check,
     plus unlabelled recent verdicts (what a reviewer who has seen nothing would be shown). Every task in one pass:
-    the labellers' records are read once."""
-    waiting = await _waiting_checks(
-        session, reviewer_id=None, since=since, rule=rule, tasks=tasks, ordered=False
-    )
-    depths = await _count_unlabelled_unseen(session, reviewer_id=None, since=since, tasks=tasks)
+    the labellers' records are read once. The two counts are read at once, each on its own connection (the
+    overview and /metrics wait on the slower one only)."""
+
+    async def waiting_checks() -> dict[int, tuple[tuple[int, float], Task]]:
+        async with session_factory() as session:
+            return await _waiting_checks(
+                session, reviewer_id=None, since=since, rule=rule, tasks=tasks, ordered=False
+            )
+
+    async def unlabelled() -> dict[Task, int]:
+        async with session_factory() as session:
+            return await _count_unlabelled_unseen(session, reviewer_id=None, since=since, tasks=tasks)
+
+    waiting, depths = await asyncio.gather(waiting_checks(), unlabelled())
     for _, task in waiting.values():
         depths[task] += 1
     return depths

@@ -140,6 +140,7 @@ class Outbox:
         reply_markup: InlineKeyboardMarkup | None = None,
         verdict_id: int | None = None,
         scoped: bool = True,
+        text_after_send: str | None = None,
     ) -> Message | None:
         """Store the message (keyed by the current update, when `scoped`), then send it.
 
@@ -158,6 +159,7 @@ class Outbox:
                 text=clip(text, MESSAGE_TEXT_LIMIT),
                 reply_markup=reply_markup.to_dict() if reply_markup is not None else None,
                 verdict_id=verdict_id,
+                text_after_send=text_after_send,
             )
         return await self.deliver(row.id)
 

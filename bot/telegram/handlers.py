@@ -112,6 +112,7 @@ async def _answer(message: Message, moderation: Moderation, reply: Reply) -> Mes
         reply_to_message_id=message.message_id,
         reply_markup=_keyboard(reply),
         verdict_id=reply.verdict_id,
+        text_after_send=reply.text_after_send,
     )
 
 

@@ -55,9 +55,10 @@ async def metrics_endpoint(request: Request) -> Response:
     since = datetime.now(UTC) - timedelta(days=state.settings.review_window_days)
     depth: dict[str, int] = {}
     try:
-        async with state.session_factory() as session:
-            depths = await storage.review_queue_depths(session, since=since, rule=moderation.label_rule)
-            depth = {task.value: count for task, count in depths.items()}
+        depths = await storage.review_queue_depths(
+            state.session_factory, since=since, rule=moderation.label_rule
+        )
+        depth = {task.value: count for task, count in depths.items()}
     except Exception as error:  # noqa: BLE001 - the counters are still worth serving
         logger.warning("metrics: could not count the review queue (%s)", type(error).__name__)
         depth = {}

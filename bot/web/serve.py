@@ -37,8 +37,20 @@ class EmbeddedServer(uvicorn.Server):
 
 def bind(host: str, port: int) -> socket.socket:
     try:
-        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
-        sock = socket.create_server((host, port), family=family, reuse_port=False)
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP
+        )[0]
+        # Made with its protocol number, not 0: asyncio turns Nagle off (TCP_NODELAY) only on connections whose
+        # socket says IPPROTO_TCP. With Nagle on, every response after a connection's first waited ~40 ms for
+        # the client's delayed ACK between its headers and its body.
+        sock = socket.socket(family, kind, proto)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(address)
+            sock.listen()
+        except OSError:
+            sock.close()
+            raise
     except OSError as error:
         raise WebServerError(
             f"the web app cannot listen on {host}:{port}: {error.strerror or error}"

@@ -114,3 +114,27 @@ async def test_an_invisible_text_is_refused_at_the_edge_and_never_fails_its_batc
     assert all(not isinstance(result, BaseException) for index, result in enumerate(results) if index != 8)
     assert sum(counting.batches) == 16 and 1 not in counting.batches  # no one-by-one retries
     assert "failed; retrying texts one by one" not in caplog.text
+
+
+class CyclicModel:
+    """A stand-in for a model whose objects form a reference cycle (only the cyclic collector frees it)."""
+
+    def __init__(self) -> None:
+        self.path = "cyclic"
+        self.itself = self
+
+
+def test_a_swap_freezes_the_served_heap_and_still_frees_the_swapped_out_models_cycles():
+    import gc
+    import weakref
+
+    serving = ServingModel()
+    first = CyclicModel()
+    first_alive = weakref.ref(first)
+    serving.swap(first, 1)  # type: ignore[arg-type]
+    del first
+    assert gc.get_freeze_count() > 0  # the collector no longer walks the long-lived heap
+    assert first_alive() is not None  # still served
+    serving.swap(CyclicModel(), 2)  # type: ignore[arg-type]
+    assert first_alive() is None, "the swapped-out model's cycle was frozen forever"
+    gc.unfreeze()

@@ -9,6 +9,8 @@
   the token nowhere in stdout or stderr, also with -v.
 - A deleted database file: exit 1 with one line, nothing more confirmed.
 - `moderator chat` starts without alembic's INFO lines.
+- With WEB_PORT, `moderator run` serves the web app: the bot's `/web` link logs in, a review moves `/metrics`, and
+  SIGTERM stops both.
 
 Every wait is bounded; the network is 127.0.0.1 only. The figures of docs/reliability.md are recorded with
 `bench.reliability.record`: `RELIABILITY ...` lines (run with -s), and with RELIABILITY_RESULTS=path (`make bench`)
@@ -20,16 +22,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import signal
+import socket
 import sqlite3
 import sys
 import time
 from pathlib import Path
 from urllib.parse import quote
 
+import httpx
 import pytest
 from bot_identity import ADMIN_ID, TOKEN
 from fake_telegram import FakeBotApi, Fault
+from prometheus_client.parser import text_string_to_metric_families
 
 from bench.reliability import record
 from bot import storage
@@ -453,3 +459,55 @@ async def test_sigkill_mid_burst_of_toxic_group_messages_deletes_each_once_and_c
     assert mute_actions[0] == (GROUP_AUTHORS * 4, GROUP_AUTHORS * 4)  # strikes 3..6 each mute (longer)
     assert len(mutes) <= GROUP_AUTHORS * 4 + pending_at_kill  # a mute repeats only if caught in flight
     assert "Traceback" not in restarted.output
+
+
+def free_port() -> int:
+    with contextlib.closing(socket.socket()) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def counted_verdicts(metrics_text: str) -> float:
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(metrics_text)
+        for sample in family.samples
+        if sample.name == "moderator_verdicts_total"
+    )
+
+
+async def test_moderator_run_serves_the_web_app_logs_in_by_the_bots_link_and_stops_both_on_sigterm(
+    moderator, api
+):
+    start, _ = moderator
+    port = free_port()
+    web = f"http://127.0.0.1:{port}"
+    bot = await start(WEB_PORT=str(port), WEB_SESSION_SECRET="process-test-session-secret-0123456789")
+    await wait_polling(api, bot)
+    async with httpx.AsyncClient(base_url=web, timeout=10.0) as client:
+        assert (await client.get("/healthz")).text == "ok\n"
+        assert (await client.get("/readyz")).status_code == 200
+        before = counted_verdicts((await client.get("/metrics")).text)
+
+        # The bot sends the link; the web app in the same process takes it, once.
+        reply = await api.wait_for_reply(api.push_message("/web", user_id=ADMIN_ID, chat_id=ADMIN_ID))
+        link = re.search(r"http://127\.0\.0\.1:\d+/login/[A-Za-z0-9_-]+", reply["text"])
+        assert link and link.group(0).startswith(web), reply["text"]
+        path = httpx.URL(link.group(0)).path
+        page = await client.get(path)
+        csrf = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+        assert page.status_code == 200 and csrf
+        assert (await client.post(path, data={"csrf_token": csrf.group(1)})).status_code == 303
+        models = await client.get("/models")
+        assert models.status_code == 200
+        assert re.search(r'<tr class="active" id="version-1">', models.text)  # the fixture's active version
+
+        # A review sent to the bot moves the counters the web app serves.
+        await api.wait_for_reply(api.push_message("배우들 연기가 정말 좋았어요", user_id=1001, chat_id=1001))
+        assert counted_verdicts((await client.get("/metrics")).text) - before == 1
+
+        bot.signal(signal.SIGTERM)
+        assert await bot.wait(30) == 0, bot.output[-3000:]
+        assert "Traceback" not in bot.output
+        with pytest.raises(httpx.ConnectError):  # the web app stopped with the bot
+            await client.get("/healthz")

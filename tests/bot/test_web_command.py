@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from bot import metrics, storage
 from bot.moderation import texts
-from bot.storage import WebLogin
+from bot.storage import OutboxMessage, OutboxStatus, WebLogin
 
 pytestmark = pytest.mark.timeout(600)  # the first test trains the session's scratch model
 
@@ -38,6 +38,13 @@ async def test_web_gives_a_one_time_link_in_a_private_chat_to_admins_and_reviewe
         logins = list(await session.scalars(select(WebLogin).order_by(WebLogin.id)))
     assert [login.user_id for login in logins] == [ADMIN_ID, REVIEWER]
     assert logins[0].token_hash == hashlib.sha256(match.group(1).encode()).hexdigest()
+    # The sent link is not kept: its outbox row keeps a link-free text until retention purges it.
+    async with bot.session() as session:
+        kept = list(await session.scalars(select(OutboxMessage).where(OutboxMessage.chat_id == ADMIN_ID)))
+    assert [row.status for row in kept] == [OutboxStatus.SENT]
+    assert kept[0].text == texts.WEB_LINK_SENT.format(minutes=10)
+    assert kept[0].text_after_send is None
+    assert all(match.group(1) not in (row.text or "") for row in kept)
 
 
 async def test_web_says_when_the_web_app_is_off(start_bot):

@@ -192,3 +192,30 @@ def test_the_file_guard_notices_a_deleted_or_replaced_sqlite_file(tmp_path):
     assert not DatabaseFileGuard("postgresql+asyncpg://u@127.0.0.1/db").enabled
     with pytest.raises(DatabaseGoneError, match="does not exist"):
         DatabaseFileGuard(f"sqlite+aiosqlite:///{tmp_path / 'missing.db'}")
+
+
+async def test_a_secret_text_is_replaced_once_sent_or_given_up_and_kept_while_it_may_be_retried(
+    session_factory,
+):
+    async with session_factory.begin() as session:
+        sent, retried, given_up = [
+            await enqueue_message(
+                session,
+                bot_id=BOT,
+                chat_id=1,
+                text=f"링크 {i}: /login/secret{i}",
+                text_after_send="링크를 보냈어요",
+            )
+            for i in range(3)
+        ]
+    async with session_factory.begin() as session:
+        await mark_outbox_sent(session, message_id=sent.id, sent_message_id=77)
+        await mark_outbox_failed_attempt(
+            session, message_id=retried.id, error="NetworkError", retry_at=utcnow() + timedelta(seconds=30)
+        )
+        await mark_outbox_failed_attempt(session, message_id=given_up.id, error="Forbidden", retry_at=None)
+    async with session_factory.begin() as session:
+        rows = {row.id: row for row in await session.scalars(select(OutboxMessage))}
+    assert (rows[sent.id].text, rows[sent.id].text_after_send) == ("링크를 보냈어요", None)
+    assert (rows[given_up.id].text, rows[given_up.id].text_after_send) == ("링크를 보냈어요", None)
+    assert rows[retried.id].text == "링크 1: /login/secret1"  # still to be sent: the link must stay

@@ -226,9 +226,9 @@ async def test_the_rollup_copies_and_queue_count_equal_their_definitions(session
         assert await storage.undo_review_label(session, reviewer_id=501) is not None
     await assert_everything_matches(sf, since=since, reviewers=(None, 500, 501))
 
+    rule = LabelRule()
+    depths = await storage.review_queue_depths(sf, since=since, rule=rule)
     async with sf() as session:  # the depth is the number the queue serves
-        rule = LabelRule()
-        depths = await storage.review_queue_depths(session, since=since, rule=rule)
         for task in Task:
             disputed = await disputed_verdicts(
                 session, reviewer_id=None, since=since, rule=rule, tasks=(task,)

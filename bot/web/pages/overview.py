@@ -63,13 +63,11 @@ async def overview_page(request: Request) -> Response:
     review_since = now - timedelta(days=request.app.state.settings.review_window_days)
     sessions = request.app.state.session_factory
 
-    async def queue_depths() -> dict[Task, int]:
-        async with sessions() as session:
-            return await storage.review_queue_depths(session, since=review_since, rule=moderation.label_rule)
-
-    # The queue's depth is the costliest read (its window's labels and verdicts): it runs on its own connection
-    # while the per-day counts are read on another.
-    depths_read = asyncio.create_task(queue_depths())
+    # The queue's depth is the costliest read (its window's labels and verdicts): it runs on connections of its
+    # own while the per-day counts are read on another.
+    depths_read = asyncio.create_task(
+        storage.review_queue_depths(sessions, since=review_since, rule=moderation.label_rule)
+    )
     try:
         counts = []
         async with sessions() as session:
