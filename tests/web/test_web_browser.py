@@ -1,6 +1,6 @@
 """The web app in a real browser (Debian's chromium driven by Playwright): log in by link, label five queue items
-by keyboard, activate and roll back a model through the confirmation pages, and a group's admin edits their
-group's policy and is refused another group's page.
+by keyboard, activate and roll back a model through the confirmation pages, a group's admin edits their group's
+policy and is refused another group's page, and used or expired links and posts without the CSRF token are refused.
 
 Where /usr/bin/chromium is missing these tests skip with the reason, except where MODERATOR_REQUIRE_BROWSER=1
 (CI sets it after installing chromium): there a missing browser fails them. `playwright install` is never needed.
@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 from web_helpers import (
     ADMIN,
     GROUP,
@@ -26,7 +27,8 @@ from web_helpers import (
 )
 
 from bot import storage
-from bot.storage import ChatMode, Feedback, FeedbackSource
+from bot.storage import ChatMode, Feedback, FeedbackSource, WebLogin
+from bot.storage.models import utcnow
 from bot.web import texts as web_texts
 
 pytestmark = pytest.mark.timeout(180)
@@ -158,3 +160,38 @@ async def test_a_group_admin_edits_their_groups_policy_and_is_refused_another_gr
     assert web_texts.NOT_YOUR_CHAT in await page.text_content("p.error")
     async with web.session() as session:
         assert (await storage.get_chat_policy(session, chat_id=OTHER_GROUP)).mode is ChatMode.WATCH
+
+
+async def test_in_the_browser_a_used_or_expired_link_and_a_post_without_its_token_are_refused(
+    start_web, browser
+):
+    web = await start_web()
+    page = await logged_in_page(browser, web, ADMIN)
+    # A form posted from elsewhere carries the session cookie but not the page's CSRF token: refused, nothing done.
+    forged = await page.request.post(web.url + f"/models/{web.versions[1]}/activate", form={"confirm": "1"})
+    assert forged.status == 403 and web_texts.CSRF_FAILED in await forged.text()
+    async with web.session() as session:
+        assert (await storage.get_active_model_version(session)).id == web.versions[0]
+
+    stranger = await (await browser.new_context()).new_page()
+    stranger.set_default_timeout(STEP_TIMEOUT_MS)
+    used = web.url + "/login/" + (await web.link(REVIEWER)).rsplit("/", 1)[1]
+    await stranger.goto(used)
+    async with stranger.expect_navigation():
+        await stranger.click("#login")
+    reused = await (await browser.new_context()).new_page()
+    response = await reused.goto(used)  # the same link in a second browser
+    assert response is not None and response.status == 403
+    assert web_texts.LOGIN_LINK_INVALID in await reused.text_content("body")
+
+    expired = web.url + "/login/" + (await web.link(REVIEWER)).rsplit("/", 1)[1]
+    async with web.session() as session:
+        await session.execute(
+            update(WebLogin)
+            .where(WebLogin.used_at.is_(None))
+            .values(expires_at=utcnow() - timedelta(seconds=1))
+        )
+    response = await reused.goto(expired)
+    assert response is not None and response.status == 403
+    assert web_texts.LOGIN_LINK_INVALID in await reused.text_content("body")
+    assert (await reused.goto(web.url + "/queue")).status == 401  # never logged in
