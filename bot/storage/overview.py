@@ -17,6 +17,7 @@ from datetime import UTC, date, datetime
 from sqlalchemy import and_, case, exists, func, literal, select, text, union
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.orm import aliased
 from sqlalchemy.sql.expression import ColumnElement, FunctionElement
 from sqlalchemy.types import String
 
@@ -213,6 +214,69 @@ async def labeller_totals(session: AsyncSession, *, limit: int = 50, offset: int
         LabellerTotals(int(user), int(labels or 0), int(voided or 0), int(trusted or 0), _aware(last))
         for user, labels, voided, trusted, last in rows
     ]
+
+
+# Two people who labelled at least this many of the same verdicts, and gave the same label to this share of them,
+# are shown as moving in lockstep (for the operator to look at; the label rule does not silence them).
+LOCKSTEP_MIN_SHARED = 10
+LOCKSTEP_MIN_SAME = 0.95
+
+
+@dataclass(frozen=True)
+class LabellerAgreement:
+    user_id: int
+    shared: (
+        int  # (verdict, other person) pairs: each other person's live label on a verdict this person labelled
+    )
+    same: int  # of those, the same label
+    lockstep: tuple[
+        tuple[int, int, int], ...
+    ]  # (other person, shared verdicts, same labels), most shared first
+
+    @property
+    def rate(self) -> float | None:
+        return self.same / self.shared if self.shared else None
+
+
+async def labeller_agreement(session: AsyncSession, *, user_ids: list[int]) -> dict[int, LabellerAgreement]:
+    """For each of `user_ids`: how often their live labels match other people's live labels on the same verdicts,
+    and the people they move in lockstep with (`LOCKSTEP_MIN_SHARED`, `LOCKSTEP_MIN_SAME`). One grouped self-join
+    of the labels, through the (verdict, user) unique index; only these people's labels are joined."""
+    if not user_ids:
+        return {}
+    mine, other = aliased(Feedback), aliased(Feedback)
+    rows = await session.execute(
+        select(
+            mine.user_id,
+            other.user_id,
+            func.count(),
+            func.sum(case((mine.label == other.label, 1), else_=0)),
+        )
+        .join(other, and_(other.verdict_id == mine.verdict_id, other.user_id != mine.user_id))
+        .where(mine.user_id.in_(user_ids), mine.voided_at.is_(None), other.voided_at.is_(None))
+        .group_by(mine.user_id, other.user_id)
+    )
+    pairs: dict[int, list[tuple[int, int, int]]] = defaultdict(list)
+    for user, partner, shared, same in rows:
+        pairs[int(user)].append((int(partner), int(shared), int(same or 0)))
+    agreement = {}
+    for user in user_ids:
+        partners = pairs.get(user, [])
+        lockstep = sorted(
+            (
+                pair
+                for pair in partners
+                if pair[1] >= LOCKSTEP_MIN_SHARED and pair[2] >= LOCKSTEP_MIN_SAME * pair[1]
+            ),
+            key=lambda pair: (-pair[1], pair[0]),
+        )
+        agreement[user] = LabellerAgreement(
+            user,
+            sum(shared for _, shared, _ in partners),
+            sum(same for _, _, same in partners),
+            tuple(lockstep),
+        )
+    return agreement
 
 
 def _aware(value: datetime | str | None) -> datetime | None:

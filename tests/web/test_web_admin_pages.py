@@ -235,3 +235,27 @@ async def test_admin_pages_refuse_reviewers_and_nobody(start_web):
     async with web.session() as session:
         assert await storage.list_training_runs(session) == []
         assert await session.scalar(select(Feedback)) is None
+
+
+async def test_the_labellers_page_shows_agreement_with_others_and_who_moves_in_lockstep(
+    start_web, monkeypatch
+):
+    from bot.storage import overview
+
+    monkeypatch.setattr(overview, "LOCKSTEP_MIN_SHARED", 4)
+    web = await start_web()
+    verdicts = [await add_verdict(web, chat_id=CHAT_A, message_id=n, label=1) for n in range(1, 6)]
+    for verdict in verdicts:  # 901 and 902 label all five alike; 903 agrees with them on two of three
+        await add_label(web, verdict, 901, 0)
+        await add_label(web, verdict, 902, 0)
+    for verdict, label in zip(verdicts[:3], (0, 0, 1), strict=True):
+        await add_label(web, verdict, 903, label)
+    async with web.client(ADMIN) as admin:
+        page = await admin.get("/users")
+    rows = {user: page.text.split(f'id="user-{user}"', 1)[1].split("</tr>", 1)[0] for user in (901, 902, 903)}
+    # 901: 5 verdicts shared with 902 (all alike), 3 with 903 (2 alike)
+    assert '<td class="agreement">88% (7/8)</td>' in rows[901]
+    assert '<td class="lockstep">902 (5/5)</td>' in rows[901]
+    assert '<td class="lockstep">901 (5/5)</td>' in rows[902]
+    assert '<td class="agreement">67% (4/6)</td>' in rows[903]
+    assert '<td class="lockstep">-</td>' in rows[903]  # 3 shared verdicts: fewer than the minimum

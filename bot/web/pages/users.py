@@ -1,7 +1,9 @@
 """The labellers page (admins): per person who labelled, their live, voided and trusted labels, and their record of
 reviewers' spot checks (`bot.storage.label_trust`: checks, agreed, accuracy, standing), 50 a page, the busiest first
 (`?page=`), each page's records in one grouped query; a button voids a person's
-labels through the same use case as `/void`. (Lockstep flags are not stored: the label rule does not use them.)"""
+labels through the same use case as `/void`. Beside the record: how often the person's labels match other people's
+on the same verdicts, and who they move in lockstep with (`bot.storage.overview.labeller_agreement`): shown for the
+operator to look at; the label rule does not silence such pairs, since honest regulars label together too."""
 
 from __future__ import annotations
 
@@ -39,6 +41,7 @@ async def users_page(request: Request) -> Response:
         )
         more, totals = len(totals) > USERS_PER_PAGE, totals[:USERS_PER_PAGE]
         records = await storage.labeller_records(session, user_ids=[t.user_id for t in totals])
+        agreement = await storage.labeller_agreement(session, user_ids=[t.user_id for t in totals])
     settings = request.app.state.settings
     rows = []
     for total in totals:
@@ -48,13 +51,22 @@ async def users_page(request: Request) -> Response:
             {
                 "totals": total,
                 "record": record,
+                "agreement": agreement[total.user_id],
                 "standing": "관리자/검토자" if staff else STANDING_NAMES[record.standing(rule).value],
             }
         )
     return render(
         request,
         "users.html",
-        {"rows": rows, "rule": rule, "page": page, "more": more, "first": (page - 1) * USERS_PER_PAGE + 1},
+        {
+            "rows": rows,
+            "rule": rule,
+            "page": page,
+            "more": more,
+            "first": (page - 1) * USERS_PER_PAGE + 1,
+            "lockstep_min_shared": storage.overview.LOCKSTEP_MIN_SHARED,
+            "lockstep_min_same": storage.overview.LOCKSTEP_MIN_SAME,
+        },
     )
 
 
