@@ -17,44 +17,17 @@ from bot.moderation import Moderation
 from bot.serving import MicroBatcher, ServingModel, TaskServing
 
 
-@pytest.fixture(scope="session")
-def web_model_dir(korpora_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny real sentiment model (부정/긍정), trained from scratch once per session: the tests need its shape
-    (labels, a trial prediction that loads), not good verdicts."""
-    from trainer import TrainConfig, train
-
-    output = tmp_path_factory.mktemp("web-model") / "version"
-    train(
-        TrainConfig(
-            output=output,
-            korpora_root=korpora_root,
-            base="scratch",
-            train_size=400,
-            eval_size=100,
-            epochs=1,
-            max_length=32,
-            batch_size=32,
-            learning_rate=1e-3,
-            scratch_hidden=32,
-            scratch_layers=1,
-            scratch_heads=2,
-            scratch_vocab_size=2000,
-            seed=7,
-        )
-    )
-    return output
-
-
 @pytest.fixture
-async def start_web(web_model_dir: Path, tmp_path: Path) -> AsyncIterator[Any]:
+async def start_web(scratch_model_dir: Path, tmp_path: Path) -> AsyncIterator[Any]:
     """Start the real web app for a test (settings overrides as keyword arguments; `chat_admins`: who
-    administers which group, as the bot's TelegramChatAdmins would say); stopped afterwards."""
+    administers which group, as the bot's TelegramChatAdmins would say); stopped afterwards. Its two model
+    versions are the session's scratch sentiment model and a copy."""
     from bot.web.serve import listening_port, server_for, stop
     from classifier import Classifier
 
     started: list[tuple[Any, asyncio.Task, Any, Any]] = []
     second_dir = tmp_path / "second-version"
-    shutil.copytree(web_model_dir, second_dir)
+    shutil.copytree(scratch_model_dir, second_dir)
 
     async def start(chat_admins: Any = None, **overrides: Any) -> WebApp:
         database_url = f"sqlite+aiosqlite:///{tmp_path / 'web.db'}"
@@ -65,7 +38,7 @@ async def start_web(web_model_dir: Path, tmp_path: Path) -> AsyncIterator[Any]:
         async with session_factory.begin() as session:
             first = await storage.register_model_version(
                 session,
-                path=str(web_model_dir),
+                path=str(scratch_model_dir),
                 base_checkpoint="scratch",
                 metrics={"accuracy": 0.61, "macro_f1": 0.6},
                 status=storage.ModelStatus.ACTIVE,
@@ -73,7 +46,7 @@ async def start_web(web_model_dir: Path, tmp_path: Path) -> AsyncIterator[Any]:
             second = await storage.register_model_version(
                 session, path=str(second_dir), base_checkpoint="scratch", metrics={"accuracy": 0.64}
             )
-        serving = ServingModel(Classifier.load(web_model_dir), first.id)
+        serving = ServingModel(Classifier.load(scratch_model_dir), first.id)
         toxicity = ServingModel()
         moderation = Moderation(
             session_factory=session_factory,
