@@ -50,9 +50,10 @@ class Reviewing(Labelling, UseCaseContext):
         return actor.user_id is not None and (actor.is_admin or self.settings.is_reviewer(actor.user_id))
 
     async def review_item(
-        self, *, actor: Actor, task: Task | None = None, resume: bool = False
+        self, *, actor: Actor, task: Task | None = None, chat_id: int | None = None, resume: bool = False
     ) -> ReviewItem | None:
-        """The next item for this reviewer (of one task, or of every task), recorded as shown to them; with
+        """The next item for this reviewer (of one task or every task, of one chat or every chat), recorded as shown
+        to them; with
         `resume`, the item they were shown last and have not answered comes back first. Raises NotAllowedError
         for anyone but admins and reviewers."""
         if not self._may_review(actor):
@@ -70,6 +71,7 @@ class Reviewing(Labelling, UseCaseContext):
                 sampled_tasks=tasks,
                 disputed_tasks=tasks,
                 resume=resume,
+                chat_id=chat_id,
             )
 
     async def _next_review_item(self, actor: Actor, *, toast: str | None = None) -> Reply:

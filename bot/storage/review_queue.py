@@ -48,8 +48,11 @@ class ReviewItem:
     disputed: bool = False  # a user's label waits for this answer
 
 
-def _unlabelled_unseen(reviewer_id: int | None, since: datetime, tasks: Sequence[Task]):
-    """Conditions on unlabelled verdicts; `reviewer_id=None`: unseen by nobody in particular (the whole queue)."""
+def _unlabelled_unseen(
+    reviewer_id: int | None, since: datetime, tasks: Sequence[Task], chat_id: int | None = None
+):
+    """Conditions on unlabelled verdicts; `reviewer_id=None`: unseen by nobody in particular (the whole queue);
+    `chat_id`: of that chat only."""
     labelled = exists().where(Feedback.verdict_id == Verdict.id, Feedback.voided_at.is_(None))
     long_enough = Verdict.text_length >= MIN_REVIEW_CHARS  # what is shorter is no review (bot.reviews)
     conditions = [
@@ -59,6 +62,8 @@ def _unlabelled_unseen(reviewer_id: int | None, since: datetime, tasks: Sequence
         Verdict.task.in_([Task(task) for task in tasks]),
         ~labelled,
     ]
+    if chat_id is not None:
+        conditions.append(Verdict.chat_id == chat_id)
     if reviewer_id is not None:
         conditions.append(
             ~exists().where(ReviewView.verdict_id == Verdict.id, ReviewView.reviewer_id == reviewer_id)
@@ -67,7 +72,12 @@ def _unlabelled_unseen(reviewer_id: int | None, since: datetime, tasks: Sequence
 
 
 async def _count_unlabelled_unseen(
-    session: AsyncSession, *, reviewer_id: int | None, since: datetime, tasks: Sequence[Task]
+    session: AsyncSession,
+    *,
+    reviewer_id: int | None,
+    since: datetime,
+    tasks: Sequence[Task],
+    chat_id: int | None = None,
 ) -> dict[Task, int]:
     """How many verdicts `_unlabelled_unseen` selects, per task: the window's reviewable verdicts (counted from
     the partial index of 0009 alone) less those with a live label (found from the labels, by the verdict's task
@@ -79,6 +89,7 @@ async def _count_unlabelled_unseen(
         Verdict.text_length >= MIN_REVIEW_CHARS,
         Verdict.created_at >= since,
         Verdict.task.in_(task_values),
+        *((Verdict.chat_id == chat_id,) if chat_id is not None else ()),
     )
     counts = dict.fromkeys(task_values, 0)
     window = await session.execute(
@@ -122,10 +133,13 @@ async def disputed_verdicts(
     since: datetime,
     rule: LabelRule,
     tasks: Sequence[Task] = tuple(Task),
+    chat_id: int | None = None,
 ) -> list[int]:
     """Verdict ids that wait for this reviewer's check, in the order the queue shows them (`reviewer_id=None`:
-    every verdict that waits for a check, whoever has seen it)."""
-    waiting = await _waiting_checks(session, reviewer_id=reviewer_id, since=since, rule=rule, tasks=tasks)
+    every verdict that waits for a check, whoever has seen it; `chat_id`: of that chat only)."""
+    waiting = await _waiting_checks(
+        session, reviewer_id=reviewer_id, since=since, rule=rule, tasks=tasks, chat_id=chat_id
+    )
     return sorted(waiting, key=lambda verdict_id: waiting[verdict_id][0])
 
 
@@ -137,6 +151,7 @@ async def _waiting_checks(
     rule: LabelRule,
     tasks: Sequence[Task],
     ordered: bool = True,
+    chat_id: int | None = None,
 ) -> dict[int, tuple[tuple[int, float], Task]]:
     """Verdict id -> (its place in the queue, its task) for each verdict that waits for this reviewer's check;
     without `ordered` (a count), the places are left out."""
@@ -154,6 +169,8 @@ async def _waiting_checks(
         Verdict.text_length >= MIN_REVIEW_CHARS,  # what is shorter is no review; `is_review` decides the rest
         ~settled,
     ]
+    if chat_id is not None:
+        conditions.append(Feedback.chat_id == chat_id)  # the verdict's chat, as copied onto the label
     if reviewer_id is not None:
         conditions.append(
             ~exists().where(ReviewView.verdict_id == Verdict.id, ReviewView.reviewer_id == reviewer_id)
@@ -203,6 +220,7 @@ async def next_review_item(
     sampled_tasks: Sequence[Task] = tuple(Task),
     disputed_tasks: Sequence[Task] = tuple(Task),
     resume: bool = False,
+    chat_id: int | None = None,
 ) -> ReviewItem | None:
     """Show `reviewer_id` the next item (see the module's docstring) and record that they saw it.
 
@@ -215,22 +233,29 @@ async def next_review_item(
     predicted class differs from that one's whenever such an item is among the most uncertain
     `CANDIDATE_POOL`, so both classes are drawn from.
 
-    `disputed_tasks` limits the disputed verdicts to some tasks (the web queue's filter). With `resume`, the item
-    last shown to this reviewer and not answered yet (of those tasks, within the window) is shown again first.
+    `disputed_tasks` limits the disputed verdicts to some tasks and `chat_id` every item to one chat (the web
+    queue's filters). With `resume`, the item last shown to this reviewer and not answered yet (of those tasks and
+    that chat, within the window) is shown again first.
     """
     disputed = await disputed_verdicts(
-        session, reviewer_id=reviewer_id, since=since, rule=rule, tasks=disputed_tasks
+        session, reviewer_id=reviewer_id, since=since, rule=rule, tasks=disputed_tasks, chat_id=chat_id
     )
-    conditions = _unlabelled_unseen(reviewer_id, since, sampled_tasks)
+    conditions = _unlabelled_unseen(reviewer_id, since, sampled_tasks, chat_id)
     unlabelled = sum(
         (
-            await _count_unlabelled_unseen(session, reviewer_id=reviewer_id, since=since, tasks=sampled_tasks)
+            await _count_unlabelled_unseen(
+                session, reviewer_id=reviewer_id, since=since, tasks=sampled_tasks, chat_id=chat_id
+            )
         ).values()
     )
     remaining = len(disputed) + unlabelled
     if resume:
         shown = await _shown_unanswered(
-            session, reviewer_id=reviewer_id, since=since, tasks={*sampled_tasks, *disputed_tasks}
+            session,
+            reviewer_id=reviewer_id,
+            since=since,
+            tasks={*sampled_tasks, *disputed_tasks},
+            chat_id=chat_id,
         )
         if shown is not None:
             return ReviewItem(
@@ -254,7 +279,7 @@ async def next_review_item(
 
 
 async def _shown_unanswered(
-    session: AsyncSession, *, reviewer_id: int, since: datetime, tasks: set[Task]
+    session: AsyncSession, *, reviewer_id: int, since: datetime, tasks: set[Task], chat_id: int | None
 ) -> Verdict | None:
     return await session.scalar(
         select(Verdict)
@@ -265,6 +290,7 @@ async def _shown_unanswered(
             Verdict.text.is_not(None),
             Verdict.created_at >= since,
             Verdict.task.in_([Task(task) for task in tasks]),
+            *((Verdict.chat_id == chat_id,) if chat_id is not None else ()),
         )
         .order_by(ReviewView.updated_at.desc(), ReviewView.id.desc())
         .limit(1)

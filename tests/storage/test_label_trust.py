@@ -214,3 +214,33 @@ async def test_an_unproven_users_labels_are_checked_in_an_order_they_cannot_pred
         shown.append(item.verdict.id)
     assert shown == sorted(feedback_ids, key=lambda verdict_id: spot_check_draw(feedback_ids[verdict_id]))
     assert shown != sorted(shown)  # not by age
+
+
+async def test_the_queue_filtered_by_chat_shows_and_counts_only_that_chats_disputed_and_unlabelled_items(
+    session_factory,
+):
+    here, there = -1001, -1002
+    disputed_here = await insert_verdict(
+        session_factory, chat_id=here, message_id=1, text="여기 리뷰 하나입니다"
+    )
+    disputed_there = await insert_verdict(
+        session_factory, chat_id=there, message_id=1, text="저기 리뷰 하나예요"
+    )
+    plain_here = await insert_verdict(session_factory, chat_id=here, message_id=2, text="여기 리뷰 둘입니다")
+    await insert_verdict(session_factory, chat_id=there, message_id=2, text="저기 리뷰 둘이에요")
+    await label(session_factory, disputed_here, 71, NEGATIVE)  # unproven labellers: both wait for a check
+    await label(session_factory, disputed_there, 72, NEGATIVE)
+
+    async def next_in(chat_id):
+        async with session_factory() as session, session.begin():
+            return await next_review_item(
+                session, reviewer_id=REVIEWER, since=utcnow() - timedelta(days=14), rule=RULE, chat_id=chat_id
+            )
+
+    first = await next_in(here)
+    assert (first.verdict.id, first.disputed, first.remaining) == (disputed_here.id, True, 2)
+    second = await next_in(here)
+    assert (second.verdict.id, second.disputed, second.remaining) == (plain_here.id, False, 1)
+    assert await next_in(here) is None
+    elsewhere = await next_in(there)
+    assert (elsewhere.verdict.id, elsewhere.disputed, elsewhere.remaining) == (disputed_there.id, True, 2)

@@ -13,7 +13,7 @@ from web_helpers import ADMIN, REVIEWER, REVIEWS, csrf_of
 from bot import storage
 from bot.moderation import texts
 from bot.serving import ServingModel
-from bot.storage import Feedback, FeedbackSource
+from bot.storage import Feedback, FeedbackSource, Verdict
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -50,7 +50,8 @@ async def test_labels_skip_and_undo_in_the_queue(start_web):
             "/queue/answer",
             data={"csrf_token": csrf_of(page.text), "verdict_id": first, "label": "1", "task": "sentiment"},
         )
-        assert answered.status_code == 303 and answered.headers["location"] == "/queue?task=sentiment"
+        assert answered.status_code == 303
+        assert answered.headers["location"] == "/queue?task=sentiment&chat=all"
         page = await client.get("/queue?task=sentiment")
         assert "남은 항목: <strong>2</strong>건" in page.text
         second = shown_verdict(page.text)
@@ -92,6 +93,41 @@ async def test_labels_skip_and_undo_in_the_queue(start_web):
         assert (await client.get("/queue?task=nonsense")).status_code == 400
         # The toxicity filter: no toxicity verdicts here.
         assert 'id="empty"' in (await client.get("/queue?task=toxicity")).text
+
+
+async def test_the_queue_filtered_by_chat_shows_and_counts_that_chats_items_only(start_web):
+    web = await start_web()
+    for number, review in enumerate(REVIEWS[:5], start=1):  # three in one private chat, two in another
+        await web.classify(review, message_id=number, user_id=9001 if number <= 3 else 9002)
+    async with web.session() as session:
+        ids = {
+            verdict.id: verdict.chat_id
+            for verdict in await session.scalars(select(Verdict).where(Verdict.task == "sentiment"))
+        }
+    async with web.client(REVIEWER) as client:
+        page = await client.get("/queue?task=sentiment&chat=9002")
+        assert "남은 항목: <strong>2</strong>건" in page.text
+        first = shown_verdict(page.text)
+        assert ids[first] == 9002 and 'name="chat" value="9002"' in page.text
+        answered = await client.post(
+            "/queue/answer",
+            data={
+                "csrf_token": csrf_of(page.text),
+                "verdict_id": first,
+                "label": "0",
+                "task": "sentiment",
+                "chat": "9002",
+            },
+        )
+        assert answered.headers["location"] == "/queue?task=sentiment&chat=9002"
+        page = await client.get(answered.headers["location"])
+        assert "남은 항목: <strong>1</strong>건" in page.text and ids[shown_verdict(page.text)] == 9002
+        everything = await client.get("/queue?task=sentiment&chat=all")
+        assert (
+            "남은 항목: <strong>4</strong>건" in everything.text
+        )  # the shown, unanswered item comes back first
+        assert 'id="empty"' in (await client.get("/queue?chat=-100777")).text
+        assert (await client.get("/queue?chat=somewhere")).status_code == 400
 
 
 async def test_the_models_page_activates_and_rolls_back_after_confirmation(start_web):
