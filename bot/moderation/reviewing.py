@@ -53,9 +53,8 @@ class Reviewing(Labelling, UseCaseContext):
         self, *, actor: Actor, task: Task | None = None, chat_id: int | None = None, resume: bool = False
     ) -> ReviewItem | None:
         """The next item for this reviewer (of one task or every task, of one chat or every chat), recorded as shown
-        to them; with
-        `resume`, the item they were shown last and have not answered comes back first. Raises NotAllowedError
-        for anyone but admins and reviewers."""
+        to them; with `resume`, the item they were shown last and have not answered comes back first. Raises
+        NotAllowedError for anyone but admins and reviewers."""
         if not self._may_review(actor):
             logger.warning("user %s (not a reviewer) asked for a review item", actor.user_id)
             raise NotAllowedError(texts.REVIEW_ONLY)

@@ -225,13 +225,11 @@ LOCKSTEP_MIN_SAME = 0.95
 @dataclass(frozen=True)
 class LabellerAgreement:
     user_id: int
-    shared: (
-        int  # (verdict, other person) pairs: each other person's live label on a verdict this person labelled
-    )
+    # (verdict, other person) pairs: each other person's live label on a verdict this person labelled
+    shared: int
     same: int  # of those, the same label
-    lockstep: tuple[
-        tuple[int, int, int], ...
-    ]  # (other person, shared verdicts, same labels), most shared first
+    # (other person, shared verdicts, same labels) of those moving in lockstep with this person, most shared first
+    lockstep: tuple[tuple[int, int, int], ...]
 
     @property
     def rate(self) -> float | None:

@@ -367,7 +367,9 @@ async def review_queue_depths(
         async with session_factory() as session:
             return await _count_unlabelled_unseen(session, reviewer_id=None, since=since, tasks=tasks)
 
-    waiting, depths = await asyncio.gather(waiting_checks(), unlabelled())
+    async with asyncio.TaskGroup() as reads:  # one failing cancels the other
+        waiting_read, unlabelled_read = reads.create_task(waiting_checks()), reads.create_task(unlabelled())
+    waiting, depths = waiting_read.result(), unlabelled_read.result()
     for _, task in waiting.values():
         depths[task] += 1
     return depths
