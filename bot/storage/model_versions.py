@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -135,9 +135,16 @@ async def served_versions(session: AsyncSession, *, task: Task = Task.SENTIMENT)
     return list(result)
 
 
-async def list_activations(session: AsyncSession, *, limit: int = 20) -> list[ModelActivation]:
-    """The activation history, newest first."""
-    result = await session.scalars(select(ModelActivation).order_by(ModelActivation.id.desc()).limit(limit))
+async def list_activations(
+    session: AsyncSession, *, limit: int = 20, version_id: int | None = None
+) -> list[ModelActivation]:
+    """The activation history, newest first (`version_id`: only the changes to or from that version)."""
+    query = select(ModelActivation)
+    if version_id is not None:
+        query = query.where(
+            or_(ModelActivation.version_id == version_id, ModelActivation.previous_version_id == version_id)
+        )
+    result = await session.scalars(query.order_by(ModelActivation.id.desc()).limit(limit))
     return list(result)
 
 

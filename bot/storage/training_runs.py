@@ -215,9 +215,14 @@ async def get_training_run(session: AsyncSession, *, run_id: int) -> TrainingRun
     return await session.get(TrainingRun, run_id)
 
 
-async def list_training_runs(session: AsyncSession, *, limit: int = 10) -> list[TrainingRun]:
-    """The newest runs first."""
-    result = await session.scalars(select(TrainingRun).order_by(TrainingRun.id.desc()).limit(limit))
+async def list_training_runs(
+    session: AsyncSession, *, limit: int = 10, model_version_id: int | None = None
+) -> list[TrainingRun]:
+    """The newest runs first (`model_version_id`: only the run that trained that version)."""
+    query = select(TrainingRun)
+    if model_version_id is not None:
+        query = query.where(TrainingRun.model_version_id == model_version_id)
+    result = await session.scalars(query.order_by(TrainingRun.id.desc()).limit(limit))
     return list(result)
 
 

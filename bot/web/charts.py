@@ -1,5 +1,6 @@
-"""Charts drawn on the server as inline SVG (no script, no library): a value per day, as stacked bars (counts) or
-lines (shares), with axes, gridlines, day labels, a legend and a <title> per point, Korean text included.
+"""Charts drawn on the server as inline SVG (no script, no library): a value per point (a day, an epoch), as stacked
+bars (counts) or lines (shares, losses), with axes, gridlines, point labels, a legend and a <title> per point,
+Korean text included.
 
 Every text is escaped; the SVG is returned as `markupsafe.Markup` for the templates."""
 
@@ -46,10 +47,31 @@ def daily_chart(
     lines: bool = False,
     percent: bool = False,
 ) -> Markup:
-    """`series` maps a name to one value per day (None: no value that day). Bars are stacked in `series` order;
+    """`series` maps a name to one value per day (None: no value that day); see `chart`."""
+    return chart(
+        [f"{day.month}/{day.day}" for day in days],
+        [day.isoformat() for day in days],
+        series,
+        title=title,
+        lines=lines,
+        percent=percent,
+    )
+
+
+def chart(
+    axis_labels: Sequence[str],
+    point_names: Sequence[str],
+    series: dict[str, Sequence[float | None]],
+    *,
+    title: str,
+    lines: bool = False,
+    percent: bool = False,
+) -> Markup:
+    """`series` maps a name to one value per point (None: no value there); `axis_labels` are the points' short
+    labels under the axis, `point_names` their names in each value's tooltip. Bars are stacked in `series` order;
     `lines` draws each series as a line instead (shares: `percent` fixes the axis at 0-100%)."""
     plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
-    count = max(len(days), 1)
+    count = max(len(axis_labels), 1)
     slot = plot_w / count
     if percent:
         top = 1.0
@@ -59,7 +81,10 @@ def daily_chart(
         )
     else:
         top = _nice_ceiling(
-            max((sum(values[i] or 0 for values in series.values()) for i in range(len(days))), default=0)
+            max(
+                (sum(values[i] or 0 for values in series.values()) for i in range(len(axis_labels))),
+                default=0,
+            )
         )
 
     def y(value: float) -> float:
@@ -83,20 +108,20 @@ def daily_chart(
         f'<line x1="{LEFT}" x2="{LEFT}" y1="{TOP}" y2="{TOP + plot_h}" stroke="#888"/>'
         f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{TOP + plot_h}" y2="{TOP + plot_h}" stroke="#888"/>'
     )
-    every = max(1, round(count / 10))  # about ten day labels, whatever the window
-    for index, day in enumerate(days):
+    every = max(1, round(count / 10))  # about ten labels, whatever the window
+    for index, label in enumerate(axis_labels):
         if index % every == 0 or index == count - 1:
             x = LEFT + slot * (index + 0.5)
             parts.append(
                 f'<text x="{x:.1f}" y="{TOP + plot_h + 16}" text-anchor="middle" fill="#555">'
-                f"{day.month}/{day.day}</text>"
+                f"{escape(label)}</text>"
             )
     if lines:
-        parts.extend(_lines(days, series, slot, y, percent))
+        parts.extend(_lines(point_names, series, slot, y, percent))
     else:
-        parts.extend(_bars(days, series, slot, y, TOP + plot_h))
+        parts.extend(_bars(point_names, series, slot, y, TOP + plot_h))
     legend_x = LEFT
-    for index, name in enumerate(series):  # the legend, under the day labels
+    for index, name in enumerate(series):  # the legend, under the point labels
         colour = COLOURS[index % len(COLOURS)]
         parts.append(
             f'<rect x="{legend_x}" y="{HEIGHT - 14}" width="10" height="10" fill="{colour}"/>'
@@ -107,10 +132,10 @@ def daily_chart(
     return Markup("".join(parts))
 
 
-def _bars(days, series, slot, y, baseline) -> list[str]:
+def _bars(point_names, series, slot, y, baseline) -> list[str]:
     parts = []
     width = max(slot * 0.7, 1.0)
-    for index, day in enumerate(days):
+    for index, point in enumerate(point_names):
         x = LEFT + slot * index + (slot - width) / 2
         stacked = 0.0
         for colour_index, (name, values) in enumerate(series.items()):
@@ -121,27 +146,27 @@ def _bars(days, series, slot, y, baseline) -> list[str]:
             stacked += value
             parts.append(
                 f'<rect x="{x:.1f}" y="{top_y:.1f}" width="{width:.1f}" height="{bottom_y - top_y:.1f}" '
-                f'fill="{COLOURS[colour_index % len(COLOURS)]}"><title>{day.isoformat()} {escape(name)}: '
+                f'fill="{COLOURS[colour_index % len(COLOURS)]}"><title>{escape(point)} {escape(name)}: '
                 f"{value:,.0f}</title></rect>"
             )
     return parts
 
 
-def _lines(days, series, slot, y, percent) -> list[str]:
+def _lines(point_names, series, slot, y, percent) -> list[str]:
     parts = []
     for colour_index, (name, values) in enumerate(series.items()):
         colour = COLOURS[colour_index % len(COLOURS)]
         points = [
-            (LEFT + slot * (index + 0.5), y(value), day, value)
-            for index, (day, value) in enumerate(zip(days, values, strict=True))
+            (LEFT + slot * (index + 0.5), y(value), point, value)
+            for index, (point, value) in enumerate(zip(point_names, values, strict=True))
             if value is not None
         ]
         if len(points) > 1:
             path = " ".join(f"{x:.1f},{py:.1f}" for x, py, _, _ in points)
             parts.append(f'<polyline points="{path}" fill="none" stroke="{colour}" stroke-width="2"/>')
-        for x, py, day, value in points:
+        for x, py, point, value in points:
             parts.append(
-                f'<circle cx="{x:.1f}" cy="{py:.1f}" r="3" fill="{colour}"><title>{day.isoformat()} '
+                f'<circle cx="{x:.1f}" cy="{py:.1f}" r="3" fill="{colour}"><title>{escape(point)} '
                 f"{escape(name)}: {_number(value, percent)}</title></circle>"
             )
     return parts

@@ -13,7 +13,7 @@ from web_helpers import ADMIN, REVIEWER, csrf_of
 
 from bot import storage
 from bot.moderation import texts
-from bot.storage import FeedbackSource, RunStatus, RunTrigger, Task, TrainingRun
+from bot.storage import ActivationReason, FeedbackSource, RunStatus, RunTrigger, Task, TrainingRun
 from bot.storage.models import Feedback
 from bot.web import texts as web_texts
 from classifier.tasks import TASK_TITLES
@@ -259,3 +259,88 @@ async def test_the_labellers_page_shows_agreement_with_others_and_who_moves_in_l
     assert '<td class="lockstep">901 (5/5)</td>' in rows[902]
     assert '<td class="agreement">67% (4/6)</td>' in rows[903]
     assert '<td class="lockstep">-</td>' in rows[903]  # 3 shared verdicts: fewer than the minimum
+
+
+async def test_a_versions_page_shows_its_metrics_curves_calibration_gate_and_history(start_web):
+    web = await start_web()
+    metrics = {
+        "accuracy": 0.788,
+        "macro_f1": 0.7879,
+        "loss": 0.4887,
+        "labels": ["부정", "긍정"],
+        "confusion_matrix": [[193, 48], [58, 201]],  # rows: the true class
+        "history": [
+            {
+                "epoch": 1.0,
+                "train_loss": 0.62,
+                "eval_loss": 0.51,
+                "eval_accuracy": 0.76,
+                "eval_macro_f1": 0.75,
+            },
+            {
+                "epoch": 2.0,
+                "train_loss": 0.48,
+                "eval_loss": 0.49,
+                "eval_accuracy": 0.79,
+                "eval_macro_f1": 0.79,
+            },
+        ],
+        "calibration": {"temperature": 0.73, "ece_before": 0.0813, "ece_after": 0.0345, "fitted_on": 500},
+        "data": {"train_size": 4000, "eval_size": 500, "extra_size": 72, "neighbour_rows": 720},
+        "seed": 1234,
+    }
+    gate = {
+        "promote": True,
+        "confidence": 0.95,
+        "checks": [
+            {
+                "name": "base_vs_active",
+                "passed": True,
+                "rule": "not significantly worse",
+                "other_version": web.versions[0],
+                "other_accuracy": 0.78,
+                "candidate_accuracy": 0.81,
+                "difference": 0.03,
+                "low": 0.012,
+                "high": 0.048,
+                "n": 5000,
+            }
+        ],
+    }
+    async with web.session() as session:
+        version = await storage.register_model_version(
+            session, path="/srv/models/run-version", base_checkpoint="e5", metrics=metrics
+        )
+        run, _ = await storage.start_training_run(session, trigger=RunTrigger.ADMIN, requested_by=ADMIN)
+        await storage.mark_run_running(session, run_id=run.id, log_path="/tmp/run.log", seed=1234)
+        await storage.finish_training_run(
+            session, run_id=run.id, status=RunStatus.SUCCEEDED, model_version_id=version.id, gate=gate
+        )
+        await storage.activate_model_version(
+            session, version_id=version.id, reason=ActivationReason.PROMOTION
+        )
+    async with web.client(ADMIN) as admin:
+        page = await admin.get(f"/models/{version.id}")
+        listing = await admin.get("/models")
+        assert (await admin.get("/models/999999")).status_code == 404
+    assert page.status_code == 200
+    per_class = page.text.split('id="per-class"', 1)[1].split("</table>", 1)[0]
+    # 부정: precision 193/251, recall 193/241; 긍정: precision 201/249, recall 201/259
+    assert "<td>부정</td>\n      <td>76.9%</td>\n      <td>80.1%</td>" in per_class
+    assert "<td>긍정</td>\n      <td>80.7%</td>\n      <td>77.6%</td>" in per_class
+    curves = page.text.split('id="curves"', 1)[1].split("</div>", 1)[0]
+    assert curves.count("<svg") == 2 and "에폭별 손실" in curves and "epoch 2 검증 손실: 0.49" in curves
+    assert "8.1% → 3.5%" in page.text.split('id="calibration"', 1)[1]  # ECE before and after
+    assert f'재학습 <a href="/runs#run-{run.id}">#{run.id}</a>' in page.text
+    assert "78.0% → 81.0%" in page.text and "+1.2 ~ +4.8%p" in page.text  # the gate's check and interval
+    history = page.text.split("사용 이력", 1)[1]
+    assert (
+        f'<a href="/models/{web.versions[0]}">#{web.versions[0]}</a> → <a href="/models/{version.id}">'
+        in history
+    )
+    assert "재학습 통과" in history
+    assert (
+        f'<a href="/models/{version.id}">{version.id}</a>' in listing.text and "재학습 통과" in listing.text
+    )
+    async with web.client(REVIEWER) as reviewer:
+        assert (await reviewer.get(f"/models/{version.id}")).status_code == 403

@@ -1,10 +1,14 @@
-"""The models page (admins): each task's versions with their metrics, which one is active, and activation or
-rollback, each behind a confirmation page. Both go through the use cases the bot and the CLI use
-(`Moderation.activate_version` = `bot.versions.activate`, `Moderation.rollback` = `bot.versions.rollback`): the
+"""The models page (admins): each task's versions with their metrics, which one is active, the activation history,
+and activation or rollback, each behind a confirmation page. A version's own page (`/models/{id}`) shows its
+metrics with per-class numbers from its confusion matrix, its training curves (per epoch, from its metrics), its
+calibration, the gate record of the run that trained it, and its activation history. Activation and rollback go
+through the use cases the bot and the CLI use (`Moderation.activate_version` = `bot.versions.activate`, `Moderation.rollback` = `bot.versions.rollback`): the
 version is loaded as served and trial-checked before the database changes, and this process serves it at once; a
 bot in another process follows the database within a minute (its sync job)."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -15,10 +19,20 @@ from bot import storage
 from bot.storage import ModelStatus, Task
 from bot.web import texts
 from bot.web.auth import checked_form, require
+from bot.web.charts import chart
+from bot.web.pages.runs import describe
 from bot.web.rendering import render
 from classifier.tasks import TASK_TITLES
 
 VERSIONS_SHOWN = 200
+ACTIVATIONS_SHOWN = 30
+ACTIVATION_REASONS = {
+    "import": "가져오기",
+    "manual": "직접 선택",
+    "promotion": "재학습 통과",
+    "rollback": "되돌리기",
+    "fallback": "시작할 때 대체",
+}
 
 
 def _task(request: Request) -> Task:
@@ -40,12 +54,105 @@ async def models_page(request: Request) -> Response:
     require(request, admin=True)
     async with request.app.state.session_factory() as session:
         versions = await storage.list_model_versions(session, limit=VERSIONS_SHOWN)
+        activations = await storage.list_activations(session, limit=ACTIVATIONS_SHOWN)
     by_task = {task: [v for v in versions if v.task == task] for task in Task}
     return render(
         request,
         "models.html",
-        {"by_task": by_task, "titles": TASK_TITLES, "ACTIVE": ModelStatus.ACTIVE},
+        {
+            "by_task": by_task,
+            "titles": TASK_TITLES,
+            "ACTIVE": ModelStatus.ACTIVE,
+            "activations": [_activation_row(a) for a in activations],
+        },
     )
+
+
+async def version_page(request: Request) -> Response:
+    require(request, admin=True)
+    version = await _version(request)
+    async with request.app.state.session_factory() as session:
+        runs = await storage.list_training_runs(session, limit=1, model_version_id=version.id)
+        activations = await storage.list_activations(session, limit=ACTIVATIONS_SHOWN, version_id=version.id)
+    metrics = version.metrics or {}
+    history = [row for row in metrics.get("history") or [] if isinstance(row, dict)]
+    return render(
+        request,
+        "model.html",
+        {
+            "version": version,
+            "title": TASK_TITLES.get(str(version.task), str(version.task)),
+            "ACTIVE": ModelStatus.ACTIVE,
+            "metrics": metrics,
+            "per_class": per_class(metrics),
+            "calibration": metrics.get("calibration")
+            if isinstance(metrics.get("calibration"), dict)
+            else None,
+            "data": metrics.get("data") if isinstance(metrics.get("data"), dict) else {},
+            "curves": _curves(history) if history else None,
+            "run": describe(runs[0]) if runs else None,
+            "activations": [_activation_row(a) for a in activations],
+        },
+    )
+
+
+def per_class(metrics: dict[str, Any]) -> list[dict[str, Any]]:
+    """Precision, recall, F1 and support per class from the confusion matrix (rows: true class; columns: the
+    model's answer), as the trainer writes it; [] when the metrics have none."""
+    labels, matrix = metrics.get("labels"), metrics.get("confusion_matrix")
+    if not isinstance(labels, list) or not isinstance(matrix, list) or len(matrix) != len(labels):
+        return []
+    rows = []
+    for index, name in enumerate(labels):
+        right = matrix[index][index]
+        actual = sum(matrix[index])
+        answered = sum(row[index] for row in matrix)
+        precision = right / answered if answered else None
+        recall = right / actual if actual else None
+        f1 = (
+            2 * precision * recall / (precision + recall)
+            if precision is not None and recall is not None and precision + recall > 0
+            else None
+        )
+        rows.append({"name": name, "precision": precision, "recall": recall, "f1": f1, "support": actual})
+    return rows
+
+
+def _curves(history: list[dict[str, Any]]) -> dict[str, Any]:
+    epochs = [f"{row.get('epoch', index + 1):g}" for index, row in enumerate(history)]
+    names = [f"epoch {epoch}" for epoch in epochs]
+
+    def values(key: str) -> list[float | None]:
+        return [row.get(key) if isinstance(row.get(key), int | float) else None for row in history]
+
+    return {
+        "loss": chart(
+            epochs,
+            names,
+            {"학습 손실": values("train_loss"), "검증 손실": values("eval_loss")},
+            title="에폭별 손실",
+            lines=True,
+        ),
+        "quality": chart(
+            epochs,
+            names,
+            {"검증 정확도": values("eval_accuracy"), "검증 macro-F1": values("eval_macro_f1")},
+            title="에폭별 검증 정확도와 macro-F1",
+            lines=True,
+            percent=True,
+        ),
+    }
+
+
+def _activation_row(activation: Any) -> dict[str, Any]:
+    return {
+        "when": activation.created_at.strftime("%Y-%m-%d %H:%M") if activation.created_at else "-",
+        "previous": activation.previous_version_id,
+        "version": activation.version_id,
+        "reason": ACTIVATION_REASONS.get(activation.reason.value, activation.reason.value),
+        "actor": activation.actor,
+        "note": activation.note,
+    }
 
 
 async def confirm_activate(request: Request) -> Response:
@@ -103,6 +210,7 @@ async def rollback(request: Request) -> Response:
 
 ROUTES = [
     Route("/models", models_page, methods=["GET"]),
+    Route("/models/{version_id:int}", version_page, methods=["GET"]),
     Route("/models/{version_id:int}/activate", confirm_activate, methods=["GET"]),
     Route("/models/{version_id:int}/activate", activate, methods=["POST"]),
     Route("/models/rollback/{task}", confirm_rollback, methods=["GET"]),
