@@ -159,6 +159,7 @@ from bot.storage.training_runs import (
     mark_run_running,
     require_run_owner,
     start_training_run,
+    training_run_counts,
     update_run_progress,
 )
 from bot.storage.verdicts import (
@@ -297,6 +298,7 @@ __all__ = [
     "start_training_run",
     "start_updates",
     "store_updates",
+    "training_run_counts",
     "undo_review_label",
     "update_chat_policy",
     "update_run_progress",

@@ -6,7 +6,7 @@ import os
 import socket
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -224,6 +224,16 @@ async def list_training_runs(
         query = query.where(TrainingRun.model_version_id == model_version_id)
     result = await session.scalars(query.order_by(TrainingRun.id.desc()).limit(limit))
     return list(result)
+
+
+async def training_run_counts(session: AsyncSession) -> dict[tuple[str, str], int]:
+    """How many runs each (task, status) has: one grouped count (runs are few and never deleted)."""
+    rows = await session.execute(
+        select(TrainingRun.task, TrainingRun.status, func.count()).group_by(
+            TrainingRun.task, TrainingRun.status
+        )
+    )
+    return {(Task(task).value, RunStatus(status).value): int(count) for task, status, count in rows}
 
 
 async def last_training_run(session: AsyncSession) -> TrainingRun | None:

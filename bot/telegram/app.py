@@ -8,9 +8,10 @@ from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 from telegram import BotCommand
-from telegram.error import BadRequest, NetworkError
+from telegram.error import BadRequest, NetworkError, TelegramError
 from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, Defaults
 
+from bot import metrics
 from bot.moderation import Moderation
 from bot.settings import Settings
 from bot.telegram import handlers
@@ -86,11 +87,16 @@ class RetryingRateLimiter(AIORateLimiter):
                 return await super().process_request(
                     callback, args, kwargs, endpoint, limited_as, rate_limit_args
                 )
-            except BadRequest:
+            except BadRequest as exc:
+                metrics.record_telegram_error(method=endpoint, error=type(exc).__name__)
                 raise
             except NetworkError as exc:  # 5xx, connection trouble, TimedOut
+                metrics.record_telegram_error(method=endpoint, error=type(exc).__name__)
                 if attempt == self._attempts:
                     raise
+            except TelegramError as exc:  # 403, 401, RetryAfter beyond the limiter's retries, ...
+                metrics.record_telegram_error(method=endpoint, error=type(exc).__name__)
+                raise
                 delay = self._first_backoff_s * 2 ** (attempt - 1)
                 logger.warning(
                     "%s failed (%s: %s); attempt %d of %d, retrying in %.1f s",

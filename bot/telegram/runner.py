@@ -40,7 +40,7 @@ import tornado.web
 from telegram import Update
 from telegram.error import RetryAfter, TelegramError
 
-from bot import storage
+from bot import metrics, storage
 from bot.storage import DatabaseFileGuard, DatabaseGoneError, InboxStatus
 from bot.storage.models import utcnow
 from bot.telegram.delivery import Outbox, SentJournal, update_scope
@@ -289,6 +289,8 @@ class BotRunner:
         async with self.session_factory.begin() as session:
             new_ids = await storage.store_updates(session, bot_id=self.bot.id, updates=payloads)
         self.guard.check()
+        new = set(new_ids)
+        metrics.record_updates(payload for payload in payloads if payload.get("update_id") in new)
         return new_ids
 
     def _schedule(self, update: Update) -> None:
@@ -396,6 +398,7 @@ class BotRunner:
                     offset=offset, timeout=self.poll_timeout, allowed_updates=Update.ALL_TYPES
                 )
             except TelegramError as error:
+                metrics.record_telegram_error(method="getUpdates", error=type(error).__name__)
                 delay = retry_after(error) if isinstance(error, RetryAfter) else backoff.next_delay()
                 if refusal(error) is not None:
                     waited = refused.failed()

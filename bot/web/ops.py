@@ -54,16 +54,18 @@ async def metrics_endpoint(request: Request) -> Response:
     )
     since = datetime.now(UTC) - timedelta(days=state.settings.review_window_days)
     depth: dict[str, int] = {}
+    runs: dict[tuple[str, str], int] = {}
     try:
         depths = await storage.review_queue_depths(
             state.session_factory, since=since, rule=moderation.label_rule
         )
         depth = {task.value: count for task, count in depths.items()}
+        async with state.session_factory() as session:
+            runs = await storage.training_run_counts(session)
     except Exception as error:  # noqa: BLE001 - the counters are still worth serving
-        logger.warning("metrics: could not count the review queue (%s)", type(error).__name__)
-        depth = {}
+        logger.warning("metrics: could not read the queue and runs (%s)", type(error).__name__)
     # Set and generated with no await in between: concurrent scrapes cannot mix their values.
-    snapshot.queue_depth, snapshot.served = depth, served
+    snapshot.queue_depth, snapshot.served, snapshot.runs = depth, served, runs
     return Response(generate_latest(state.metrics_registry), media_type=CONTENT_TYPE_LATEST)
 
 

@@ -1,5 +1,6 @@
 """`/web` through the real bot (Bot API stand-in, inbox, outbox): a one-time login link for admins and reviewers in a
-private chat only; and the web app's verdict counter moves when a review arrives through the bot."""
+private chat only; and the web app's counters (verdicts, updates, Telegram errors) move when a review arrives through
+the bot."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import re
 
 import pytest
 from bot_identity import ADMIN_ID
+from fake_telegram import Fault
 from sqlalchemy import select
 
 from bot import metrics, storage
@@ -65,11 +67,28 @@ async def test_a_review_through_the_bot_moves_the_verdict_counter(start_bot):
             if sample.name == "moderator_verdicts_total" and sample.labels["task"] == "sentiment"
         )
 
+    def sample(name: str, **labels: str) -> float:
+        return sum(
+            sample.value
+            for collector in (metrics.UPDATES, metrics.TELEGRAM_ERRORS)
+            for family in collector.collect()
+            for sample in family.samples
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items())
+        )
+
     before = sentiment_verdicts()
+    messages = sample("moderator_telegram_updates_total", kind="message")
+    server_errors = sample("moderator_telegram_errors_total", method="sendMessage", error="NetworkError")
+    bot.api.inject("sendMessage", Fault.SERVER_ERROR)  # the reply's first attempt gets a 500, then goes out
     await bot.api.wait_for_reply(
         bot.api.push_message("배우들 연기가 정말 좋았어요", user_id=USER, chat_id=USER)
     )
     assert sentiment_verdicts() - before == 1
+    assert sample("moderator_telegram_updates_total", kind="message") - messages == 1
+    assert (
+        sample("moderator_telegram_errors_total", method="sendMessage", error="NetworkError") - server_errors
+        == 1
+    )
 
 
 async def test_a_known_groups_telegram_admin_gets_a_link_and_a_member_does_not(start_bot):

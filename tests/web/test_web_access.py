@@ -18,7 +18,7 @@ from bot.storage import WebLogin
 from bot.storage.models import utcnow
 from bot.web import texts as web_texts
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = pytest.mark.timeout(600)  # the first test to start the app may train the session's scratch model
 
 
 async def test_a_login_link_sets_a_session_cookie_and_stores_only_the_tokens_hash(start_web):

@@ -18,7 +18,7 @@ from bot.storage.models import Feedback
 from bot.web import texts as web_texts
 from classifier.tasks import TASK_TITLES
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = pytest.mark.timeout(600)  # the first test to start the app may train the session's scratch model
 
 CHAT_A, CHAT_B = -2001, -2002
 PROBABILITIES = {"부정": 0.3, "긍정": 0.7}

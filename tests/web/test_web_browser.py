@@ -31,7 +31,7 @@ from bot.storage import ChatMode, Feedback, FeedbackSource, WebLogin
 from bot.storage.models import utcnow
 from bot.web import texts as web_texts
 
-pytestmark = pytest.mark.timeout(180)
+pytestmark = pytest.mark.timeout(600)  # the first test to start the app may train the session's scratch model
 
 CHROMIUM = Path(os.environ.get("MODERATOR_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = [

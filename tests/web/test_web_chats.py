@@ -26,7 +26,7 @@ from bot.storage import ActionKind, ActionStatus, ChatMode, FeedbackSource, Task
 from bot.storage.models import Feedback, ModerationAction
 from bot.web import texts as web_texts
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = pytest.mark.timeout(600)  # the first test to start the app may train the session's scratch model
 
 TOXIC_TEXT = "이 바보 같은 놈아 꺼져"
 

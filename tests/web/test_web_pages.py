@@ -13,9 +13,9 @@ from web_helpers import ADMIN, REVIEWER, REVIEWS, csrf_of
 from bot import storage
 from bot.moderation import texts
 from bot.serving import ServingModel
-from bot.storage import Feedback, FeedbackSource, Verdict
+from bot.storage import Feedback, FeedbackSource, RunStatus, RunTrigger, Verdict
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = pytest.mark.timeout(600)  # the first test to start the app may train the session's scratch model
 
 VERDICT_ID = re.compile(r'name="verdict_id" value="(\d+)"')
 
@@ -181,6 +181,25 @@ async def test_metrics_count_verdicts_classified_through_the_moderator(start_web
     version = str(web.versions[0])
     assert after[("moderator_model_info", (("task", "sentiment"), ("version", version)))] == 1
     assert after[("moderator_model_info", (("task", "toxicity"), ("version", "none")))] == 1
+
+
+async def test_metrics_count_training_runs_by_task_and_status_from_the_database(start_web):
+    web = await start_web()
+    async with web.session() as session:  # as a run in another process (`moderator retrain`) would leave them
+        for status in (RunStatus.REJECTED, RunStatus.SUCCEEDED, RunStatus.REJECTED):
+            run, _ = await storage.start_training_run(session, trigger=RunTrigger.ADMIN, requested_by=ADMIN)
+            await storage.finish_training_run(session, run_id=run.id, status=status)
+        await storage.start_training_run(
+            session, trigger=RunTrigger.ADMIN, requested_by=ADMIN, task=storage.Task.TOXICITY
+        )
+    async with web.client() as client:
+        values = samples((await client.get("/metrics")).text)
+    runs = {
+        (dict(labels)["task"], dict(labels)["status"]): value
+        for (name, labels), value in values.items()
+        if name == "moderator_training_runs_total"
+    }
+    assert runs == {("sentiment", "rejected"): 2, ("sentiment", "succeeded"): 1, ("toxicity", "queued"): 1}
 
 
 async def test_labels_are_counted_by_kind(start_web):
