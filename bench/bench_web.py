@@ -158,9 +158,11 @@ def time_pages(url: str, token: str, *, requests: int, warmup: int, queue: bool)
         "chat (policy and action log)": f"/chats/{CHATS[3]}",
         "users (labellers)": "/users",
         "models": "/models",
+        "model version (its run's gate, its activations)": "/models/1",
     }
     if queue:
         pages["review queue"] = "/queue"
+        pages["review queue (one chat)"] = f"/queue?chat={CHATS[3]}"
     results: dict[str, dict[str, Any]] = {}
     with httpx.Client(base_url=url, timeout=60.0) as client:
         page = client.get(f"/login/{token}")
