@@ -100,7 +100,18 @@ def per_class(metrics: dict[str, Any]) -> list[dict[str, Any]]:
     """Precision, recall, F1 and support per class from the confusion matrix (rows: true class; columns: the
     model's answer), as the trainer writes it; [] when the metrics have none."""
     labels, matrix = metrics.get("labels"), metrics.get("confusion_matrix")
-    if not isinstance(labels, list) or not isinstance(matrix, list) or len(matrix) != len(labels):
+    square = (
+        isinstance(labels, list)
+        and isinstance(matrix, list)
+        and len(matrix) == len(labels)
+        and all(
+            isinstance(row, list)
+            and len(row) == len(labels)
+            and all(isinstance(n, int) and not isinstance(n, bool) for n in row)
+            for row in matrix
+        )
+    )
+    if not square:
         return []
     rows = []
     for index, name in enumerate(labels):
@@ -119,7 +130,10 @@ def per_class(metrics: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _curves(history: list[dict[str, Any]]) -> dict[str, Any]:
-    epochs = [f"{row.get('epoch', index + 1):g}" for index, row in enumerate(history)]
+    epochs = [
+        f"{row['epoch'] if isinstance(row.get('epoch'), int | float) else index + 1:g}"
+        for index, row in enumerate(history)
+    ]
     names = [f"epoch {epoch}" for epoch in epochs]
 
     def values(key: str) -> list[float | None]:
