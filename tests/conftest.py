@@ -104,3 +104,42 @@ def toxicity_model_dir(korpora_root: Path, tmp_path_factory: pytest.TempPathFact
         )
     )
     return output
+
+
+@pytest.fixture
+def record_strike():
+    """Records an `act` decision with a strike on a verdict's message through `bot.storage.record_decision` (as
+    the group use case does), with the plain defaults the tests share; returns the decision."""
+    from bot import storage
+    from bot.storage import ChatMode
+
+    async def record(
+        session,
+        *,
+        chat_id: int,
+        message_id: int,
+        verdict_id: int,
+        actions=(),
+        toxic_probability: float = 0.9,
+        threshold: float = 0.8,
+        rule: str = "기준 이상",
+        strikes: int = 1,
+    ):
+        decision, _ = await storage.record_decision(
+            session,
+            chat_id=chat_id,
+            message_id=message_id,
+            user_id=77,
+            verdict_id=verdict_id,
+            mode=ChatMode.ACT,
+            toxic_probability=toxic_probability,
+            threshold=threshold,
+            rule=rule,
+            strike=True,
+            strikes=strikes,
+            warn=False,
+            actions=list(actions),
+        )
+        return decision
+
+    return record

@@ -44,7 +44,7 @@ async def label(session_factory, verdict_id: int, user_id: int, value: int, **ex
         return row.id
 
 
-async def test_verdicts_labels_agreement_and_actions_per_utc_day(session_factory, monkeypatch):
+async def test_verdicts_labels_agreement_and_actions_per_utc_day(session_factory, monkeypatch, record_strike):
     sf = session_factory
     first = await verdict_at(monkeypatch, sf, DAY1, chat_id=GROUP, message_id=1, label=1, label_name="긍정")
     second = await verdict_at(monkeypatch, sf, DAY2, chat_id=GROUP, message_id=2, label=0, label_name="부정")
@@ -77,19 +77,11 @@ async def test_verdicts_labels_agreement_and_actions_per_utc_day(session_factory
         await set_created(sf, Feedback, row_id, moment)
     async with sf() as session, session.begin():
         await storage.void_feedback_of_user(session, user_id=904, voided_by=1)
-        decision, _ = await storage.record_decision(
+        decision = await record_strike(
             session,
             chat_id=GROUP,
             message_id=5,
-            user_id=77,
             verdict_id=toxic.id,
-            mode=ChatMode.ACT,
-            toxic_probability=0.9,
-            threshold=0.8,
-            rule="기준 이상",
-            strike=True,
-            strikes=1,
-            warn=False,
             actions=[storage.PlannedAction(ActionKind.DELETE)],
         )
         await storage.record_admin_decision(session, decision=decision, answer="right", admin_id=905)

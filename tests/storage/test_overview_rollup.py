@@ -13,7 +13,7 @@ from sqlalchemy import MetaData, func, insert, select, update
 from storage_helpers import insert_verdict
 
 from bot import storage
-from bot.storage import ChatMode, FeedbackSource, LabelRule, ReviewOutcome, Task
+from bot.storage import FeedbackSource, LabelRule, ReviewOutcome, Task
 from bot.storage.models import (
     Feedback,
     MessageReport,
@@ -156,7 +156,9 @@ async def assert_everything_matches(session_factory, *, since: datetime, reviewe
         }
 
 
-async def test_the_rollup_copies_and_queue_count_equal_their_definitions(session_factory, monkeypatch):
+async def test_the_rollup_copies_and_queue_count_equal_their_definitions(
+    session_factory, monkeypatch, record_strike
+):
     sf = session_factory
     since = NOW - timedelta(days=14)
     moments = [NOW - timedelta(days=20), NOW - timedelta(days=3, hours=1), NOW - timedelta(hours=2), NOW]
@@ -181,20 +183,11 @@ async def test_the_rollup_copies_and_queue_count_equal_their_definitions(session
     await label(sf, verdicts[4].id, 701, 1, trusted=True)
     await label(sf, verdicts[1].id, 601, 0)  # a changed label
     async with sf() as session, session.begin():
-        decision, _ = await storage.record_decision(
+        decision = await record_strike(
             session,
             chat_id=verdicts[2].chat_id,
             message_id=verdicts[2].message_id,
-            user_id=77,
             verdict_id=verdicts[2].id,
-            mode=ChatMode.ACT,
-            toxic_probability=0.9,
-            threshold=0.8,
-            rule="기준 이상",
-            strike=True,
-            strikes=1,
-            warn=False,
-            actions=[],
         )
         await storage.record_admin_decision(session, decision=decision, answer="right", admin_id=602)
         await storage.record_report(

@@ -38,7 +38,7 @@ def group_admins() -> FakeChatAdmins:
     )
 
 
-async def add_decision(web, *, chat_id: int, message_id: int, muted: bool = True) -> int:
+async def add_decision(web, record_strike, *, chat_id: int, message_id: int, muted: bool = True) -> int:
     """A toxic message's decision as the group policy records it: a strike, a deletion and (done) a mute."""
     async with web.session() as session:
         verdict = await storage.add_verdict(
@@ -57,38 +57,33 @@ async def add_decision(web, *, chat_id: int, message_id: int, muted: bool = True
         planned = [storage.PlannedAction(ActionKind.DELETE)]
         if muted:
             planned.append(storage.PlannedAction(ActionKind.MUTE))
-        decision, _ = await storage.record_decision(
+        decision = await record_strike(
             session,
             chat_id=chat_id,
             message_id=message_id,
-            user_id=77,
             verdict_id=verdict.id,
-            mode=ChatMode.ACT,
+            actions=planned,
             toxic_probability=0.93,
             threshold=0.9,
             rule="유해 확률이 기준 이상",
-            strike=True,
             strikes=3,
-            warn=False,
-            actions=planned,
         )
         for action in decision.actions:
             await storage.finish_action(session, action_id=action.id, status=ActionStatus.DONE)
         return decision.id
 
 
-async def two_groups(web) -> tuple[int, int]:
+async def two_groups(web, record_strike) -> tuple[int, int]:
     async with web.session() as session:
         await storage.update_chat_policy(session, chat_id=GROUP, updated_by=ADMIN, mode=ChatMode.ACT)
-    return await add_decision(web, chat_id=GROUP, message_id=10), await add_decision(
-        web, chat_id=OTHER_GROUP, message_id=20
-    )
+    mine = await add_decision(web, record_strike, chat_id=GROUP, message_id=10)
+    return mine, await add_decision(web, record_strike, chat_id=OTHER_GROUP, message_id=20)
 
 
-async def test_a_group_admin_gets_a_link_and_sees_only_their_groups(start_web):
+async def test_a_group_admin_gets_a_link_and_sees_only_their_groups(start_web, record_strike):
     admins = group_admins()
     web = await start_web(chat_admins=admins)
-    mine, theirs = await two_groups(web)
+    mine, theirs = await two_groups(web, record_strike)
     stranger = await web.moderation.web_login_link(
         actor=Actor(user_id=STRANGER, is_admin=False), admins=admins
     )
@@ -132,10 +127,10 @@ async def test_a_group_admin_gets_a_link_and_sees_only_their_groups(start_web):
         assert (await storage.get_chat_policy(session, chat_id=OTHER_GROUP)).mode is ChatMode.WATCH
 
 
-async def test_policy_edits_use_the_settings_rules_and_messages(start_web):
+async def test_policy_edits_use_the_settings_rules_and_messages(start_web, record_strike):
     admins = group_admins()
     web = await start_web(chat_admins=admins)
-    await two_groups(web)
+    await two_groups(web, record_strike)
     async with web.client(GROUP_ADMIN) as client:
         page = await client.get(f"/chats/{GROUP}")
         token = csrf_of(page.text)
@@ -172,10 +167,10 @@ async def test_policy_edits_use_the_settings_rules_and_messages(start_web):
         ).status_code == 400
 
 
-async def test_undo_and_ok_go_through_the_log_buttons_use_case(start_web):
+async def test_undo_and_ok_go_through_the_log_buttons_use_case(start_web, record_strike):
     web = await start_web(chat_admins=group_admins())
-    mine, _ = await two_groups(web)
-    second = await add_decision(web, chat_id=GROUP, message_id=11, muted=False)
+    mine, _ = await two_groups(web, record_strike)
+    second = await add_decision(web, record_strike, chat_id=GROUP, message_id=11, muted=False)
     async with web.client(GROUP_ADMIN) as client:
         page = await client.get(f"/chats/{GROUP}")
         token = csrf_of(page.text)
@@ -211,9 +206,9 @@ async def test_undo_and_ok_go_through_the_log_buttons_use_case(start_web):
         assert confirmed.admin_decision == "right" and labels[confirmed.verdict_id].label == 1
 
 
-async def test_bot_admins_see_every_group_and_without_telegram_only_they_do(start_web):
+async def test_bot_admins_see_every_group_and_without_telegram_only_they_do(start_web, record_strike):
     web = await start_web()  # no ChatAdmins: `moderator web` without a bot token
-    await two_groups(web)
+    await two_groups(web, record_strike)
     link = await web.moderation.web_login_link(actor=Actor(user_id=GROUP_ADMIN, is_admin=False))
     assert link.text == texts.WEB_ONLY
     async with web.client(ADMIN) as admin:
