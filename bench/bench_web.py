@@ -6,6 +6,10 @@ and 20 chats, and in proportion people's labels, decisions, actions, reports, po
 127.0.0.1 (in a thread with its own event loop), logs in as an admin through a one-time link, and times each page
 with httpx: 2 warm-up requests, then 20 timed ones; median and p95. Writes bench/results/web.json.
 
+Ablations, in the same process and run, as ratios to the served figures: the health check, the overview and the
+queue with the served heap thawed (no `gc.freeze` after the model swap) and from a server whose socket is made as
+before (protocol 0: Nagle's algorithm on).
+
     source .ci/postgres.sh && pg_start && trap pg_stop EXIT
     .venv/bin/python -m bench.bench_web
 """
@@ -14,13 +18,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import gc
 import json
 import os
 import platform
 import secrets
+import socket
 import statistics
 import threading
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -70,9 +78,10 @@ def parse_args() -> argparse.Namespace:
 class ServerThread:
     """The real web app under uvicorn, in a thread with its own event loop (the client's timing stays apart)."""
 
-    def __init__(self, database_url: str, model_dir: Path | None) -> None:
+    def __init__(self, database_url: str, model_dir: Path | None, *, nagle: bool = False) -> None:
         self.database_url = database_url
         self.model_dir = model_dir
+        self.nagle = nagle  # the ablation: served on a socket made as before (protocol 0: Nagle stays on)
         self.ready = threading.Event()
         self.url = ""
         self.error: BaseException | None = None
@@ -116,6 +125,9 @@ class ServerThread:
             toxicity=TaskServing(toxicity, MicroBatcher(toxicity, window_ms=2.0, max_batch=8)),
         )
         self.server, sock = server_for(settings, moderation, embedded=True)
+        if self.nagle:
+            sock.close()
+            sock = socket.create_server(("127.0.0.1", 0))
         self.url = f"http://127.0.0.1:{listening_port(sock)}"
         task = asyncio.create_task(self.server.serve(sockets=[sock]))
         while not self.server.started and not task.done():
@@ -164,34 +176,91 @@ def time_pages(url: str, token: str, *, requests: int, warmup: int, queue: bool)
         pages["review queue"] = "/queue"
         pages["review queue (one chat)"] = f"/queue?chat={CHATS[3]}"
     results: dict[str, dict[str, Any]] = {}
-    with httpx.Client(base_url=url, timeout=60.0) as client:
-        page = client.get(f"/login/{token}")
-        csrf = page.text.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
-        assert client.post(f"/login/{token}", data={"csrf_token": csrf}).status_code == 303
+    with logged_in_client(url, token) as client:
         for name, path in pages.items():
-            for _ in range(warmup):
-                response = client.get(path)
-                assert response.status_code == 200, (path, response.status_code, response.text[:300])
-            timings = []
-            for _ in range(requests):
-                began = time.perf_counter()
-                response = client.get(path)
-                timings.append((time.perf_counter() - began) * 1000)
-                assert response.status_code == 200, (path, response.status_code)
-            timings.sort()
-            p95 = timings[min(len(timings) - 1, round(0.95 * (len(timings) - 1)))]
-            results[name] = {
-                "path": path,
-                "median_ms": round(statistics.median(timings), 1),
-                "p95_ms": round(p95, 1),
-                "max_ms": round(timings[-1], 1),
-                "bytes": len(response.content),
-                "within_goal": p95 <= GOAL_MS,
-            }
+            results[name] = {"path": path, **time_page(client, path, requests=requests, warmup=warmup)}
             print(
                 f"{name:32s} median {results[name]['median_ms']:7.1f} ms  p95 {results[name]['p95_ms']:7.1f} ms"
             )
     return results
+
+
+@contextlib.contextmanager
+def logged_in_client(url: str, token: str) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=url, timeout=60.0) as client:
+        page = client.get(f"/login/{token}")
+        csrf = page.text.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
+        assert client.post(f"/login/{token}", data={"csrf_token": csrf}).status_code == 303
+        yield client
+
+
+def time_page(client: httpx.Client, path: str, *, requests: int, warmup: int) -> dict[str, Any]:
+    for _ in range(warmup):
+        response = client.get(path)
+        assert response.status_code == 200, (path, response.status_code, response.text[:300])
+    timings = []
+    for _ in range(requests):
+        began = time.perf_counter()
+        response = client.get(path)
+        timings.append((time.perf_counter() - began) * 1000)
+        assert response.status_code == 200, (path, response.status_code)
+    timings.sort()
+    p95 = timings[min(len(timings) - 1, round(0.95 * (len(timings) - 1)))]
+    return {
+        "median_ms": round(statistics.median(timings), 1),
+        "p95_ms": round(p95, 1),
+        "max_ms": round(timings[-1], 1),
+        "bytes": len(response.content),
+        "within_goal": p95 <= GOAL_MS,
+    }
+
+
+ABLATION_PAGES = {"health": "/healthz", "overview (30 days)": "/", "review queue": "/queue"}
+
+
+def time_ablations(
+    database_url: str, served_url: str, model_dir: Path | None, *, requests: int, warmup: int
+) -> dict[str, Any]:
+    """The same pages as served, with the served heap thawed (no `gc.freeze`), and from a server whose socket is
+    made as before the fix (protocol 0: Nagle's algorithm stays on), all in this process, one after the other;
+    each as a ratio to the served figure of the same run."""
+    paths = {name: path for name, path in ABLATION_PAGES.items() if model_dir is not None or path != "/queue"}
+
+    def timed(url: str) -> dict[str, dict[str, Any]]:
+        with logged_in_client(url, asyncio.run(login_token(database_url))) as client:
+            return {
+                name: time_page(client, path, requests=requests, warmup=warmup)
+                for name, path in paths.items()
+            }
+
+    served = timed(served_url)
+    gc.unfreeze()  # what every collection walked before: the models and libraries, thawed
+    try:
+        thawed = timed(served_url)
+    finally:
+        gc.freeze()
+    nagle_server = ServerThread(database_url, model_dir, nagle=True)
+    nagle_server.start()
+    try:
+        nagle = timed(nagle_server.url)
+    finally:
+        nagle_server.stop()
+    result: dict[str, Any] = {"served": served}
+    for variant, figures in (("heap_not_frozen", thawed), ("nagle_on", nagle)):
+        result[variant] = {
+            name: {
+                **page,
+                "median_ratio_to_served": round(page["median_ms"] / served[name]["median_ms"], 2),
+                "p95_ratio_to_served": round(page["p95_ms"] / served[name]["p95_ms"], 2),
+            }
+            for name, page in figures.items()
+        }
+        for name, page in result[variant].items():
+            print(
+                f"ablation {variant:16s} {name:20s} median {page['median_ms']:7.1f} ms "
+                f"({page['median_ratio_to_served']}x)  p95 {page['p95_ms']:7.1f} ms ({page['p95_ratio_to_served']}x)"
+            )
+    return result
 
 
 def machine() -> dict[str, Any]:
@@ -252,6 +321,9 @@ def main() -> int:
             pages = time_pages(
                 server.url, token, requests=args.requests, warmup=args.warmup, queue=model_dir is not None
             )
+            ablations = time_ablations(
+                database_url, server.url, model_dir, requests=args.requests, warmup=args.warmup
+            )
             load_after = os.getloadavg()
         finally:
             server.stop()
@@ -272,6 +344,7 @@ def main() -> int:
             "warmup_per_page": args.warmup,
             "goal_ms": GOAL_MS,
             "pages": pages,
+            "ablations": ablations,
             "all_within_goal": all(page["within_goal"] for page in pages.values()),
         }
         args.output.parent.mkdir(parents=True, exist_ok=True)
