@@ -1,6 +1,7 @@
 """The web app in a real browser (Debian's chromium driven by Playwright): log in by link, label five queue items
 by keyboard, activate and roll back a model through the confirmation pages, a group's admin edits their group's
-policy and is refused another group's page, and used or expired links and posts without the CSRF token are refused.
+policy and is refused another group's page, used or expired links and posts without the CSRF token are refused,
+and /metrics, read in the browser, parses and counts a review that arrives.
 
 Where /usr/bin/chromium is missing these tests skip with the reason, except where MODERATOR_REQUIRE_BROWSER=1
 (CI sets it after installing chromium): there a missing browser fails them. `playwright install` is never needed.
@@ -14,6 +15,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import select, update
 from web_helpers import (
     ADMIN,
@@ -195,3 +197,25 @@ async def test_in_the_browser_a_used_or_expired_link_and_a_post_without_its_toke
     assert response is not None and response.status == 403
     assert web_texts.LOGIN_LINK_INVALID in await reused.text_content("body")
     assert (await reused.goto(web.url + "/queue")).status == 401  # never logged in
+
+
+async def test_in_the_browser_metrics_parse_and_the_verdict_counter_moves_when_a_review_arrives(
+    start_web, browser
+):
+    web = await start_web()
+    page = await (await browser.new_context()).new_page()
+    page.set_default_timeout(STEP_TIMEOUT_MS)
+
+    async def verdicts() -> float:
+        response = await page.goto(web.url + "/metrics")
+        assert response is not None and response.status == 200
+        return sum(
+            sample.value
+            for family in text_string_to_metric_families(await page.inner_text("body") + "\n")
+            for sample in family.samples
+            if sample.name == "moderator_verdicts_total"
+        )
+
+    before = await verdicts()
+    await web.classify(REVIEWS[0], message_id=1)
+    assert await verdicts() - before == 1
