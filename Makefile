@@ -41,8 +41,8 @@ test: $(STAMP)
 # - two groups moderated at once, 2,000 messages each at 10 a second (bench/results/group.json; ~4 min);
 # - 10,000 fuzzed updates through the real bot (~5 min on 2 quiet cores);
 # - the web app's pages against 1,000,000 verdicts in a throwaway PostgreSQL (bench/results/web.json; ~5 min);
-# - the kill, stop, refused-token, run-recovery and model-version figures of docs/reliability.md (real processes,
-#   ~10 min): the tests record them into bench/results/reliability.json (bench/reliability.py), which replaces
+# - the kill, stop, refused-token, run-recovery, model-version and training-worker figures of docs/reliability.md
+#   (real processes, the workers on a throwaway PostgreSQL; ~12 min): the tests record them into bench/results/reliability.json (bench/reliability.py), which replaces
 #   the old file only when every test passed.
 # The other bench/ scripts are run by hand (bench/README.md).
 RELIABILITY_JSON := bench/results/reliability.json
@@ -58,9 +58,10 @@ bench: $(STAMP)
 	bash -c 'source .ci/postgres.sh && pg_start && trap pg_stop EXIT && $(BIN)/python -m bench.bench_web' \
 		|| echo "bench_web: a page is over its 300 ms goal, or PostgreSQL did not start (bench/results/web.json)"
 	rm -f $(RELIABILITY_JSON).partial
-	RELIABILITY_RESULTS=$(RELIABILITY_JSON).partial RELIABILITY_KILL_AFTER=1,20,100,190 \
-		$(BIN)/python -m pytest -q -p no:cacheprovider \
-		tests/bot/test_process_signals.py tests/retraining/test_run_recovery.py tests/bot/test_versions.py
+	bash -c 'source .ci/postgres.sh && pg_start && trap pg_stop EXIT && \
+		RELIABILITY_RESULTS=$(RELIABILITY_JSON).partial RELIABILITY_KILL_AFTER=1,20,100,190 \
+		$(BIN)/python -m pytest -q -p no:cacheprovider tests/bot/test_process_signals.py \
+		tests/retraining/test_run_recovery.py tests/bot/test_versions.py tests/retraining/test_training_worker.py'
 	mv $(RELIABILITY_JSON).partial $(RELIABILITY_JSON)
 
 clean:

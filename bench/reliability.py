@@ -9,7 +9,7 @@ the file always holds one complete run.
 
     RELIABILITY_RESULTS=bench/results/reliability.json RELIABILITY_KILL_AFTER=1,20,100,190 \\
         .venv/bin/python -m pytest tests/bot/test_process_signals.py tests/retraining/test_run_recovery.py \\
-        tests/bot/test_versions.py
+        tests/bot/test_versions.py tests/retraining/test_training_worker.py  # the last with TEST_POSTGRES_URL
 """
 
 from __future__ import annotations
@@ -44,7 +44,8 @@ def record(key: str, **values: Any) -> None:
             results = {
                 "benchmark": "reliability",
                 "source": "tests/bot/test_process_signals.py, tests/retraining/test_run_recovery.py, "
-                "tests/bot/test_versions.py (bench/reliability.py; make bench)",
+                "tests/bot/test_versions.py, tests/retraining/test_training_worker.py (bench/reliability.py; "
+                "make bench)",
                 "created_at": figure["recorded_at"],
                 "environment": environment(),
                 "figures": {},

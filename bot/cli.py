@@ -20,6 +20,7 @@ COMMAND_MODULES = (
     "bot.storage.cli",  # db upgrade, db purge
     "bot.telegram.cli",  # run, chat, model
     "bot.retraining.cli",  # retrain
+    "bot.jobs.worker_cli",  # worker
     "bot.web.cli",  # web
 )
 

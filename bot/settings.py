@@ -87,6 +87,13 @@ class Settings(BaseSettings):
     runs_dir: Path = Path("runs")
     run_heartbeat_seconds: float = Field(5.0, gt=0)  # a running run's owner writes a heartbeat this often
     run_stale_seconds: float = Field(90.0, gt=0)  # ... and a run without one for this long is abandoned
+    # Where runs train (docs/cluster.md). "local": a child process of the bot, as on one machine. "worker": a job on
+    # PostgreSQL's `training` queue, taken by `moderator worker` on any host (the GPU host); the bot only starts
+    # and follows runs. Needs PostgreSQL; a run no worker takes within RUN_STALE_SECONDS fails.
+    training_executor: Literal["local", "worker"] = "local"
+    # How often the bot sweeps abandoned runs and looks for a version another process activated (a worker's
+    # promotion, `moderator model activate`) to swap in: the delay before every bot serves a new version.
+    model_sync_seconds: float = Field(30.0, gt=0)
     keep_rejected_versions: int = Field(3, ge=0)  # rejected candidates whose files are kept
     # Each run draws its base rows with a fresh seed (random; recorded with the run). Set it to make runs
     # reproducible: run N then uses RETRAIN_SEED + N, still a new sample every run.

@@ -14,6 +14,7 @@ from alembic import context
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
+from bot.jobs.schema import include_object
 from bot.storage.database import create_engine, parse_database_url
 from bot.storage.models import Base, UTCDateTime
 
@@ -46,6 +47,7 @@ def _configure(**options: object) -> None:
         render_as_batch=True,  # SQLite cannot ALTER most things; batch mode rebuilds the table instead
         compare_type=True,
         render_item=_render_item,
+        include_object=include_object,  # procrastinate's tables are its own (migration 0011)
         **options,
     )
 
@@ -56,9 +58,16 @@ def run_migrations_offline() -> None:
         context.run_migrations()
 
 
+# Several processes may start at once (bots, a training worker) and each upgrades the database: on PostgreSQL
+# they take turns on this advisory lock, so the later ones find it at head. SQLite's `BEGIN IMMEDIATE` serialises.
+MIGRATION_LOCK_KEY = 7_042_025_111
+
+
 def _run_migrations(connection: Connection) -> None:
     _configure(connection=connection)
     with context.begin_transaction():
+        if connection.dialect.name == "postgresql":
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
         context.run_migrations()
     if connection.dialect.name == "sqlite":
         # Foreign keys are off while migrating (see create_engine); make sure nothing dangles afterwards.

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 import torch
+from postgres_databases import fresh_postgres_database
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DIR = Path(os.environ.get("MODERATOR_SHARED_DIR", REPO_ROOT.parent / "shared"))
@@ -143,3 +145,10 @@ def record_strike():
         return decision
 
     return record
+
+
+@pytest.fixture
+async def postgres_url() -> AsyncIterator[str]:
+    """A fresh, empty PostgreSQL database (mark the test `postgres`)."""
+    async with fresh_postgres_database() as url:
+        yield url

@@ -59,6 +59,7 @@ def run_retrain_command(args: argparse.Namespace) -> int:
 
 
 async def retrain_once(settings, *, task: str = "sentiment") -> int:
+    from bot.jobs import training_dispatcher
     from bot.retraining.service import RetrainingService
     from bot.storage import RunStatus, RunTrigger, Task, create_engine, make_session_factory, upgrade_database
 
@@ -68,7 +69,10 @@ async def retrain_once(settings, *, task: str = "sentiment") -> int:
     await asyncio.to_thread(upgrade_database, settings.database_url)
     engine = create_engine(settings.database_url)
     service = RetrainingService(
-        settings=settings, session_factory=make_session_factory(engine), progress_interval_seconds=2.0
+        settings=settings,
+        session_factory=make_session_factory(engine),
+        progress_interval_seconds=2.0,
+        dispatch=training_dispatcher(settings),
     )
     try:
         run_id, created = await service.request_run(

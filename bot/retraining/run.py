@@ -11,8 +11,10 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import os
 import secrets
 import shutil
+import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -59,6 +61,11 @@ logger = logging.getLogger(__name__)
 AdminNotifier = Callable[[str, int | None], Awaitable[None]]
 # A run's last database writes are retried this often (with backoff) when the database is locked.
 FINAL_WRITE_ATTEMPTS = 5
+
+
+def new_owner() -> str:
+    """A run owner's id, "host:pid:nonce": the host and pid let a sweep on the same host see that it is gone."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
 
 
 @dataclass(frozen=True)
@@ -133,7 +140,7 @@ class RunExecutor:
         self._session_factory = session_factory
         self._servings = servings  # shared with the service: a promoted candidate is swapped in here
         self._notify_admins = notify_admins
-        self._progress_interval = progress_interval_seconds
+        self.progress_interval = progress_interval_seconds
         self.requested_by: dict[int, int | None] = {}  # run id -> the admin to tell about it
         self._lost: set[int] = set()  # runs another process took over
 
@@ -143,7 +150,7 @@ class RunExecutor:
         run = _Run(
             id=run_id,
             task=task,
-            progress=ProgressThrottle(self._update_progress, run_id, reporter, self._progress_interval),
+            progress=ProgressThrottle(self._update_progress, run_id, reporter, self.progress_interval),
             dir=(self.settings.runs_dir / f"run-{run_id}").resolve(),
         )
         heartbeat = asyncio.create_task(
@@ -173,7 +180,7 @@ class RunExecutor:
             heartbeat.cancel()
             shutil.rmtree(run.checkpoint_dir, ignore_errors=True)
         logger.info("retraining run %s %s: %s", run_id, outcome.status, judged.decision.reason)
-        await self._announce(run_id, outcome.summary, reporter)
+        await self.announce(run_id, outcome.summary, reporter)
         await self._prune_rejected()
         return outcome
 
@@ -306,14 +313,15 @@ class RunExecutor:
                 task=run.task,
             )
             run.version_id = version_id = version.id
-        checks = texts.gate_summary(gate)
-        title = TASK_TITLES[run.task]
-        if decision.promote:
-            status = RunStatus.SUCCEEDED
-            summary = texts.PROMOTED.format(run_id=run.id, task=title, new_version=version_id, checks=checks)
-        else:
-            status = RunStatus.REJECTED
-            summary = texts.REJECTED.format(run_id=run.id, task=title, new_version=version_id, checks=checks)
+        status = RunStatus.SUCCEEDED if decision.promote else RunStatus.REJECTED
+        summary = texts.finished_summary(
+            run_id=run.id,
+            task_title=TASK_TITLES[run.task],
+            promoted=decision.promote,
+            version_id=version_id,
+            gate=gate,
+            error=None,
+        )
 
         async def finish(session: AsyncSession) -> None:
             # Ownership, activation and the run's end in ONE transaction: a run another process declared
@@ -420,11 +428,17 @@ class RunExecutor:
             )
         if version_id is None and candidate_dir is not None and candidate_dir.exists():
             shutil.rmtree(candidate_dir, ignore_errors=True)  # an unregistered candidate is of no use
-        summary = texts.FAILED.format(run_id=run_id, error=error[-1500:])
+        summary = texts.finished_summary(
+            run_id=run_id, task_title="", promoted=None, version_id=None, gate=None, error=error
+        )
         if not recorded:
             summary += "\n" + texts.FAILED_NOT_RECORDED
-        await self._announce(run_id, summary, reporter)
+        await self.announce(run_id, summary, reporter)
         return RunOutcome(run_id=run_id, status=RunStatus.FAILED, summary=summary, error=error)
+
+    async def fail_unstarted(self, run_id: int, error: str, reporter: RunReporter | None) -> RunOutcome:
+        """End a run that never started (it could not be handed to a training worker)."""
+        return await self._fail(run_id, error, reporter, None, None)
 
     async def _lost_run(
         self, run_id: int, reporter: RunReporter | None, candidate_dir: Path | None, version_id: int | None
@@ -442,7 +456,7 @@ class RunExecutor:
         elif candidate_dir is not None and candidate_dir.exists():
             shutil.rmtree(candidate_dir, ignore_errors=True)
         summary = texts.FAILED.format(run_id=run_id, error=texts.LOST_OWNERSHIP)
-        await self._announce(run_id, summary, reporter)
+        await self.announce(run_id, summary, reporter)
         return RunOutcome(run_id=run_id, status=RunStatus.FAILED, summary=summary, error=texts.LOST_OWNERSHIP)
 
     async def _prune_rejected(self) -> None:
@@ -461,7 +475,7 @@ class RunExecutor:
         except Exception:
             logger.exception("pruning rejected model versions failed")
 
-    async def _announce(self, run_id: int, summary: str, reporter: RunReporter | None) -> None:
+    async def announce(self, run_id: int, summary: str, reporter: RunReporter | None) -> None:
         if reporter is not None:
             try:
                 await reporter.finished(run_id, summary)

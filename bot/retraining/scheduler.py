@@ -19,8 +19,6 @@ logger = logging.getLogger(__name__)
 
 RETRAIN_JOB_ID = "retrain"
 SYNC_JOB_ID = "sync-active-model"
-# How often the bot checks whether another process activated a different model version.
-ACTIVE_MODEL_SYNC_SECONDS = 30.0
 RETENTION_JOB_ID = "purge-old-texts"
 # How often the bot forgets review texts older than RETENTION_DAYS; the first purge comes soon after start-up.
 RETENTION_PURGE_SECONDS = 6 * 3600.0
@@ -50,11 +48,10 @@ def start_scheduler(
     *,
     retrain_job: Job,
     sync_job: Job | None = None,
-    sync_interval_seconds: float = ACTIVE_MODEL_SYNC_SECONDS,
     purge_job: Job | None = None,
 ) -> AsyncIOScheduler | None:
     """Start a scheduler on the running loop: `retrain_job` on the configured schedule, `sync_job` every
-    `sync_interval_seconds`, `purge_job` `FIRST_RETENTION_PURGE_SECONDS` after the start and then every
+    MODEL_SYNC_SECONDS, `purge_job` `FIRST_RETENTION_PURGE_SECONDS` after the start and then every
     `RETENTION_PURGE_SECONDS`. Returns None when there is nothing to schedule. Call it inside the loop."""
     trigger = build_trigger(settings)
     if trigger is None:
@@ -69,7 +66,7 @@ def start_scheduler(
         logger.info("scheduled retraining: %s", trigger)
     if sync_job is not None:
         scheduler.add_job(
-            sync_job, IntervalTrigger(seconds=sync_interval_seconds), id=SYNC_JOB_ID, **job_options
+            sync_job, IntervalTrigger(seconds=settings.model_sync_seconds), id=SYNC_JOB_ID, **job_options
         )
     if purge_job is not None:
         scheduler.add_job(

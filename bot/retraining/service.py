@@ -12,16 +12,17 @@ its run taken over stops its trainer, and promotion happens in the same transact
 failed run's candidate never becomes active. The trainer dies with its owner (PR_SET_PDEATHSIG).
 
 A run itself, step by step, is `bot.retraining.run.RunExecutor`'s.
+
+With TRAINING_EXECUTOR=worker the service trains nothing: it queues the run without an owner, hands it to
+`dispatch` (the PostgreSQL job queue, bot.jobs), and follows the run's row: progress to the reporter, the end to
+the admins, a promoted version into serving. A training worker (bot.retraining.worker) claims and executes it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import secrets
 import shutil
-import socket
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
@@ -30,13 +31,15 @@ from typing import TYPE_CHECKING
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot import storage
+from bot.retraining import texts
 from bot.retraining.dataset import human_label_rule
 from bot.retraining.reporting import RunReporter
-from bot.retraining.run import AdminNotifier, RunExecutor, RunOutcome
+from bot.retraining.run import AdminNotifier, RunExecutor, RunOutcome, new_owner
 from bot.serving import load_serving_classifier
 from bot.settings import Settings
-from bot.storage import RunTrigger, Task
+from bot.storage import RunStatus, RunTrigger, Task
 from bot.storage.retention import purge_expired_texts
+from classifier.tasks import TASK_TITLES
 
 if TYPE_CHECKING:
     from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -44,6 +47,9 @@ if TYPE_CHECKING:
     from bot.serving import ServingModel
 
 logger = logging.getLogger(__name__)
+
+# Hands a queued run (id, task) to a training worker; raises when it cannot.
+RunDispatcher = Callable[[int, Task], Awaitable[None]]
 
 
 class RetrainingService:
@@ -58,9 +64,11 @@ class RetrainingService:
         notify_admins: AdminNotifier | None = None,
         progress_interval_seconds: float = 3.0,
         toxicity_serving: ServingModel | None = None,
+        dispatch: RunDispatcher | None = None,
     ) -> None:
         self.settings = settings
-        self.owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+        self._dispatch = dispatch  # None: runs train here, in a child process
+        self.owner = new_owner()
         self._session_factory = session_factory
         # What each task serves: a promoted candidate is swapped in there, and the sync job follows the database.
         self._servings: dict[Task, ServingModel] = {
@@ -144,7 +152,7 @@ class RetrainingService:
                 session,
                 trigger=trigger,
                 requested_by=requested_by,
-                owner=self.owner,
+                owner=self.owner if self._dispatch is None else None,  # a worker claims it
                 stale_after=self._stale_after,
                 task=task,
             )
@@ -158,11 +166,67 @@ class RetrainingService:
                 requested_by,
             )
             self._executor.requested_by[run_id] = requested_by
-            self._run_tasks[run_id] = task
-            self._runs[run_id] = asyncio.create_task(
-                self._executor.execute(run_id, task, reporter), name=f"retrain-{run_id}"
-            )
+            if self._dispatch is None:
+                self._run_tasks[run_id] = task
+                run = self._executor.execute(run_id, task, reporter)
+            else:
+                run = self._hand_to_worker(run_id, task, reporter)
+            self._runs[run_id] = asyncio.create_task(run, name=f"retrain-{run_id}")
         return run_id, created
+
+    async def _hand_to_worker(self, run_id: int, task: Task, reporter: RunReporter | None) -> RunOutcome:
+        """Queue the run for a training worker, then follow its row until it ends. Cancelling this (the bot
+        stops) stops following only: the worker owns the run."""
+        assert self._dispatch is not None
+        try:
+            await self._dispatch(run_id, task)
+        except Exception as error:
+            logger.exception("could not queue retraining run %s for a training worker", run_id)
+            message = texts.NOT_QUEUED.format(error=f"{type(error).__name__}: {str(error).splitlines()[0]}")
+            return await self._executor.fail_unstarted(run_id, message, reporter)
+        if reporter is not None:
+            await reporter.progress(run_id, texts.QUEUED_FOR_WORKER.format(run_id=run_id))
+        return await self._follow_worker_run(run_id, task, reporter)
+
+    async def _follow_worker_run(self, run_id: int, task: Task, reporter: RunReporter | None) -> RunOutcome:
+        """Poll the run's row: relay new progress, and when it ends tell the reporter and the admins, and serve a
+        promoted version now rather than at the next sync."""
+        shown: str | None = None
+        while True:
+            await asyncio.sleep(self._executor.progress_interval)
+            try:
+                async with self._session_factory() as session:
+                    run = await storage.get_training_run(session, run_id=run_id)
+            except Exception as error:  # noqa: BLE001 - a database hiccup: look again next time
+                logger.warning("following run %s: %s", run_id, type(error).__name__)
+                continue
+            if run is None:
+                raise RuntimeError(f"training run {run_id} disappeared from the database")
+            if run.active_slot is None:  # it ended
+                break
+            if run.progress and run.progress != shown and reporter is not None:
+                shown = run.progress
+                await reporter.progress(run_id, run.progress)
+        promoted = {RunStatus.SUCCEEDED: True, RunStatus.REJECTED: False}.get(run.status)
+        summary = texts.finished_summary(
+            run_id=run_id,
+            task_title=TASK_TITLES[task],
+            promoted=promoted,
+            version_id=run.model_version_id,
+            gate=run.gate,
+            error=run.error,
+        )
+        if promoted and task in self._servings:
+            await self._follow_active_version(self._servings[task], task)
+        await self._executor.announce(run_id, summary, reporter)
+        return RunOutcome(
+            run_id=run_id,
+            status=run.status,
+            summary=summary,
+            model_version_id=run.model_version_id,
+            error=run.error,
+            gate=run.gate,
+        )
 
     async def wait_for_run(self, run_id: int) -> RunOutcome:
         """The outcome of a run started by this service (waits for it to finish)."""

@@ -21,6 +21,27 @@ LOST_OWNERSHIP = (
     "the run was declared abandoned by another process (its heartbeat stopped); it did not promote"
 )
 FAILED = "❌ 재학습 #{run_id} 실패: 기존 모델을 계속 사용해요.\n{error}"
+# TRAINING_EXECUTOR=worker: the bot hands the run to a training worker and follows it in the database.
+QUEUED_FOR_WORKER = "재학습 #{run_id}을(를) 학습 워커에 맡겼어요. 워커가 시작하면 진행 상황을 알려 드려요."
+NOT_QUEUED = "could not hand the run to a training worker ({error})"
+
+
+def finished_summary(
+    *,
+    run_id: int,
+    task_title: str,
+    promoted: bool | None,
+    version_id: int | None,
+    gate: Any,
+    error: str | None,
+) -> str:
+    """What admins hear when a run ends: promoted (True), rejected (False) or failed (None, with `error`)."""
+    if promoted is None:
+        return FAILED.format(run_id=run_id, error=(error or "")[-1500:])
+    template = PROMOTED if promoted else REJECTED
+    return template.format(
+        run_id=run_id, task=task_title, new_version=version_id, checks=gate_summary(gate or {})
+    )
 
 
 def progress_text(event: dict[str, Any]) -> str | None:

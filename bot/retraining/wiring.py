@@ -7,6 +7,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from bot.jobs import training_dispatcher
 from bot.retraining.service import RetrainingService
 from bot.settings import Settings
 
@@ -36,6 +37,7 @@ def attach_retraining(application: Any, *, settings: Settings, moderation: Any) 
         serving=moderation.serving,
         notify_admins=notify_admins,
         toxicity_serving=moderation.toxicity.serving if moderation.toxicity is not None else None,
+        dispatch=training_dispatcher(settings),
     )
     moderation.retrainer = service
     return attach(application, service)

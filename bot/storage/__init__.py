@@ -148,6 +148,7 @@ from bot.storage.stats import Stats, get_stats
 from bot.storage.training_runs import (
     DEFAULT_STALE_AFTER,
     RunNotOwnedError,
+    claim_queued_run,
     fail_stale_runs,
     finish_training_run,
     get_live_training_run,
@@ -225,6 +226,7 @@ __all__ = [
     "add_verdict",
     "add_web_login",
     "chat_decisions",
+    "claim_queued_run",
     "consume_web_login",
     "count_feedback_by_user_since",
     "count_strikes",

@@ -102,6 +102,24 @@ async def mark_run_running(
     await session.flush()
 
 
+async def claim_queued_run(session: AsyncSession, *, run_id: int, owner: str) -> bool:
+    """A training worker takes a run a bot queued for it (queued, no owner yet); False when the run no longer
+    waits: another worker took it, or it was failed as abandoned. One conditional UPDATE, so two workers handed
+    the same run cannot both win (on PostgreSQL the second waits for the first's row lock, then finds an owner)."""
+    result = await session.execute(
+        update(TrainingRun)
+        .where(
+            TrainingRun.id == run_id,
+            TrainingRun.status == RunStatus.QUEUED,
+            TrainingRun.owner.is_(None),
+            TrainingRun.active_slot == ACTIVE_SLOT,
+        )
+        .values(owner=owner, heartbeat_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount)
+
+
 async def heartbeat_run(session: AsyncSession, *, run_id: int, owner: str) -> bool:
     """The owner's sign of life; False when the run is no longer live or no longer its own (it was declared
     stale and failed by another process): the owner must then stop, and never promote its candidate."""
@@ -256,7 +274,10 @@ async def _fail_stale(session: AsyncSession, run: TrainingRun) -> None:
     run.status = RunStatus.FAILED
     run.active_slot = None
     run.finished_at = utcnow()
-    run.error = f"abandoned: its process ({run.owner or 'unknown'}) stopped; last heartbeat {seen}"
+    if run.owner is None:  # queued for a training worker (TRAINING_EXECUTOR=worker) that never took it
+        run.error = f"no training worker took it (queued at {seen}); is `moderator worker` running?"
+    else:
+        run.error = f"abandoned: its process ({run.owner}) stopped; last heartbeat {seen}"
     # Free the slot now: the UNIQUE check runs per statement, and the caller may take the slot next.
     await session.flush()
 

@@ -207,6 +207,7 @@ def chat_command(args: argparse.Namespace) -> int:
 async def _chat(
     settings: Settings, classifier: object, version_id: int, toxicity: tuple[int, object] | None = None
 ) -> int:
+    from bot.jobs import training_dispatcher
     from bot.retraining import RetrainingService
     from bot.telegram.chat import TerminalChat
 
@@ -217,6 +218,7 @@ async def _chat(
         session_factory=moderation.session_factory,
         serving=moderation.serving,
         toxicity_serving=moderation.toxicity.serving if moderation.toxicity is not None else None,
+        dispatch=training_dispatcher(settings),
     )
     try:
         await TerminalChat(moderation, output=sys.stdout).run(sys.stdin)

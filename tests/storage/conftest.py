@@ -9,54 +9,13 @@ Without TEST_POSTGRES_URL, or with the server unreachable, the postgres variants
 from __future__ import annotations
 
 import asyncio
-import os
-import uuid
 from collections.abc import AsyncIterator
 
 import pytest
-from sqlalchemy import make_url, text
-from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
-from sqlalchemy.pool import NullPool
+from postgres_databases import fresh_postgres_database
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from bot.storage import create_engine, make_session_factory, safe_url, upgrade_database
-
-POSTGRES_URL_ENV = "TEST_POSTGRES_URL"
-
-_postgres_problem: dict[str, str | None] = {}
-
-
-def _postgres_unavailable(reason: str) -> None:
-    if os.environ.get("CI"):
-        pytest.fail(f"PostgreSQL is required under CI: {reason}", pytrace=False)
-    pytest.skip(reason)
-
-
-async def _check_postgres_server(server_url: str) -> str | None:
-    """None when the server answers, else why not (without the password)."""
-    engine = create_async_engine(make_url(server_url), poolclass=NullPool)
-    try:
-        async with engine.connect() as connection:
-            await connection.execute(text("SELECT 1"))
-        return None
-    except (OSError, TimeoutError, SQLAlchemyError) as error:  # refused, timed out, or rejected by the server
-        return f"PostgreSQL at {safe_url(server_url)} is unreachable ({type(error).__name__})"
-    finally:
-        await engine.dispose()
-
-
-async def _postgres_admin_engine() -> AsyncEngine:
-    server_url = os.environ.get(POSTGRES_URL_ENV)
-    if not server_url:
-        _postgres_unavailable(
-            f"{POSTGRES_URL_ENV} is not set (e.g. postgresql+asyncpg://postgres@127.0.0.1:5432/postgres)"
-        )
-    if server_url not in _postgres_problem:
-        _postgres_problem[server_url] = await _check_postgres_server(server_url)
-    if _postgres_problem[server_url]:
-        _postgres_unavailable(_postgres_problem[server_url])
-    # CREATE/DROP DATABASE cannot run inside a transaction.
-    return create_async_engine(make_url(server_url), poolclass=NullPool, isolation_level="AUTOCOMMIT")
+from bot.storage import create_engine, make_session_factory, upgrade_database
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -65,17 +24,8 @@ async def database_url(request: pytest.FixtureRequest, tmp_path) -> AsyncIterato
     if request.param == "sqlite":
         yield f"sqlite+aiosqlite:///{tmp_path / 'db' / 'moderator.db'}"
         return
-    admin_engine = await _postgres_admin_engine()
-    database_name = f"moderator_test_{uuid.uuid4().hex[:16]}"
-    try:
-        async with admin_engine.connect() as connection:
-            await connection.execute(text(f'CREATE DATABASE "{database_name}"'))
-        server_url = make_url(os.environ[POSTGRES_URL_ENV])
-        yield server_url.set(database=database_name).render_as_string(hide_password=False)
-        async with admin_engine.connect() as connection:
-            await connection.execute(text(f'DROP DATABASE IF EXISTS "{database_name}" WITH (FORCE)'))
-    finally:
-        await admin_engine.dispose()
+    async with fresh_postgres_database() as url:
+        yield url
 
 
 @pytest.fixture

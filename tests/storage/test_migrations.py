@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
 from datetime import UTC, datetime
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import MetaData, func, insert, inspect, select
+from sqlalchemy import MetaData, func, insert, inspect, select, text
 
+from bot.jobs.schema import include_object
 from bot.storage import (
     LabelRule,
     RunTrigger,
@@ -29,6 +32,7 @@ from bot.storage import (
 from bot.storage.models import Base, Feedback, TrainingRun, Verdict
 
 CORE_TABLES = {"model_versions", "training_runs", "verdicts", "feedback"}
+JOB_QUEUE_TABLES = {"procrastinate_jobs", "procrastinate_workers", "procrastinate_events"}
 CREATED = datetime(2025, 3, 1, 12, 30, tzinfo=UTC)
 
 
@@ -57,8 +61,22 @@ async def test_upgrade_to_head_and_downgrade_to_base(database_url):
         assert CORE_TABLES <= await table_names(engine)
         assert await current_revision(engine) == head_revision()
 
+        # The job queue's tables come with PostgreSQL only (migration 0011) and go with the downgrade.
+        postgres = engine.dialect.name == "postgresql"
+        assert (JOB_QUEUE_TABLES <= await table_names(engine)) is postgres
+
         await asyncio.to_thread(downgrade_database, database_url, "base")
         assert await table_names(engine) & CORE_TABLES == set()
+        assert await table_names(engine) & JOB_QUEUE_TABLES == set()
+        if postgres:  # and so do its functions and types
+            async with engine.connect() as connection:
+                left = await connection.scalar(
+                    text(
+                        "SELECT (SELECT count(*) FROM pg_proc WHERE proname LIKE 'procrastinate%')"
+                        " + (SELECT count(*) FROM pg_type WHERE typname LIKE 'procrastinate%')"
+                    )
+                )
+            assert left == 0
         assert await current_revision(engine) is None
 
         await asyncio.to_thread(upgrade_database, database_url)  # and up again from nothing
@@ -73,7 +91,10 @@ async def test_models_and_migrations_agree(migrated_url):
         async with engine.connect() as connection:
             differences = await connection.run_sync(
                 lambda sync: compare_metadata(
-                    MigrationContext.configure(sync, opts={"compare_type": True}), Base.metadata
+                    MigrationContext.configure(
+                        sync, opts={"compare_type": True, "include_object": include_object}
+                    ),
+                    Base.metadata,
                 )
             )
     finally:
@@ -307,5 +328,35 @@ async def test_each_task_has_its_active_version_and_its_verdict_per_message(data
         async with make_session_factory(engine)() as session:
             assert await get_active_model_version(session, task=Task.TOXICITY) is None
             assert await session.scalar(select(func.count()).select_from(Verdict)) == 3
+    finally:
+        await engine.dispose()
+
+
+@pytest.mark.postgres
+async def test_processes_starting_at_once_upgrade_once(postgres_url, tmp_path):
+    """Bots and a training worker starting together each upgrade the PostgreSQL database (the set-up with several
+    processes, docs/cluster.md): eight `moderator db upgrade` processes at once take turns on an advisory lock, and
+    none fails. (Alembic's command API keeps global state, so processes, not threads.)"""
+    environment = {**os.environ, "DATABASE_URL": postgres_url}
+    processes = [
+        await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "bot.cli",
+            "db",
+            "upgrade",
+            cwd=tmp_path,
+            env=environment,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        for _ in range(8)
+    ]
+    outputs = await asyncio.wait_for(asyncio.gather(*(process.communicate() for process in processes)), 120)
+    assert [process.returncode for process in processes] == [0] * len(processes), [out for out, _ in outputs]
+    engine = create_engine(postgres_url)
+    try:
+        assert await current_revision(engine) == head_revision()
+        assert CORE_TABLES | JOB_QUEUE_TABLES <= await table_names(engine)
     finally:
         await engine.dispose()
