@@ -3,6 +3,7 @@
 #     source .ci/postgres.sh
 #     pg_start            # installs PostgreSQL from Debian packages if needed, starts it, exports TEST_POSTGRES_URL
 #     trap pg_stop EXIT   # stops the server and deletes its data directory
+#     bash .ci/postgres.sh restart "$PG_CI_DIR" 3   # down for 3 s, then up on the same port (recovery tests)
 #
 # The work runs in a child `bash -euo pipefail` (this same file, executed), so every step fails loudly
 # whatever the caller's shell options are; pg_start returns non-zero with a clear message on any failure.
@@ -94,9 +95,10 @@ _pg_start_impl() {
         --encoding=UTF8 --no-locale >"$ci_dir/initdb.log" 2>&1 \
         || { cat "$ci_dir/initdb.log" >&2; _pg_die "initdb failed in $ci_dir/data"; }
 
+    echo "-c listen_addresses=127.0.0.1 -c port=$port -c unix_socket_directories=$ci_dir -c max_connections=200 -c fsync=off -c synchronous_commit=off -c full_page_writes=off" \
+        >"$ci_dir/server.options"
     if ! "${run_as[@]}" "$bin_dir/pg_ctl" --pgdata="$ci_dir/data" --log="$ci_dir/server.log" --wait --timeout=60 \
-        -o "-c listen_addresses=127.0.0.1 -c port=$port -c unix_socket_directories=$ci_dir -c max_connections=200 -c fsync=off -c synchronous_commit=off -c full_page_writes=off" \
-        start >/dev/null; then
+        -o "$(cat "$ci_dir/server.options")" start >/dev/null; then
         cat "$ci_dir/server.log" >&2 || true
         _pg_die "the server did not start on 127.0.0.1:$port (log above; data in $ci_dir)"
     fi
@@ -122,11 +124,26 @@ _pg_stop_impl() {
     rm -rf "$ci_dir"
 }
 
+# Stop the running server (fast: sessions are cut), stay down DOWN_SECONDS, start it again on the same port (the
+# training-worker tests restart it mid-run).
+_pg_restart_impl() {
+    local ci_dir="$1" down_seconds="${2:-0}" bin_dir run_as=()
+    [[ -n "$ci_dir" && "$ci_dir" == /tmp/pg-ci.* && -f "$ci_dir/server.options" ]] || _pg_die "no pg_start server in '$ci_dir'"
+    bin_dir="$(_pg_bin_dir)" || _pg_die "pg_ctl not found under /usr/lib/postgresql/*/bin"
+    [[ "$(id -u)" == 0 ]] && run_as=(runuser -u postgres --)
+    "${run_as[@]}" "$bin_dir/pg_ctl" --pgdata="$ci_dir/data" --mode=fast --wait stop >/dev/null \
+        || _pg_die "pg_ctl stop failed for $ci_dir/data"
+    sleep "$down_seconds"
+    "${run_as[@]}" "$bin_dir/pg_ctl" --pgdata="$ci_dir/data" --log="$ci_dir/server.log" --wait --timeout=60 \
+        -o "$(cat "$ci_dir/server.options")" start >/dev/null || _pg_die "pg_ctl start failed for $ci_dir/data"
+}
+
 if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then
     set -euo pipefail
     case "${1:-}" in
         start) _pg_start_impl "${2:-}" ;;
         stop) _pg_stop_impl "${2:-}" ;;
+        restart) _pg_restart_impl "${2:-}" "${3:-0}" ;;
         *) _pg_die "source this file and call pg_start / pg_stop (or run: postgres.sh start STATE_FILE | stop DIR)" ;;
     esac
 fi

@@ -261,7 +261,31 @@ async def test_a_worker_killed_mid_training_fails_its_run_and_never_promotes(
     assert serving.active.version_id == first_version
     # The killed worker's trainer child died with it (PR_SET_PDEATHSIG): nothing trains on.
     assert not trainers_of(tmp_path)
+
+    # The killed worker's job is still `doing` in procrastinate's table. Once that worker is stalled (no
+    # heartbeat for STALLED_WORKER_SECONDS; aged here rather than waited for), the next worker marks it failed.
+    async def job_status() -> str:
+        async with session_factory() as session:
+            return await session.scalar(
+                text("SELECT status FROM procrastinate_jobs WHERE args->>'run_id' = :run"),
+                {"run": str(run_id)},
+            )
+
+    assert await job_status() == "doing"
+    async with session_factory() as session, session.begin():
+        await session.execute(
+            text("UPDATE procrastinate_workers SET last_heartbeat = now() - interval '1 hour'")
+        )
+    next_worker = await start_worker(tmp_path, "next-worker", worker_environment(settings, korpora_root))
+    try:
+        await wait_for(lambda: _job_is(job_status, "failed"), timeout=120, interval=0.2)
+    finally:
+        assert await stop(next_worker) == 0
     record("training_worker_sigkill", runs_promoted=0, reported_seconds_after_kill=round(reported_after, 2))
+
+
+async def _job_is(job_status, wanted: str) -> bool:
+    return await job_status() == wanted
 
 
 async def test_a_run_no_worker_takes_fails_with_a_clear_reason(tmp_path, worker_database):
@@ -289,3 +313,44 @@ async def test_worker_mode_needs_postgresql(tmp_path):
     settings = make_settings(tmp_path, training_executor="worker")  # SQLite
     with pytest.raises(StorageError, match="TRAINING_EXECUTOR=worker needs PostgreSQL"):
         training_dispatcher(settings)
+
+
+async def test_postgresql_restarted_during_a_run_the_run_finishes_and_is_served(
+    tmp_path, worker_database, scratch_model_dir, korpora_root
+):
+    from classifier import Classifier
+
+    server_dir = os.environ.get("PG_CI_DIR")  # set by .ci/postgres.sh's pg_start, which `.ci/run` calls
+    if not server_dir:
+        if os.environ.get("CI"):
+            pytest.fail("PG_CI_DIR is not set: this test restarts the server .ci/postgres.sh started")
+        pytest.skip("restarting PostgreSQL needs the server .ci/postgres.sh started (PG_CI_DIR)")
+    settings, session_factory = worker_database
+    settings = settings.model_copy(update={"retrain_train_size": 2000, "retrain_epochs": 2.0})
+    first_version = await activate_version(session_factory, scratch_model_dir)
+    worker = await start_worker(tmp_path, "worker", worker_environment(settings, korpora_root))
+    try:
+        await wait_for(lambda: _at_least(session_factory, 1), timeout=120, interval=0.2)
+        serving = ServingModel(Classifier.load(scratch_model_dir), first_version)
+        service = RetrainingService(
+            settings=settings,
+            session_factory=session_factory,
+            serving=serving,
+            progress_interval_seconds=0.5,
+            dispatch=JobQueue(settings.database_url).dispatch_training,
+        )
+        reporter = RecordingReporter()
+        run_id, _ = await service.request_run(trigger=RunTrigger.ADMIN, requested_by=None, reporter=reporter)
+        await asyncio.wait_for(reporter.training_started.wait(), 300)
+        # The server goes away for 3 s mid-training: every connection of the bot and the worker is cut.
+        restart = await asyncio.create_subprocess_exec("bash", ".ci/postgres.sh", "restart", server_dir, "3")
+        assert await asyncio.wait_for(restart.wait(), 90) == 0
+        outcome = await asyncio.wait_for(service.wait_for_run(run_id), 300)
+        assert worker.returncode is None  # the worker lived through it
+    finally:
+        code = await stop(worker)
+    assert outcome.status is RunStatus.SUCCEEDED, outcome.summary
+    assert serving.active.version_id == outcome.model_version_id != first_version
+    assert reporter.finished_texts == [outcome.summary]
+    assert code == 0
+    record("training_worker_postgres_restart", postgres_down_seconds=3, run_status=outcome.status.value)
