@@ -14,7 +14,7 @@ from typing import Any
 
 _EXPORTS = {
     "RetrainingService": "bot.retraining.service",
-    "RunOutcome": "bot.retraining.run",
+    "RunOutcome": "bot.retraining.run_state",
     "RunReporter": "bot.retraining.reporting",
     "attach": "bot.retraining.wiring",
     "attach_retraining": "bot.retraining.wiring",

@@ -11,12 +11,9 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import os
 import secrets
 import shutil
-import socket
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,8 +26,6 @@ from bot.retraining import texts
 from bot.retraining.dataset import (
     HUMAN_HOLDOUT_FILE,
     HUMAN_TRAIN_FILE,
-    EvalSet,
-    HumanLabelSplit,
     base_train_config,
     calibration_texts,
     class_mix,
@@ -40,9 +35,9 @@ from bot.retraining.dataset import (
     split_human_labels,
     write_human_labels_csv,
 )
-from bot.retraining.gate import GateDecision
 from bot.retraining.process import TrainingProcessError, run_trainer_process, trainer_command
 from bot.retraining.reporting import ProgressThrottle, RunReporter
+from bot.retraining.run_state import AdminNotifier, Judged, RunData, RunOutcome, RunState
 from bot.retraining.scoring import holdout_counts, judge
 from bot.retraining.version_files import json_safe, read_id2label, write_metrics
 from bot.serving import load_serving_classifier, prepare_model_version, serving_tag
@@ -57,69 +52,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-# (summary, id of the admin who requested the run or None): tells the admins about a finished run.
-AdminNotifier = Callable[[str, int | None], Awaitable[None]]
 # A run's last database writes are retried this often (with backoff) when the database is locked.
 FINAL_WRITE_ATTEMPTS = 5
-
-
-def new_owner() -> str:
-    """A run owner's id, "host:pid:nonce": the host and pid let a sweep on the same host see that it is gone."""
-    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
-
-
-@dataclass(frozen=True)
-class RunOutcome:
-    run_id: int
-    status: RunStatus
-    summary: str  # what the reporter's `finished` received
-    model_version_id: int | None = None
-    decision: GateDecision | None = None
-    error: str | None = None
-    gate: dict[str, Any] | None = None  # the decision's full record, as in metrics.json
-
-
-@dataclass
-class _Run:
-    """One run as it goes from step to step. The failure paths read `candidate_dir` and `version_id`: what there
-    is to clean up."""
-
-    id: int
-    task: Task
-    progress: ProgressThrottle  # where its progress goes (the database row and the reporter)
-    dir: Path
-    seed: int = 0
-    candidate_dir: Path | None = None  # set when training starts
-    version_id: int | None = None  # set when the candidate is registered
-
-    @property
-    def log_path(self) -> Path:
-        return self.dir / "train.log"
-
-    @property
-    def checkpoint_dir(self) -> Path:
-        return self.dir / "checkpoints"
-
-
-@dataclass(frozen=True)
-class _RunData:
-    """What a run trains on and is judged on, read when it starts."""
-
-    active: Any  # the active ModelVersion, or None
-    served: list[Any]  # every version that ever served (the drift guard's candidates for the reference)
-    id2label: dict[int, str] | None
-    split: HumanLabelSplit
-    mix: dict[str, Any]  # the training labels' class mix, as recorded with the run
-    extra: Path | None  # the human labels' training file, when there are any
-    eval_set: EvalSet
-
-
-@dataclass(frozen=True)
-class _Judged:
-    candidate: Classifier  # loaded as the bot serves it
-    decision: GateDecision
-    gate: dict[str, Any]  # the decision's full record
-    metrics: dict[str, Any]  # the candidate's metrics.json, gate included
 
 
 class RunExecutor:
@@ -147,7 +81,7 @@ class RunExecutor:
     async def execute(self, run_id: int, task: Task, reporter: RunReporter | None) -> RunOutcome:
         """One run, step by step: begin, export the labels, train, judge, then promote or reject. Whatever ends it
         early fails it (or, when another process took it over, stops it) and cleans up what it left."""
-        run = _Run(
+        run = RunState(
             id=run_id,
             task=task,
             progress=ProgressThrottle(self._update_progress, run_id, reporter, self.progress_interval),
@@ -184,7 +118,7 @@ class RunExecutor:
         await self._prune_rejected()
         return outcome
 
-    async def _begin(self, run: _Run) -> None:
+    async def _begin(self, run: RunState) -> None:
         """Mark the run running, with its log and its seed: fresh base rows every run (a retry too)."""
         run.dir.mkdir(parents=True, exist_ok=True)
         run.seed = (
@@ -197,7 +131,7 @@ class RunExecutor:
                 session, run_id=run.id, log_path=str(run.log_path), seed=run.seed, owner=self.owner
             )
 
-    async def _export_labels(self, run: _Run) -> _RunData:
+    async def _export_labels(self, run: RunState) -> RunData:
         """Read the active model and the human labels; split, weight and write them for the trainer (the held-out
         slice for the gate); fetch the gate's fixed evaluation set."""
         async with self._session_factory() as session:
@@ -227,9 +161,9 @@ class RunExecutor:
         if split.holdout:
             write_human_labels_csv(run.dir / HUMAN_HOLDOUT_FILE, split.holdout, id2label)
         eval_set = await asyncio.to_thread(gate_eval_set, self.settings, run.task)
-        return _RunData(active, served, id2label, split, mix, extra, eval_set)
+        return RunData(active, served, id2label, split, mix, extra, eval_set)
 
-    async def _train(self, run: _Run, data: _RunData) -> str:
+    async def _train(self, run: RunState, data: RunData) -> str:
         """Train the candidate in a child process (from the active model or the base checkpoint, as configured),
         never on the gate's evaluation set. Returns the checkpoint trained from."""
         active = data.active
@@ -256,7 +190,7 @@ class RunExecutor:
         )
         return base
 
-    async def _judge_candidate(self, run: _Run, data: _RunData) -> _Judged:
+    async def _judge_candidate(self, run: RunState, data: RunData) -> Judged:
         """Prepare the candidate as the bot would serve it, score it against the active model and the reference,
         and store the gate's full record in its metrics.json."""
         assert run.candidate_dir is not None
@@ -296,9 +230,9 @@ class RunExecutor:
         }
         metrics = {**(candidate.metrics or {}), "gate": gate}
         await asyncio.to_thread(write_metrics, run.candidate_dir, metrics)
-        return _Judged(candidate, decision, gate, metrics)
+        return Judged(candidate, decision, gate, metrics)
 
-    async def _promote_or_reject(self, run: _Run, data: _RunData, base: str, judged: _Judged) -> RunOutcome:
+    async def _promote_or_reject(self, run: RunState, data: RunData, base: str, judged: Judged) -> RunOutcome:
         """Register the candidate, then activate or reject it and end the run in one transaction; swap a promoted
         candidate into serving."""
         assert run.candidate_dir is not None

@@ -34,7 +34,8 @@ from bot import storage
 from bot.retraining import texts
 from bot.retraining.dataset import human_label_rule
 from bot.retraining.reporting import RunReporter
-from bot.retraining.run import AdminNotifier, RunExecutor, RunOutcome, new_owner
+from bot.retraining.run import RunExecutor
+from bot.retraining.run_state import AdminNotifier, RunOutcome, new_owner
 from bot.serving import load_serving_classifier
 from bot.settings import Settings
 from bot.storage import RunStatus, RunTrigger, Task

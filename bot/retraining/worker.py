@@ -15,7 +15,8 @@ import logging
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot import storage
-from bot.retraining.run import RunExecutor, RunOutcome, new_owner
+from bot.retraining.run import RunExecutor
+from bot.retraining.run_state import RunOutcome, new_owner
 from bot.settings import Settings
 from bot.storage import Task
 
