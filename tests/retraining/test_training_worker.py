@@ -21,6 +21,7 @@ from test_run_recovery import trainers_of
 
 from bench.reliability import record
 from bot.jobs.queue import TRAIN_MODEL_TASK, JobQueue, build_app
+from bot.retraining import texts as retraining_texts
 from bot.retraining.service import RetrainingService
 from bot.serving import ServingModel
 from bot.storage import (
@@ -103,6 +104,35 @@ async def worker_database(postgres_url, tmp_path, korpora_root):
     await engine.dispose()
 
 
+def bot_following_workers(
+    settings, session_factory, model_dir, version_id: int, **options
+) -> tuple[ServingModel, RetrainingService]:
+    """A bot's serving model (on `version_id`) and its retraining service, which hands runs to the workers."""
+    from classifier import Classifier
+
+    serving = ServingModel(Classifier.load(model_dir), version_id)
+    service = RetrainingService(
+        settings=settings,
+        session_factory=session_factory,
+        serving=serving,
+        progress_interval_seconds=0.5,
+        dispatch=JobQueue(settings.database_url).dispatch_training,
+        **options,
+    )
+    return serving, service
+
+
+async def run_in_training(service: RetrainingService) -> tuple[int, RecordingReporter]:
+    """Ask for a run and wait until a worker is training it; (run id, its reporter)."""
+    reporter = RecordingReporter()
+    run_id, created = await service.request_run(
+        trigger=RunTrigger.ADMIN, requested_by=None, reporter=reporter
+    )
+    assert created
+    await asyncio.wait_for(reporter.training_started.wait(), 300)
+    return run_id, reporter
+
+
 async def serving_changes(serving: ServingModel, version_id: int) -> datetime:
     """When `serving` stops answering with `version_id` (UTC)."""
     while serving.active.version_id == version_id:
@@ -118,35 +148,26 @@ async def registered_workers(session_factory) -> int:
 async def test_two_workers_one_run_executed_once_and_served_by_the_bot(
     tmp_path, worker_database, scratch_model_dir, korpora_root
 ):
-    from classifier import Classifier
-
     settings, session_factory = worker_database
     first_version = await activate_version(session_factory, scratch_model_dir)
     environment = worker_environment(settings, korpora_root)
     workers = await asyncio.gather(*(start_worker(tmp_path, f"worker-{i}", environment) for i in (1, 2)))
     try:
         await wait_for(lambda: _at_least(session_factory, 2), timeout=120, interval=0.2)
-        serving = ServingModel(Classifier.load(scratch_model_dir), first_version)
         notices: list[str] = []
 
         async def notify_admins(summary: str, requested_by: int | None) -> None:
             notices.append(summary)
 
-        service = RetrainingService(
-            settings=settings,
-            session_factory=session_factory,
-            serving=serving,
-            notify_admins=notify_admins,
-            progress_interval_seconds=0.5,
-            dispatch=JobQueue(settings.database_url).dispatch_training,
+        serving, service = bot_following_workers(
+            settings, session_factory, scratch_model_dir, first_version, notify_admins=notify_admins
         )
         # A second bot process's service: it did not ask for the run and learns of the promotion by its sync job.
-        other_serving = ServingModel(Classifier.load(scratch_model_dir), first_version)
-        other_bot = RetrainingService(
-            settings=settings.model_copy(update={"model_sync_seconds": 1.0}),
-            session_factory=session_factory,
-            serving=other_serving,
-            dispatch=JobQueue(settings.database_url).dispatch_training,
+        other_serving, other_bot = bot_following_workers(
+            settings.model_copy(update={"model_sync_seconds": 1.0}),
+            session_factory,
+            scratch_model_dir,
+            first_version,
         )
         await other_bot.start()
         # When each bot starts serving something new (watched from here, every 20 ms).
@@ -188,7 +209,12 @@ async def test_two_workers_one_run_executed_once_and_served_by_the_bot(
             promoted_at = (await get_training_run(session, run_id=run_id)).finished_at
         serving_after = {name: (at - promoted_at).total_seconds() for name, at in swapped.items()}
         assert all(seconds >= -0.5 for seconds in serving_after.values()), serving_after  # clocks agree
-        assert any(text.startswith("학습 중") for text in reporter.progress_texts)  # progress came through
+        # Progress came through: the follower relays the row's progress line as it finds it every 0.5 s, so it
+        # may skip a line the worker replaced sooner (training steps, throttled to one per 3 s, last about a second
+        # in this short run), but not the step lines that stand for seconds: the trainer starting up, the gate.
+        assert reporter.progress_texts[0] == retraining_texts.QUEUED_FOR_WORKER.format(run_id=run_id)
+        steps = {retraining_texts.TRAINING_STARTED.split(" (")[0], retraining_texts.EVALUATING}
+        assert any(text.split(" (")[0] in steps for text in reporter.progress_texts), reporter.progress_texts
 
         # The same run handed out again (a retried job): a worker takes the job and executes nothing.
         app = build_app(settings.database_url, pool_size=1)
@@ -235,25 +261,14 @@ async def _at_least(session_factory, count: int) -> bool:
 async def test_a_worker_killed_mid_training_fails_its_run_and_never_promotes(
     tmp_path, worker_database, scratch_model_dir, korpora_root
 ):
-    from classifier import Classifier
-
     settings, session_factory = worker_database
     settings = settings.model_copy(update={"retrain_train_size": 4000, "retrain_epochs": 5.0})
     first_version = await activate_version(session_factory, scratch_model_dir)
     worker = await start_worker(tmp_path, "worker", worker_environment(settings, korpora_root))
     try:
         await wait_for(lambda: _at_least(session_factory, 1), timeout=120, interval=0.2)
-        serving = ServingModel(Classifier.load(scratch_model_dir), first_version)
-        service = RetrainingService(
-            settings=settings,
-            session_factory=session_factory,
-            serving=serving,
-            progress_interval_seconds=0.5,
-            dispatch=JobQueue(settings.database_url).dispatch_training,
-        )
-        reporter = RecordingReporter()
-        run_id, _ = await service.request_run(trigger=RunTrigger.ADMIN, requested_by=None, reporter=reporter)
-        await asyncio.wait_for(reporter.training_started.wait(), 300)
+        serving, service = bot_following_workers(settings, session_factory, scratch_model_dir, first_version)
+        run_id, reporter = await run_in_training(service)
         worker.send_signal(signal.SIGKILL)
         killed_at = time.monotonic()
         await worker.wait()
@@ -332,7 +347,6 @@ async def test_worker_mode_needs_postgresql(tmp_path):
 async def test_postgresql_restarted_during_a_run_the_run_finishes_and_is_served(
     tmp_path, worker_database, scratch_model_dir, korpora_root
 ):
-    from classifier import Classifier
 
     server_dir = os.environ.get("PG_CI_DIR")  # set by .ci/postgres.sh's pg_start, which `.ci/run` calls
     if not server_dir:
@@ -345,17 +359,8 @@ async def test_postgresql_restarted_during_a_run_the_run_finishes_and_is_served(
     worker = await start_worker(tmp_path, "worker", worker_environment(settings, korpora_root))
     try:
         await wait_for(lambda: _at_least(session_factory, 1), timeout=120, interval=0.2)
-        serving = ServingModel(Classifier.load(scratch_model_dir), first_version)
-        service = RetrainingService(
-            settings=settings,
-            session_factory=session_factory,
-            serving=serving,
-            progress_interval_seconds=0.5,
-            dispatch=JobQueue(settings.database_url).dispatch_training,
-        )
-        reporter = RecordingReporter()
-        run_id, _ = await service.request_run(trigger=RunTrigger.ADMIN, requested_by=None, reporter=reporter)
-        await asyncio.wait_for(reporter.training_started.wait(), 300)
+        serving, service = bot_following_workers(settings, session_factory, scratch_model_dir, first_version)
+        run_id, reporter = await run_in_training(service)
         # The server goes away for 3 s mid-training: every connection of the bot and the worker is cut.
         restart = await asyncio.create_subprocess_exec("bash", ".ci/postgres.sh", "restart", server_dir, "3")
         assert await asyncio.wait_for(restart.wait(), 90) == 0
