@@ -248,13 +248,12 @@ class RunExecutor:
             )
             run.version_id = version_id = version.id
         status = RunStatus.SUCCEEDED if decision.promote else RunStatus.REJECTED
-        summary = texts.finished_summary(
+        summary = texts.decided_summary(
             run_id=run.id,
             task_title=TASK_TITLES[run.task],
             promoted=decision.promote,
             version_id=version_id,
             gate=gate,
-            error=None,
         )
 
         async def finish(session: AsyncSession) -> None:
@@ -362,9 +361,7 @@ class RunExecutor:
             )
         if version_id is None and candidate_dir is not None and candidate_dir.exists():
             shutil.rmtree(candidate_dir, ignore_errors=True)  # an unregistered candidate is of no use
-        summary = texts.finished_summary(
-            run_id=run_id, task_title="", promoted=None, version_id=None, gate=None, error=error
-        )
+        summary = texts.failed_summary(run_id=run_id, error=error)
         if not recorded:
             summary += "\n" + texts.FAILED_NOT_RECORDED
         await self.announce(run_id, summary, reporter)
@@ -389,7 +386,7 @@ class RunExecutor:
                 logger.exception("could not mark model version %s rejected", version_id)
         elif candidate_dir is not None and candidate_dir.exists():
             shutil.rmtree(candidate_dir, ignore_errors=True)
-        summary = texts.FAILED.format(run_id=run_id, error=texts.LOST_OWNERSHIP)
+        summary = texts.failed_summary(run_id=run_id, error=texts.LOST_OWNERSHIP)
         await self.announce(run_id, summary, reporter)
         return RunOutcome(run_id=run_id, status=RunStatus.FAILED, summary=summary, error=texts.LOST_OWNERSHIP)
 

@@ -33,7 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot import storage
 from bot.retraining import texts
 from bot.retraining.dataset import human_label_rule
-from bot.retraining.reporting import RunReporter
+from bot.retraining.reporting import ProgressThrottle, RunReporter
 from bot.retraining.run import RunExecutor
 from bot.retraining.run_state import AdminNotifier, RunOutcome, new_owner
 from bot.serving import load_serving_classifier
@@ -183,15 +183,18 @@ class RetrainingService:
             await self._dispatch(run_id, task)
         except Exception as error:
             logger.exception("could not queue retraining run %s for a training worker", run_id)
-            message = texts.NOT_QUEUED.format(error=f"{type(error).__name__}: {str(error).splitlines()[0]}")
+            first_line = (str(error).splitlines() or [""])[0]
+            message = texts.NOT_QUEUED.format(error=f"{type(error).__name__}: {first_line}")
             return await self._executor.fail_unstarted(run_id, message, reporter)
-        if reporter is not None:
-            await reporter.progress(run_id, texts.QUEUED_FOR_WORKER.format(run_id=run_id))
         return await self._follow_worker_run(run_id, task, reporter)
 
     async def _follow_worker_run(self, run_id: int, task: Task, reporter: RunReporter | None) -> RunOutcome:
         """Poll the run's row: relay new progress, and when it ends tell the reporter and the admins, and serve a
         promoted version now rather than at the next sync."""
+        # The reporter hears the row's progress through the same throttle class as a local run's (best effort: a
+        # reporter that fails is logged and the run is still followed to its end); the polling paces it.
+        relay = ProgressThrottle(_report_only, run_id, reporter, interval=0.0)
+        await relay.report(texts.QUEUED_FOR_WORKER.format(run_id=run_id))
         shown: str | None = None
         while True:
             await asyncio.sleep(self._executor.progress_interval)
@@ -205,19 +208,20 @@ class RetrainingService:
                 raise RuntimeError(f"training run {run_id} disappeared from the database")
             if run.active_slot is None:  # it ended
                 break
-            if run.progress and run.progress != shown and reporter is not None:
+            if run.progress and run.progress != shown:
                 shown = run.progress
-                await reporter.progress(run_id, run.progress)
-        promoted = {RunStatus.SUCCEEDED: True, RunStatus.REJECTED: False}.get(run.status)
-        summary = texts.finished_summary(
-            run_id=run_id,
-            task_title=TASK_TITLES[task],
-            promoted=promoted,
-            version_id=run.model_version_id,
-            gate=run.gate,
-            error=run.error,
-        )
-        if promoted and task in self._servings:
+                await relay.report(run.progress)
+        if run.status is RunStatus.FAILED:
+            summary = texts.failed_summary(run_id=run_id, error=run.error)
+        else:
+            summary = texts.decided_summary(
+                run_id=run_id,
+                task_title=TASK_TITLES[task],
+                promoted=run.status is RunStatus.SUCCEEDED,
+                version_id=run.model_version_id,
+                gate=run.gate,
+            )
+        if run.status is RunStatus.SUCCEEDED and task in self._servings:
             await self._follow_active_version(self._servings[task], task)
         await self._executor.announce(run_id, summary, reporter)
         return RunOutcome(
@@ -319,3 +323,9 @@ class RetrainingService:
             return False
         serving.swap(classifier, active.id)
         return True
+
+
+async def _report_only(run_id: int, text: str, reporter: RunReporter | None) -> None:
+    """A progress update for a run another process executes: its row is the worker's to write."""
+    if reporter is not None:
+        await reporter.progress(run_id, text)

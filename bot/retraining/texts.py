@@ -26,22 +26,19 @@ QUEUED_FOR_WORKER = "재학습 #{run_id}을(를) 학습 워커에 맡겼어요. 
 NOT_QUEUED = "could not hand the run to a training worker ({error})"
 
 
-def finished_summary(
-    *,
-    run_id: int,
-    task_title: str,
-    promoted: bool | None,
-    version_id: int | None,
-    gate: Any,
-    error: str | None,
+def decided_summary(
+    *, run_id: int, task_title: str, promoted: bool, version_id: int | None, gate: Any
 ) -> str:
-    """What admins hear when a run ends: promoted (True), rejected (False) or failed (None, with `error`)."""
-    if promoted is None:
-        return FAILED.format(run_id=run_id, error=(error or "")[-1500:])
+    """What admins hear when the gate decided a run's candidate: promoted or rejected, with every check."""
     template = PROMOTED if promoted else REJECTED
     return template.format(
         run_id=run_id, task=task_title, new_version=version_id, checks=gate_summary(gate or {})
     )
+
+
+def failed_summary(*, run_id: int, error: str | None) -> str:
+    """What admins hear when a run failed: the old model stays, and why (the end of the error)."""
+    return FAILED.format(run_id=run_id, error=(error or "")[-1500:])
 
 
 def progress_text(event: dict[str, Any]) -> str | None:

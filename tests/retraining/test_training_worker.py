@@ -87,8 +87,9 @@ async def stop(process: asyncio.subprocess.Process) -> int:
 
 
 @pytest.fixture
-async def worker_database(postgres_url, tmp_path, korpora_root):
-    """(settings, session_factory) on a fresh, migrated PostgreSQL database."""
+async def worker_database(postgres_url, tmp_path, korpora_root, scratch_model_dir):
+    """(settings, session_factory, the active version's id) on a fresh, migrated PostgreSQL database whose
+    active model is the scratch model."""
     await asyncio.to_thread(upgrade_database, postgres_url)
     settings = make_settings(
         tmp_path,
@@ -100,7 +101,8 @@ async def worker_database(postgres_url, tmp_path, korpora_root):
         **LENIENT_GATE,
     )
     engine = create_engine(postgres_url)
-    yield settings, make_session_factory(engine)
+    session_factory = make_session_factory(engine)
+    yield settings, session_factory, await activate_version(session_factory, scratch_model_dir)
     await engine.dispose()
 
 
@@ -148,12 +150,10 @@ async def registered_workers(session_factory) -> int:
 async def test_two_workers_one_run_executed_once_and_served_by_the_bot(
     tmp_path, worker_database, scratch_model_dir, korpora_root
 ):
-    settings, session_factory = worker_database
-    first_version = await activate_version(session_factory, scratch_model_dir)
+    settings, session_factory, first_version = worker_database
     environment = worker_environment(settings, korpora_root)
-    workers = await asyncio.gather(*(start_worker(tmp_path, f"worker-{i}", environment) for i in (1, 2)))
+    workers = await ready_workers(tmp_path, ["worker-1", "worker-2"], environment, session_factory)
     try:
-        await wait_for(lambda: _at_least(session_factory, 2), timeout=120, interval=0.2)
         notices: list[str] = []
 
         async def notify_admins(summary: str, requested_by: int | None) -> None:
@@ -254,19 +254,34 @@ async def test_two_workers_one_run_executed_once_and_served_by_the_bot(
     assert codes == [0, 0]  # SIGTERM stops an idle worker cleanly
 
 
-async def _at_least(session_factory, count: int) -> bool:
-    return await registered_workers(session_factory) >= count
+async def ready_workers(
+    tmp_path, names: list[str], environment: dict[str, str], session_factory
+) -> list[asyncio.subprocess.Process]:
+    """Start a worker per name at the same moment; return once all of them are registered (killing them if not)."""
+    workers = await asyncio.gather(*(start_worker(tmp_path, name, environment) for name in names))
+
+    async def all_registered() -> bool:
+        return await registered_workers(session_factory) >= len(names)
+
+    try:
+        await wait_for(all_registered, timeout=120, interval=0.2)
+    except BaseException:
+        for worker in workers:
+            worker.kill()
+            await worker.wait()
+        raise
+    return workers
 
 
 async def test_a_worker_killed_mid_training_fails_its_run_and_never_promotes(
     tmp_path, worker_database, scratch_model_dir, korpora_root
 ):
-    settings, session_factory = worker_database
+    settings, session_factory, first_version = worker_database
     settings = settings.model_copy(update={"retrain_train_size": 4000, "retrain_epochs": 5.0})
-    first_version = await activate_version(session_factory, scratch_model_dir)
-    worker = await start_worker(tmp_path, "worker", worker_environment(settings, korpora_root))
+    [worker] = await ready_workers(
+        tmp_path, ["worker"], worker_environment(settings, korpora_root), session_factory
+    )
     try:
-        await wait_for(lambda: _at_least(session_factory, 1), timeout=120, interval=0.2)
         serving, service = bot_following_workers(settings, session_factory, scratch_model_dir, first_version)
         run_id, reporter = await run_in_training(service)
         worker.send_signal(signal.SIGKILL)
@@ -318,7 +333,7 @@ async def _job_is(job_status, wanted: str) -> bool:
 
 
 async def test_a_run_no_worker_takes_fails_with_a_clear_reason(tmp_path, worker_database):
-    settings, session_factory = worker_database
+    settings, session_factory, _ = worker_database
     settings = settings.model_copy(update={"run_stale_seconds": 1.0})
     service = RetrainingService(
         settings=settings,
@@ -353,12 +368,12 @@ async def test_postgresql_restarted_during_a_run_the_run_finishes_and_is_served(
         if os.environ.get("CI"):
             pytest.fail("PG_CI_DIR is not set: this test restarts the server .ci/postgres.sh started")
         pytest.skip("restarting PostgreSQL needs the server .ci/postgres.sh started (PG_CI_DIR)")
-    settings, session_factory = worker_database
+    settings, session_factory, first_version = worker_database
     settings = settings.model_copy(update={"retrain_train_size": 2000, "retrain_epochs": 2.0})
-    first_version = await activate_version(session_factory, scratch_model_dir)
-    worker = await start_worker(tmp_path, "worker", worker_environment(settings, korpora_root))
+    [worker] = await ready_workers(
+        tmp_path, ["worker"], worker_environment(settings, korpora_root), session_factory
+    )
     try:
-        await wait_for(lambda: _at_least(session_factory, 1), timeout=120, interval=0.2)
         serving, service = bot_following_workers(settings, session_factory, scratch_model_dir, first_version)
         run_id, reporter = await run_in_training(service)
         # The server goes away for 3 s mid-training: every connection of the bot and the worker is cut.
