@@ -4,14 +4,14 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test venv bench clean
+.PHONY: run test venv bench cluster clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	# CPU torch first: an unpinned torch would pull gigabytes of CUDA packages.
 	$(BIN)/python -m pip install --quiet torch==2.13.0
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[train,dev]'
 	@touch $(STAMP)
 
 venv: $(STAMP)
@@ -21,6 +21,11 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -ra
+
+# The whole set on one machine, for trying it: PostgreSQL, two bots sharing the webhook, a training worker and the
+# web app (deploy/Procfile under honcho; docs/cluster.md). Needs TELEGRAM_BOT_TOKEN and WEBHOOK_URL.
+cluster: $(STAMP)
+	bash deploy/cluster.sh
 
 # The figures in docs/benchmarks.md and docs/reliability.md:
 # - CPU serving paths on the quick-start e5 and a fine-tuned scratch model, 10,000 NSMC test reviews, 2 and 1
@@ -41,7 +46,10 @@ test: $(STAMP)
 # - two groups moderated at once, 2,000 messages each at 10 a second (bench/results/group.json; ~4 min);
 # - 10,000 fuzzed updates through the real bot (~5 min on 2 quiet cores);
 # - the web app's pages against 1,000,000 verdicts in a throwaway PostgreSQL (bench/results/web.json; ~5 min);
-# - the kill, stop, refused-token, run-recovery, model-version and training-worker figures of docs/reliability.md
+# - two webhook bot processes sharing one port against one process, 1,000 reviews per burst, on the first models
+#   (bench/results/cluster.json; ~6 min);
+# - the kill, stop, refused-token, run-recovery, model-version, training-worker and shared-webhook figures of
+#   docs/reliability.md
 #   (real processes, the workers on a throwaway PostgreSQL; ~12 min): the tests record them into bench/results/reliability.json (bench/reliability.py), which replaces
 #   the old file only when every test passed.
 # The other bench/ scripts are run by hand (bench/README.md).
@@ -57,11 +65,13 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.bench_fuzz --count 10000
 	bash -c 'source .ci/postgres.sh && pg_start && trap pg_stop EXIT && $(BIN)/python -m bench.bench_web' \
 		|| echo "bench_web: a page is over its 300 ms goal, or PostgreSQL did not start (bench/results/web.json)"
+	bash -c 'source .ci/postgres.sh && pg_start && trap pg_stop EXIT && $(BIN)/python -m bench.bench_cluster'
 	rm -f $(RELIABILITY_JSON).partial
 	bash -c 'source .ci/postgres.sh && pg_start && trap pg_stop EXIT && \
 		RELIABILITY_RESULTS=$(RELIABILITY_JSON).partial RELIABILITY_KILL_AFTER=1,20,100,190 \
 		$(BIN)/python -m pytest -q -p no:cacheprovider tests/bot/test_process_signals.py \
-		tests/retraining/test_run_recovery.py tests/bot/test_versions.py tests/retraining/test_training_worker.py'
+		tests/retraining/test_run_recovery.py tests/bot/test_versions.py tests/retraining/test_training_worker.py \
+		tests/bot/test_shared_webhook.py'
 	mv $(RELIABILITY_JSON).partial $(RELIABILITY_JSON)
 
 clean:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import logging
 import os
 import sys
@@ -61,6 +62,13 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger("alembic").setLevel(logging.WARNING)  # a dozen INFO lines per migration check
     if token:
         install_token_redaction(token)
+    if getattr(args, "needs_torch", False) and importlib.util.find_spec("torch") is None:
+        print(
+            f"error: `moderator {args.command}` trains models, and torch is not installed here. Install the train "
+            "extra (pip install 'review-moderator[train]'; `make` does), or run it on the host that has it.",
+            file=sys.stderr,
+        )
+        return 2
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:

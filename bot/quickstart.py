@@ -110,15 +110,20 @@ def main() -> int:
         os.environ["KORPORA_ROOT"] = str(SHARED_KORPORA)
     settings = get_settings()
     fast = ["--quantize"] if settings.fast_inference else []
+    models_only = "--models-only" in sys.argv[1:]  # deploy/cluster.sh: the models, then its own processes
     for task in ("sentiment", "toxicity"):
         model_path = active_model_path(settings, task)
         if model_path is None:
             if code := train_first_model(settings, task):
                 return code
             model_path = active_model_path(settings, task)
+        if models_only:
+            continue
         print(f"\nSample predictions with the active {task} model, as the bot serves it:")
         if code := moderator(["predict", "--model", model_path, *fast, *SAMPLE_REVIEWS]):
             return code
+    if models_only:
+        return 0
     if settings.web_port is not None:
         print(
             f"\nOperator web app: {settings.web_public_url} (log in with /web in a private chat with the bot)"

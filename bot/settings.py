@@ -27,6 +27,8 @@ class Settings(BaseSettings):
     webhook_secret: SecretStr | None = None
     webhook_listen: str = "0.0.0.0"
     webhook_port: int = 8443
+    # several bot processes on one host share the port (SO_REUSEPORT: the kernel spreads the connections)
+    webhook_reuse_port: bool = False
     telegram_timeout_seconds: float = Field(10.0, gt=0)  # each Bot API request (connect/read/write/pool)
     telegram_send_attempts: int = Field(4, ge=1)  # tries per request on 429, 5xx and timeouts
 

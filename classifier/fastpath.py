@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import importlib.util
 import io
 import json
 import logging
@@ -135,6 +136,11 @@ def build_fast_path(
     if not todo:
         logger.info("fast-path artefact (%s) of %s is up to date; reusing it", kind, model_dir)
         return artefact_file(model_dir, kind)
+    if importlib.util.find_spec("torch") is None:
+        raise FastPathError(
+            f"building the fast path of {model_dir} exports it with torch, which is not installed here; build it "
+            "where torch is (a training worker builds the versions it promotes), or install the train extra"
+        )
     if ONNX_INT8 in todo and not calibration_texts:
         raise FastPathError(
             f"static int8 of {model_dir} needs calibration texts (training-like reviews); none were given"

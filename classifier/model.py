@@ -1,25 +1,33 @@
-"""`Classifier`: a fine-tuned sequence-classification model version directory, ready to predict."""
+"""`Classifier`: a fine-tuned sequence-classification model version directory, ready to predict.
+
+torch is imported only where torch computes: a process that serves versions on their ONNX fast path (a bot whose
+training runs on a worker host) runs without torch installed (docs/cluster.md measures it).
+"""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 import math
+import os
 import threading
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
-from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+from transformers import AutoConfig, AutoTokenizer
 
 from classifier.errors import EmptyTextError, ModelDirError
 from classifier.fastpath import FAST_BACKEND, ONNX_FP32, ONNX_INT8
 from classifier.tasks import task_of_model
 from classifier.text import has_visible_text
+
+if TYPE_CHECKING:
+    import torch
 
 logger = logging.getLogger(__name__)
 
@@ -91,9 +99,10 @@ def _check_model_dir(path: Path) -> None:
 def _check_safetensors(directory: Path, weights: Path) -> None:
     from safetensors import SafetensorError, safe_open
 
-    # Opening validates the header and that the file covers every tensor it lists (catches truncation).
+    # Opening validates the header and that the file covers every tensor it lists (catches truncation); the numpy
+    # framework reads no tensor and needs no torch.
     try:
-        with safe_open(str(weights), framework="pt"):
+        with safe_open(str(weights), framework="numpy"):
             pass
     except (SafetensorError, OSError) as error:
         raise ModelDirError(directory, f"{weights.name} is corrupt or unreadable ({error})") from error
@@ -110,6 +119,8 @@ def _read_metrics(path: Path) -> dict | None:
 
 
 def _quantize_linear_layers(model: torch.nn.Module) -> torch.nn.Module:
+    import torch
+
     # torch.ao is deprecated in favour of torchao, but quantize_dynamic is still the fastest CPU path here.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
@@ -127,6 +138,8 @@ class TorchRunner:
         self.device = device
 
     def __call__(self, batch: dict[str, np.ndarray]) -> np.ndarray:
+        import torch
+
         inputs = {name: torch.from_numpy(array).to(self.device) for name, array in batch.items()}
         with torch.inference_mode():
             logits = self.model(**inputs).logits
@@ -154,12 +167,12 @@ class Classifier:
         config: Any,
         tokenizer: Any,
         runner: Any,
-        device: torch.device,
+        device: torch.device | CpuDevice,
         max_length: int,
         backend: str,
         metrics: dict | None,
         model: torch.nn.Module | None = None,
-    ) -> None:
+    ) -> None:  # device: a torch.device, or CPU when torch is not installed
         self.path = path
         self.config = config
         self.model = model  # the torch module; None when another runtime serves (backend "onnx")
@@ -183,7 +196,7 @@ class Classifier:
         cls,
         path: str | Path,
         *,
-        device: str | torch.device | None = None,
+        device: str | torch.device | CpuDevice | None = None,
         quantize: bool = False,
         max_length: int | None = None,
         backend: str | None = None,
@@ -194,12 +207,13 @@ class Classifier:
         `quantize=True` asks for the CPU fast path (`FAST_BACKEND`); `backend` names one explicitly. The fast
         path needs the version's artefact (built by `classifier.fastpath.build_fast_path` when a version is
         imported or promoted); without it the version still loads, in torch full precision, with a warning.
-        `onnx_file` serves another ONNX export of this version instead (benchmark variants).
+        `onnx_file` serves another ONNX export of this version instead (benchmark variants). Without torch
+        installed only the fast path serves: a version without its artefact raises ModelDirError.
         """
         path = Path(path)
         _check_model_dir(path)
         metrics = _read_metrics(path)
-        target = torch.device(device) if device is not None else _default_device()
+        target = _device(device)
         if backend is None:
             backend = FAST_BACKEND if quantize else TORCH
         if backend not in BACKENDS:
@@ -227,6 +241,15 @@ class Classifier:
             if runner is None:
                 backend = TORCH
         if backend in (TORCH, TORCH_INT8):
+            if not torch_installed():
+                raise ModelDirError(
+                    path,
+                    f"torch is not installed, so only the ONNX fast path can serve, and it is unavailable for "
+                    f"backend {backend!r}; build it where torch is (`python -m classifier.fastpath --calibration "
+                    f"reviews.csv {path}`, which importing or promoting a version does)",
+                )
+            from transformers import AutoModelForSequenceClassification
+
             try:
                 model = AutoModelForSequenceClassification.from_pretrained(
                     path, config=config, local_files_only=True
@@ -266,7 +289,7 @@ class Classifier:
             config=self.config,
             tokenizer=self.tokenizer,
             runner=runner,
-            device=torch.device("cpu"),
+            device=_device("cpu"),
             max_length=self.max_length,
             backend=backend,
             metrics=self.metrics,
@@ -373,7 +396,7 @@ def _onnx_runner(path: Path, backend: str, onnx_file: str | Path | None = None) 
     if usable:
         source = Path(onnx_file) if onnx_file is not None else fastpath.artefact_file(path, backend)
         try:
-            return OnnxRunner(fastpath.open_session(source, threads=torch.get_num_threads()))
+            return OnnxRunner(fastpath.open_session(source, threads=_intra_op_threads()))
         except Exception as error:  # noqa: BLE001 - onnxruntime missing, or a file it cannot read
             reason = f"ONNX Runtime could not open it ({type(error).__name__}: {error})"
     logger.warning(
@@ -388,8 +411,41 @@ def _onnx_runner(path: Path, backend: str, onnx_file: str | Path | None = None) 
     return None
 
 
-def _default_device() -> torch.device:
+@dataclass(frozen=True)
+class CpuDevice:
+    """The device of a Classifier in a process without torch (it has only the CPU fast path)."""
+
+    type: str = "cpu"
+
+    def __str__(self) -> str:
+        return self.type
+
+
+def torch_installed() -> bool:
+    return importlib.util.find_spec("torch") is not None
+
+
+def _device(device: str | torch.device | CpuDevice | None) -> torch.device | CpuDevice:
+    """`device` as torch knows it (None: CUDA when there is one), or CpuDevice without torch."""
+    if not torch_installed():
+        if device is not None and str(device) != "cpu":
+            raise ValueError(f"device {device} needs torch, which is not installed; only the CPU can serve")
+        return CpuDevice()
+    import torch
+
+    if device is not None:
+        return torch.device(str(device))
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def _intra_op_threads() -> int:
+    """ONNX Runtime's threads: torch's setting where torch is (tests and the CLI pin it), else OMP_NUM_THREADS or
+    every core."""
+    if torch_installed():
+        import torch
+
+        return torch.get_num_threads()
+    return int(os.environ.get("OMP_NUM_THREADS") or os.cpu_count() or 1)
 
 
 def _model_max_length(config: Any, tokenizer: Any) -> int:

@@ -254,7 +254,7 @@ def _exit_on_sigterm(signum: int, frame: object) -> None:
 def register(subparsers) -> None:
     parser = subparsers.add_parser("train", help=HELP, description=HELP)
     add_train_arguments(parser)
-    parser.set_defaults(func=run_train)
+    parser.set_defaults(func=run_train, needs_torch=True)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -25,7 +25,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "version within seconds. SIGTERM or Ctrl-C stops it; a run it was training is marked failed."
         ),
     )
-    parser.set_defaults(func=run_worker_command)
+    parser.set_defaults(func=run_worker_command, needs_torch=True)
 
 
 def run_worker_command(args: argparse.Namespace) -> int:

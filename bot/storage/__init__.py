@@ -35,6 +35,7 @@ from bot.storage.database import (
     safe_url,
     upgrade_database,
 )
+from bot.storage.delivery_models import InboxStatus, OutboxMessage, OutboxStatus, TelegramUpdate
 from bot.storage.errors import InvalidDataError, StorageError
 from bot.storage.feedback import (
     HumanLabel,
@@ -51,6 +52,7 @@ from bot.storage.feedback import (
 )
 from bot.storage.guard import DatabaseFileGuard, DatabaseGoneError
 from bot.storage.inbox import (
+    adopt_updates,
     fail_poison_updates,
     finish_updates,
     pending_updates,
@@ -81,21 +83,17 @@ from bot.storage.models import (
     ChatPolicy,
     Feedback,
     FeedbackSource,
-    InboxStatus,
     MessageReport,
     ModelActivation,
     ModelStatus,
     ModelVersion,
     ModerationAction,
     ModerationDecision,
-    OutboxMessage,
-    OutboxStatus,
     ReviewOutcome,
     ReviewView,
     RunStatus,
     RunTrigger,
     Task,
-    TelegramUpdate,
     ToxicAction,
     TrainingRun,
     Verdict,
@@ -104,6 +102,7 @@ from bot.storage.models import (
 from bot.storage.moderation_decisions import (
     PlannedAction,
     add_action,
+    claim_action,
     count_strikes,
     finish_action,
     get_action,
@@ -115,6 +114,7 @@ from bot.storage.moderation_decisions import (
     record_report,
 )
 from bot.storage.outbox import (
+    claim_outbox_message,
     due_outbox_messages,
     enqueue_message,
     get_outbox_message,
@@ -225,7 +225,10 @@ __all__ = [
     "add_action",
     "add_verdict",
     "add_web_login",
+    "adopt_updates",
     "chat_decisions",
+    "claim_action",
+    "claim_outbox_message",
     "claim_queued_run",
     "consume_web_login",
     "count_feedback_by_user_since",

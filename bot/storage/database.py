@@ -145,3 +145,11 @@ def _run_alembic(url: str, command_name: str, revision: str) -> None:
         # One line, no traceback: SQLAlchemy hides bound parameters (hide_parameters) and URLs mask passwords.
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise StorageError(f"Database {command_name} failed for {safe_url(url)}: {reason}") from error
+
+
+def engine_of(session_factory: async_sessionmaker[AsyncSession]) -> AsyncEngine:
+    """The engine a session factory made by `make_session_factory` is bound to."""
+    engine = session_factory.kw.get("bind")
+    if not isinstance(engine, AsyncEngine):
+        raise TypeError("the session factory is not bound to an AsyncEngine")
+    return engine

@@ -126,7 +126,7 @@ LIVE_RUN_STATUSES = (RunStatus.QUEUED, RunStatus.RUNNING)
 FINISHED_RUN_STATUSES = (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.REJECTED)
 
 
-def _portable_enum(enum_class: type[enum.Enum], name: str) -> Enum:
+def portable_enum(enum_class: type[enum.Enum], name: str) -> Enum:
     # VARCHAR + CHECK on every backend; stores the lowercase value, not the member name.
     return Enum(
         enum_class,
@@ -154,11 +154,11 @@ class ModelVersion(Base):
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    task: Mapped[Task] = mapped_column(_portable_enum(Task, "task"), default=Task.SENTIMENT)
+    task: Mapped[Task] = mapped_column(portable_enum(Task, "task"), default=Task.SENTIMENT)
     path: Mapped[str] = mapped_column(String(1024))
     base_checkpoint: Mapped[str] = mapped_column(String(1024))
     metrics: Mapped[dict[str, Any] | None] = mapped_column(JSON)
-    status: Mapped[ModelStatus] = mapped_column(_portable_enum(ModelStatus, "model_status"))
+    status: Mapped[ModelStatus] = mapped_column(portable_enum(ModelStatus, "model_status"))
     status_reason: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     activated_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
@@ -192,7 +192,7 @@ class Verdict(Base):
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    task: Mapped[Task] = mapped_column(_portable_enum(Task, "task"), default=Task.SENTIMENT)
+    task: Mapped[Task] = mapped_column(portable_enum(Task, "task"), default=Task.SENTIMENT)
     chat_id: Mapped[int] = mapped_column(BigInteger)
     message_id: Mapped[int] = mapped_column(BigInteger)
     user_id: Mapped[int | None] = mapped_column(BigInteger)
@@ -231,10 +231,10 @@ class TrainingRun(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     # the task whose model it trains; one run is live at a time across tasks (they share the machine)
-    task: Mapped[Task] = mapped_column(_portable_enum(Task, "task"), default=Task.SENTIMENT)
-    trigger: Mapped[RunTrigger] = mapped_column(_portable_enum(RunTrigger, "run_trigger"))
+    task: Mapped[Task] = mapped_column(portable_enum(Task, "task"), default=Task.SENTIMENT)
+    trigger: Mapped[RunTrigger] = mapped_column(portable_enum(RunTrigger, "run_trigger"))
     requested_by: Mapped[int | None] = mapped_column(BigInteger)
-    status: Mapped[RunStatus] = mapped_column(_portable_enum(RunStatus, "run_status"))
+    status: Mapped[RunStatus] = mapped_column(portable_enum(RunStatus, "run_status"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
@@ -274,7 +274,7 @@ class Feedback(Base):
     # The verdict's task, chat, message, label and creation time, copied when the label is recorded (a verdict's
     # never change): the overview counts labels per day by kind, and the review queue finds the labels of its
     # window, without reading the verdicts (0009).
-    task: Mapped[Task] = mapped_column(_portable_enum(Task, "task"))
+    task: Mapped[Task] = mapped_column(portable_enum(Task, "task"))
     chat_id: Mapped[int] = mapped_column(BigInteger)
     message_id: Mapped[int] = mapped_column(BigInteger)
     verdict_label: Mapped[int] = mapped_column(Integer)
@@ -287,7 +287,7 @@ class Feedback(Base):
     # Admin labels and review-queue labels count without a second opinion and win conflicts.
     trusted: Mapped[bool] = mapped_column(default=False)
     source: Mapped[FeedbackSource] = mapped_column(
-        _portable_enum(FeedbackSource, "feedback_source"), default=FeedbackSource.BUTTON
+        portable_enum(FeedbackSource, "feedback_source"), default=FeedbackSource.BUTTON
     )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
@@ -310,7 +310,7 @@ class VerdictDayCount(Base):
 
     __tablename__ = "verdict_day_counts"
 
-    task: Mapped[Task] = mapped_column(_portable_enum(Task, "task"), primary_key=True)
+    task: Mapped[Task] = mapped_column(portable_enum(Task, "task"), primary_key=True)
     day: Mapped[date] = mapped_column(Date, primary_key=True)
     chat_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     label_name: Mapped[str] = mapped_column(String(64), primary_key=True)
@@ -326,7 +326,7 @@ class ReviewView(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     reviewer_id: Mapped[int] = mapped_column(BigInteger)
     verdict_id: Mapped[int] = mapped_column(ForeignKey("verdicts.id", ondelete="CASCADE"), index=True)
-    outcome: Mapped[ReviewOutcome] = mapped_column(_portable_enum(ReviewOutcome, "review_outcome"))
+    outcome: Mapped[ReviewOutcome] = mapped_column(portable_enum(ReviewOutcome, "review_outcome"))
     shown_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
@@ -341,88 +341,10 @@ class ModelActivation(Base):
     previous_version_id: Mapped[int | None] = mapped_column(
         ForeignKey("model_versions.id", ondelete="SET NULL")
     )
-    reason: Mapped[ActivationReason] = mapped_column(_portable_enum(ActivationReason, "activation_reason"))
+    reason: Mapped[ActivationReason] = mapped_column(portable_enum(ActivationReason, "activation_reason"))
     actor: Mapped[int | None] = mapped_column(BigInteger)
     note: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
-
-
-# --- Telegram inbox and outbox (owned by the delivery runner, bot/telegram/runner.py) -------------------
-# Every update Telegram delivers is stored here before it is confirmed (the next getUpdates offset, or the
-# webhook's 200), then processed from here; every reply to an update goes through the outbox, keyed by
-# (bot, update, sequence number), so that re-processing an update after a crash never sends a reply twice.
-
-
-class InboxStatus(enum.StrEnum):
-    PENDING = "pending"  # stored, not processed to the end yet (processed after a restart)
-    DONE = "done"
-    FAILED = "failed"  # a poison update: processing never finished after INBOX_MAX_ATTEMPTS tries
-
-
-class OutboxStatus(enum.StrEnum):
-    PENDING = "pending"  # not sent yet (or the send failed and will be retried)
-    SENT = "sent"
-    FAILED = "failed"  # Telegram refused it for good (bad request, blocked bot) or retries ran out
-
-
-class TelegramUpdate(Base):
-    """One update as Telegram delivered it (the transactional inbox)."""
-
-    __tablename__ = "telegram_updates"
-    __table_args__ = (UniqueConstraint("bot_id", "update_id"), Index(None, "status", "update_id"))
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    # update ids count per bot: a new token for another bot starts another sequence
-    bot_id: Mapped[int] = mapped_column(BigInteger)
-    update_id: Mapped[int] = mapped_column(BigInteger)
-    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
-    status: Mapped[InboxStatus] = mapped_column(
-        _portable_enum(InboxStatus, "inbox_status"), default=InboxStatus.PENDING
-    )
-    attempts: Mapped[int] = mapped_column(Integer, default=0)  # processing started this many times
-    error: Mapped[str | None] = mapped_column(Text)
-    received_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
-    processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
-
-    def __repr__(self) -> str:
-        return f"TelegramUpdate(update_id={self.update_id}, status={self.status}, attempts={self.attempts})"
-
-
-class OutboxMessage(Base):
-    """A message the bot sends (the outbox): stored before it is sent, marked once Telegram accepted it."""
-
-    __tablename__ = "outbox_messages"
-    __table_args__ = (
-        UniqueConstraint("bot_id", "update_id", "seq"),
-        Index(None, "status", "next_attempt_at"),
-    )
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    bot_id: Mapped[int] = mapped_column(BigInteger)
-    # the update this message answers and its place among that update's replies; NULL: not tied to an update
-    update_id: Mapped[int | None] = mapped_column(BigInteger)
-    seq: Mapped[int] = mapped_column(Integer, default=0)
-    chat_id: Mapped[int] = mapped_column(BigInteger)
-    reply_to_message_id: Mapped[int | None] = mapped_column(BigInteger)
-    text: Mapped[str] = mapped_column(Text)
-    # what `text` becomes once sent or failed for good: a one-time login link is not kept after it went out
-    text_after_send: Mapped[str | None] = mapped_column(Text)
-    reply_markup: Mapped[dict[str, Any] | None] = mapped_column(JSON)
-    verdict_id: Mapped[int | None] = mapped_column(ForeignKey("verdicts.id", ondelete="SET NULL"))
-    status: Mapped[OutboxStatus] = mapped_column(
-        _portable_enum(OutboxStatus, "outbox_status"), default=OutboxStatus.PENDING
-    )
-    attempts: Mapped[int] = mapped_column(Integer, default=0)
-    last_error: Mapped[str | None] = mapped_column(Text)
-    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime())  # NULL: due now
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
-    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    sent_message_id: Mapped[int | None] = mapped_column(BigInteger)
-
-    def __repr__(self) -> str:
-        return (
-            f"OutboxMessage(id={self.id}, update_id={self.update_id}, seq={self.seq}, status={self.status})"
-        )
 
 
 # --- Group moderation (bot/moderation/groups*.py) ------------------------------------------------------------
@@ -462,11 +384,11 @@ class ChatPolicy(Base):
     __tablename__ = "chat_policies"
 
     chat_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    mode: Mapped[ChatMode] = mapped_column(_portable_enum(ChatMode, "chat_mode"), default=ChatMode.WATCH)
+    mode: Mapped[ChatMode] = mapped_column(portable_enum(ChatMode, "chat_mode"), default=ChatMode.WATCH)
     # a message is toxic when its calibrated probability of 공격적 or 혐오 reaches this
     toxicity_threshold: Mapped[float] = mapped_column(Float, default=0.9)
     action: Mapped[ToxicAction] = mapped_column(
-        _portable_enum(ToxicAction, "toxic_action"), default=ToxicAction.DELETE
+        portable_enum(ToxicAction, "toxic_action"), default=ToxicAction.DELETE
     )
     mute_after_strikes: Mapped[int] = mapped_column(Integer, default=3)  # 0: never mute
     mute_minutes: Mapped[int] = mapped_column(Integer, default=60)
@@ -498,7 +420,7 @@ class ModerationDecision(Base):
     message_id: Mapped[int] = mapped_column(BigInteger)
     user_id: Mapped[int | None] = mapped_column(BigInteger)
     verdict_id: Mapped[int | None] = mapped_column(ForeignKey("verdicts.id", ondelete="SET NULL"))
-    mode: Mapped[ChatMode] = mapped_column(_portable_enum(ChatMode, "chat_mode"))
+    mode: Mapped[ChatMode] = mapped_column(portable_enum(ChatMode, "chat_mode"))
     toxic_probability: Mapped[float] = mapped_column(Float)
     threshold: Mapped[float] = mapped_column(Float)
     rule: Mapped[str] = mapped_column(Text)  # the rule that fired, in words
@@ -536,18 +458,19 @@ class ModerationAction(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     decision_id: Mapped[int] = mapped_column(ForeignKey("moderation_decisions.id", ondelete="CASCADE"))
-    kind: Mapped[ActionKind] = mapped_column(_portable_enum(ActionKind, "action_kind"))
+    kind: Mapped[ActionKind] = mapped_column(portable_enum(ActionKind, "action_kind"))
     chat_id: Mapped[int] = mapped_column(BigInteger)
     user_id: Mapped[int | None] = mapped_column(BigInteger)
     message_id: Mapped[int | None] = mapped_column(BigInteger)
     until: Mapped[datetime | None] = mapped_column(UTCDateTime())  # a mute's end
     status: Mapped[ActionStatus] = mapped_column(
-        _portable_enum(ActionStatus, "action_status"), default=ActionStatus.PENDING
+        portable_enum(ActionStatus, "action_status"), default=ActionStatus.PENDING
     )
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     done_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    claimed_by: Mapped[int | None] = mapped_column(Integer)  # the process executing it (process_claims.py)
 
     decision: Mapped[ModerationDecision] = relationship(back_populates="actions", lazy="raise")
 

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -27,6 +27,7 @@ from bot.storage.models import (
     ModerationDecision,
     utcnow,
 )
+from bot.storage.process_claims import claimable_by
 
 ERROR_TEXT_LIMIT = 1000
 
@@ -179,18 +180,32 @@ async def _action_of(session: AsyncSession, *, decision_id: int, kind: ActionKin
     )
 
 
-async def pending_actions(session: AsyncSession, *, limit: int = 100) -> list[ModerationAction]:
-    """Actions decided and not executed yet, oldest first (a chat's actions keep their order)."""
-    return list(
-        (
-            await session.scalars(
-                select(ModerationAction)
-                .where(ModerationAction.status == ActionStatus.PENDING)
-                .order_by(ModerationAction.id)
-                .limit(limit)
-            )
-        ).all()
+async def pending_actions(
+    session: AsyncSession, *, process_key: int | None = None, limit: int = 100
+) -> list[ModerationAction]:
+    """Actions decided and not executed yet, oldest first (a chat's actions keep their order); with
+    `process_key`, only those that process may claim."""
+    statement = select(ModerationAction).where(ModerationAction.status == ActionStatus.PENDING)
+    if process_key is not None:
+        statement = statement.where(claimable_by(session, ModerationAction.claimed_by, process_key))
+    return list((await session.scalars(statement.order_by(ModerationAction.id).limit(limit))).all())
+
+
+async def claim_action(session: AsyncSession, *, action_id: int, process_key: int) -> bool:
+    """Make process `process_key` the one that executes a pending action: unclaimed, its own, or held by a
+    process that is gone (one conditional UPDATE). False when it is not pending or a live process holds it."""
+    claimed = await session.scalar(
+        update(ModerationAction)
+        .where(
+            ModerationAction.id == action_id,
+            ModerationAction.status == ActionStatus.PENDING,
+            claimable_by(session, ModerationAction.claimed_by, process_key),
+        )
+        .values(claimed_by=process_key)
+        .returning(ModerationAction.id)
+        .execution_options(synchronize_session=False)
     )
+    return claimed is not None
 
 
 async def get_action(session: AsyncSession, *, action_id: int) -> ModerationAction | None:

@@ -3,6 +3,10 @@
 A reply to an update is keyed by (bot, update id, sequence number): when an update is processed again after a
 crash, its reply is found here, and one already sent is not sent again. A reply whose send failed (retries
 exhausted) or was cut by a shutdown stays pending and is sent later, once. Functions flush; the caller commits.
+
+A message is sent by the process that holds it (`claimed_by`): the one whose handler stored it, or the one that
+claimed it for a later try (`claim_outbox_message`, bot/storage/process_claims.py), so that bot processes
+sharing the database never send one message twice.
 """
 
 from __future__ import annotations
@@ -10,13 +14,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.storage.delivery_models import InboxStatus, OutboxMessage, OutboxStatus, TelegramUpdate
 from bot.storage.errors import InvalidDataError
-from bot.storage.models import InboxStatus, OutboxMessage, OutboxStatus, TelegramUpdate, utcnow
+from bot.storage.models import utcnow
+from bot.storage.process_claims import claimable_by
 from bot.storage.verdicts import set_reply_message_id
 
 ERROR_TEXT_LIMIT = 1000
@@ -34,9 +40,11 @@ async def enqueue_message(
     reply_markup: dict[str, Any] | None = None,
     verdict_id: int | None = None,
     text_after_send: str | None = None,
+    process_key: int | None = None,
 ) -> OutboxMessage:
     """Store a message to send (pending); returns the row. `text_after_send` replaces the text once the message is
-    sent or failed for good (what must not stay in the database, such as a login link).
+    sent or failed for good (what must not stay in the database, such as a login link). `process_key`: the
+    process that is about to send it (None: whichever flushes the outbox first).
 
     With an `update_id`, idempotent on (bot, update, seq): when that reply exists already, whatever its status,
     the existing row is returned unchanged (re-processing an update must not queue a second reply).
@@ -57,6 +65,7 @@ async def enqueue_message(
         "status": OutboxStatus.PENDING,
         "attempts": 0,
         "created_at": utcnow(),
+        "claimed_by": process_key,
     }
     if update_id is None:
         row = OutboxMessage(**values)
@@ -88,9 +97,11 @@ async def due_outbox_messages(
     *,
     now: datetime | None = None,
     created_before: datetime | None = None,
+    process_key: int | None = None,
     limit: int = 100,
 ) -> list[OutboxMessage]:
-    """Pending messages whose next attempt is due, oldest first.
+    """Pending messages whose next attempt is due, oldest first (with `process_key`: only those that process may
+    claim).
 
     A message never tried yet counts only when created before `created_before` (default: `now`): a fresh one
     belongs to the handler that is sending it.
@@ -98,19 +109,29 @@ async def due_outbox_messages(
     now = now or utcnow()
     created_before = created_before or now
     never_tried = OutboxMessage.next_attempt_at.is_(None) & (OutboxMessage.created_at <= created_before)
-    return list(
-        (
-            await session.scalars(
-                select(OutboxMessage)
-                .where(
-                    OutboxMessage.status == OutboxStatus.PENDING,
-                    never_tried | (OutboxMessage.next_attempt_at <= now),
-                )
-                .order_by(OutboxMessage.id)
-                .limit(limit)
-            )
-        ).all()
+    statement = select(OutboxMessage).where(
+        OutboxMessage.status == OutboxStatus.PENDING, never_tried | (OutboxMessage.next_attempt_at <= now)
     )
+    if process_key is not None:
+        statement = statement.where(claimable_by(session, OutboxMessage.claimed_by, process_key))
+    return list((await session.scalars(statement.order_by(OutboxMessage.id).limit(limit))).all())
+
+
+async def claim_outbox_message(session: AsyncSession, *, message_id: int, process_key: int) -> bool:
+    """Make process `process_key` the one that sends a pending message: unclaimed, its own, or held by a process
+    that is gone (one conditional UPDATE). False when it is not pending or another live process holds it."""
+    claimed = await session.scalar(
+        update(OutboxMessage)
+        .where(
+            OutboxMessage.id == message_id,
+            OutboxMessage.status == OutboxStatus.PENDING,
+            claimable_by(session, OutboxMessage.claimed_by, process_key),
+        )
+        .values(claimed_by=process_key)
+        .returning(OutboxMessage.id)
+        .execution_options(synchronize_session=False)
+    )
+    return claimed is not None
 
 
 async def mark_outbox_sent(session: AsyncSession, *, message_id: int, sent_message_id: int) -> None:

@@ -27,6 +27,8 @@ if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
     from telegram import Bot
 
+    from bot.storage.process_claims import ProcessLock
+
 logger = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 20  # passing failures tolerated before an action is given up
@@ -44,6 +46,7 @@ RIGHTS_NEEDED = {
 class ActionWorker:
     bot: Bot
     session_factory: async_sessionmaker[AsyncSession]
+    process_lock: ProcessLock | None = None  # set by the runner: actions are claimed before they are executed
     _locks: dict[int, asyncio.Lock] = field(default_factory=dict)
     _told_missing: set[tuple[int, str]] = field(default_factory=set)  # (chat, right) said in the log chat
 
@@ -57,10 +60,14 @@ class ActionWorker:
             if not lock.locked() and self._locks.get(action_id) is lock:
                 del self._locks[action_id]
 
+    @property
+    def _process_key(self) -> int | None:
+        return self.process_lock.key if self.process_lock is not None else None
+
     async def flush(self, *, limit: int = 100) -> int:
         """Execute what is pending (left by a crash, or by passing trouble); returns how many were done."""
         async with self.session_factory.begin() as session:
-            due = await storage.pending_actions(session, limit=limit)
+            due = await storage.pending_actions(session, process_key=self._process_key, limit=limit)
         done = 0
         for action in due:
             if await self.execute(action.id) is ActionStatus.DONE:
@@ -72,6 +79,11 @@ class ActionWorker:
             action = await storage.get_action(session, action_id=action_id)
         if action is None or action.status is not ActionStatus.PENDING:
             return action.status if action is not None else None
+        key = self._process_key
+        if key is not None and action.claimed_by != key:
+            async with self.session_factory.begin() as session:
+                if not await storage.claim_action(session, action_id=action.id, process_key=key):
+                    return ActionStatus.PENDING  # a live process sharing the database executes it
         try:
             await self._call(action)
         except BadRequest as error:

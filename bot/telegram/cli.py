@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import logging
 import shutil
 import sys
@@ -168,6 +169,11 @@ def run_command(args: argparse.Namespace) -> int:
     from bot.telegram.redaction import install_token_redaction
 
     install_token_redaction(settings.telegram_bot_token.get_secret_value())
+    if settings.training_executor == "local" and importlib.util.find_spec("torch") is None:
+        logger.warning(
+            "torch is not installed, so this process cannot train: /retrain and the schedule will fail here. Set "
+            "TRAINING_EXECUTOR=worker and run `moderator worker` where torch is (docs/cluster.md)"
+        )
     active = asyncio.run(_prepare_database(settings))
     if active is None:
         print(_no_model_message(), file=sys.stderr)

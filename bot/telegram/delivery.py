@@ -15,6 +15,10 @@ the database (one write system call, nothing to wait for); the next start marks 
 before anything else. The window left is between Telegram accepting a message and the bot reading that
 answer: a process killed exactly then sends the message again after its restart (at-least-once; Telegram has
 no idempotency key for sendMessage). docs/reliability.md measures it.
+
+Bot processes sharing one PostgreSQL database send only the messages they hold: a handler's replies are stored
+held by its process; a message another process holds is claimed (storage.claim_outbox_message) only once that
+process is gone.
 """
 
 from __future__ import annotations
@@ -42,6 +46,8 @@ from bot.telegram.limits import MESSAGE_TEXT_LIMIT, clip
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
     from telegram import Bot
+
+    from bot.storage.process_claims import ProcessLock
 
 logger = logging.getLogger(__name__)
 
@@ -128,6 +134,7 @@ class Outbox:
     session_factory: async_sessionmaker[AsyncSession]
     max_attempts: int = 20
     journal: SentJournal | None = None
+    process_lock: ProcessLock | None = None  # None: the only process (tests that build an Outbox alone)
     _locks: dict[int, asyncio.Lock] = field(default_factory=dict)
     _sent_unrecorded: dict[int, int] = field(default_factory=dict)  # outbox id -> Telegram message id
 
@@ -160,8 +167,13 @@ class Outbox:
                 reply_markup=reply_markup.to_dict() if reply_markup is not None else None,
                 verdict_id=verdict_id,
                 text_after_send=text_after_send,
+                process_key=self._process_key,
             )
         return await self.deliver(row.id)
+
+    @property
+    def _process_key(self) -> int | None:
+        return self.process_lock.key if self.process_lock is not None else None
 
     async def deliver(self, outbox_id: int) -> Message | None:
         """Send a stored message unless it was sent already (then the sent message is returned again)."""
@@ -182,6 +194,11 @@ class Outbox:
             return self._stub(row, row.sent_message_id)
         if outbox_id in self._sent_unrecorded:  # sent by this process; only the bookkeeping failed
             return await self._mark_sent(row, self._sent_unrecorded[outbox_id])
+        key = self._process_key
+        if key is not None and row.claimed_by != key:  # another process's, or nobody's: claim it first
+            async with self.session_factory.begin() as session:
+                if not await storage.claim_outbox_message(session, message_id=outbox_id, process_key=key):
+                    return None  # sent, or being sent, by a live process sharing the database
         try:
             message = await self.bot.send_message(
                 chat_id=row.chat_id,
@@ -298,7 +315,11 @@ class Outbox:
         now = utcnow()
         async with self.session_factory.begin() as session:
             due = await storage.due_outbox_messages(
-                session, now=now, created_before=now - timedelta(seconds=FLUSH_GRACE_SECONDS), limit=limit
+                session,
+                now=now,
+                created_before=now - timedelta(seconds=FLUSH_GRACE_SECONDS),
+                process_key=self._process_key,
+                limit=limit,
             )
         sent = 0
         for row in due:

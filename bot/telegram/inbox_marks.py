@@ -11,6 +11,8 @@ from bot import storage
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+    from bot.storage.process_claims import ProcessLock
+
 logger = logging.getLogger("bot.telegram.runner")
 
 DB_RETRY_ATTEMPTS = 3
@@ -21,11 +23,17 @@ class InboxMarks:
     handler runs, or a poison update would never be counted) and "done" (not awaited) for every update that
     asked since the last commit, in one short transaction. A burst then costs a few transactions instead of
     two per update queueing for SQLite's one write lock, which keeps the commits that mark replies sent quick.
+
+    A claim succeeds only for updates this process holds (`process_lock.key`); one adopted meanwhile by another
+    process, after this one lost its lock, is left to it.
     """
 
-    def __init__(self, session_factory: async_sessionmaker[AsyncSession], bot_id: int) -> None:
+    def __init__(
+        self, session_factory: async_sessionmaker[AsyncSession], bot_id: int, process_lock: ProcessLock
+    ) -> None:
         self._session_factory = session_factory
         self._bot_id = bot_id
+        self._process_lock = process_lock
         self._claims: dict[int, asyncio.Future[int | None]] = {}
         self._done: set[int] = set()
         self._wake = asyncio.Event()
@@ -62,7 +70,10 @@ class InboxMarks:
             try:
                 async with self._session_factory.begin() as session:
                     attempts = await storage.start_updates(
-                        session, bot_id=self._bot_id, update_ids=list(claims)
+                        session,
+                        bot_id=self._bot_id,
+                        update_ids=list(claims),
+                        process_key=self._process_lock.key,
                     )
                     await storage.finish_updates(session, bot_id=self._bot_id, update_ids=sorted(done))
                 break

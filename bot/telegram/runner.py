@@ -20,6 +20,12 @@ Nothing stuck:
   next start), then run the application's `post_stop`/`post_shutdown` hooks within the deadline.
 - **A deleted database file** is noticed before and after every inbox commit and every second; the runner
   then stops with a `FatalError` instead of confirming updates written to a file that no longer exists.
+
+Several processes (webhook mode behind a load balancer, PostgreSQL): each holds the updates it stored and the
+replies and actions it made (bot/storage/process_claims.py: a key per process, alive while its PostgreSQL
+advisory lock is held). Every TAKEOVER_INTERVAL_SECONDS a process adopts the pending updates of processes that
+are gone and processes them; their replies and actions are claimed one by one before they are sent, so none goes
+out twice.
 """
 
 from __future__ import annotations
@@ -42,7 +48,9 @@ from telegram.error import RetryAfter, TelegramError
 
 from bot import metrics, storage
 from bot.storage import DatabaseFileGuard, DatabaseGoneError, InboxStatus
+from bot.storage.database import engine_of
 from bot.storage.models import utcnow
+from bot.storage.process_claims import ProcessLock
 from bot.telegram.delivery import Outbox, SentJournal, update_scope
 from bot.telegram.inbox_marks import InboxMarks
 from bot.telegram.telegram_trouble import Backoff, FatalError, RefusalWindow, describe, refusal, retry_after
@@ -62,6 +70,9 @@ FIRST_PURGE_AFTER_SECONDS = 60.0
 HOOK_RESERVE_SECONDS = 2.0  # of the shutdown deadline, kept for post_stop/shutdown/post_shutdown
 BACKLOG_PER_SLOT = 4  # updates held in memory per concurrency slot before polling pauses
 SUSPECT_ATTEMPTS = 2  # pending updates started this often are re-processed one at a time after a restart
+TAKEOVER_INTERVAL_SECONDS = (
+    2.0  # how often the updates of bot processes that are gone are adopted (PostgreSQL)
+)
 
 
 class BotRunner:
@@ -84,6 +95,7 @@ class BotRunner:
         self.webhook = bool(settings.webhook_url) if webhook is None else webhook
         self.outbox: Outbox | None = None
         self.guard: DatabaseFileGuard | None = None
+        self.process_lock = ProcessLock(engine_of(session_factory))
         self._marks: InboxMarks | None = None
         self.fatal: FatalError | None = None
         self.stopped = asyncio.Event()  # set once stop() finished
@@ -94,6 +106,7 @@ class BotRunner:
         self._inflight: set[asyncio.Task[Any]] = set()
         self._room = asyncio.Condition()  # notified when an in-flight update finishes (backlog bound)
         self._server: tornado.httpserver.HTTPServer | None = None
+        self._started_serving = False
         self.webhook_port: int | None = None
 
     @property
@@ -152,6 +165,7 @@ class BotRunner:
         then fetch updates. Raises FatalError when the token stays refused."""
         self._tasks.append(asyncio.create_task(self._stop_when_requested(), name="stop-watch"))
         await self._initialize()
+        await self.process_lock.start()
         self.guard = DatabaseFileGuard(self.settings.database_url)
         journal = None
         if self.guard.path is not None:  # SQLite: a journal file next to the database (see delivery)
@@ -161,17 +175,22 @@ class BotRunner:
             session_factory=self.session_factory,
             max_attempts=self.settings.outbox_max_attempts,
             journal=journal,
+            process_lock=self.process_lock,
         )
         await self.outbox.recover_journal()
-        self._marks = InboxMarks(self.session_factory, self.bot.id)
+        actions = self.application.bot_data.get("actions")
+        if actions is not None:
+            actions.process_lock = self.process_lock
+        self._marks = InboxMarks(self.session_factory, self.bot.id, self.process_lock)
         self._marks.start()
         if self.application.post_init is not None:
             await self.application.post_init(self.application)
         self._started_hooks = True
         await self.application.start()
-        await self._recover()
+        await self._take_over()
         self._tasks.append(asyncio.create_task(self._flush_loop(), name="outbox-flusher"))
         self._tasks.append(asyncio.create_task(self._maintenance_loop(), name="inbox-maintenance"))
+        self._started_serving = True
         if self.webhook:
             await self._start_webhook()
         else:
@@ -235,6 +254,8 @@ class BotRunner:
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(self._server.close_all_connections(), 0.5)
             await self._run_hooks(deadline)
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.process_lock.close(), 1.0)
             if self.outbox is not None and self.outbox.journal is not None:
                 self.outbox.compact_journal()
                 self.outbox.journal.close()
@@ -287,7 +308,9 @@ class BotRunner:
         assert self.guard is not None
         self.guard.check()
         async with self.session_factory.begin() as session:
-            new_ids = await storage.store_updates(session, bot_id=self.bot.id, updates=payloads)
+            new_ids = await storage.store_updates(
+                session, bot_id=self.bot.id, updates=payloads, process_key=self.process_lock.key
+            )
         self.guard.check()
         new = set(new_ids)
         metrics.record_updates(payload for payload in payloads if payload.get("update_id") in new)
@@ -328,8 +351,10 @@ class BotRunner:
             await self.application.process_update(update)  # handler errors go to the error handlers
         self._marks.done(update_id)
 
-    async def _recover(self) -> None:
-        """Mark poison updates failed, then schedule the updates a previous process left pending.
+    async def _take_over(self) -> None:
+        """Adopt the pending updates that no live process holds (at start-up: what the previous run of this bot
+        left; later: what a killed process sharing the database left), mark the poison ones failed, and schedule
+        the rest.
 
         Updates whose processing already started twice without finishing (two processes died with them in
         flight) are suspects: they are processed one at a time, so that if one of them kills the process
@@ -337,8 +362,14 @@ class BotRunner:
         concurrently as usual.
         """
         async with self.session_factory.begin() as session:
+            adopted = await storage.adopt_updates(
+                session, bot_id=self.bot.id, process_key=self.process_lock.key
+            )
+        if not adopted:
+            return
+        async with self.session_factory.begin() as session:
             poisoned = await storage.fail_poison_updates(
-                session, bot_id=self.bot.id, max_attempts=self.settings.inbox_max_attempts
+                session, bot_id=self.bot.id, update_ids=adopted, max_attempts=self.settings.inbox_max_attempts
             )
         for update_id in poisoned:
             logger.warning(
@@ -347,7 +378,7 @@ class BotRunner:
                 self.settings.inbox_max_attempts,
             )
         async with self.session_factory.begin() as session:
-            rows = await storage.pending_updates(session, bot_id=self.bot.id)
+            rows = await storage.pending_updates(session, bot_id=self.bot.id, update_ids=adopted)
         suspects: list[Update] = []
         for row in rows:
             try:
@@ -371,8 +402,9 @@ class BotRunner:
             self._track(asyncio.create_task(self._process_one_by_one(suspects), name="suspect-updates"))
         if rows:
             logger.info(
-                "re-processing %d update(s) left pending by the previous run%s",
+                "processing %d update(s) left pending by %s%s",
                 len(rows),
+                "a process that is gone" if self._started_serving else "the previous run",
                 f" ({len(suspects)} one at a time)" if suspects else "",
             )
 
@@ -448,7 +480,9 @@ class BotRunner:
         if not secret:
             logger.warning("WEBHOOK_SECRET is not set: anyone who finds the webhook URL can send updates")
         app = tornado.web.Application([(re.escape(path), WebhookHandler, {"runner": self})])
-        sockets = tornado.netutil.bind_sockets(settings.webhook_port, settings.webhook_listen)
+        sockets = tornado.netutil.bind_sockets(
+            settings.webhook_port, settings.webhook_listen, reuse_port=settings.webhook_reuse_port
+        )
         self.webhook_port = sockets[0].getsockname()[1]
         self._server = tornado.httpserver.HTTPServer(app, xheaders=True)
         self._server.add_sockets(sockets)
@@ -508,6 +542,7 @@ class BotRunner:
         assert self.guard is not None
         loop = asyncio.get_running_loop()
         next_purge = loop.time() + FIRST_PURGE_AFTER_SECONDS
+        next_takeover = loop.time() + TAKEOVER_INTERVAL_SECONDS
         while True:
             try:
                 self.guard.check()
@@ -516,6 +551,12 @@ class BotRunner:
                 return
             if self.outbox is not None:
                 self.outbox.compact_journal()
+            if self.process_lock.enabled and loop.time() >= next_takeover:
+                next_takeover = loop.time() + TAKEOVER_INTERVAL_SECONDS
+                try:
+                    await self._take_over()
+                except Exception as error:  # noqa: BLE001 - tried again at the next interval
+                    logger.warning("inbox: takeover failed (%s: %s)", type(error).__name__, error)
             if loop.time() >= next_purge:
                 next_purge = loop.time() + PURGE_INTERVAL_SECONDS
                 await self.purge()

@@ -155,6 +155,12 @@ class FakeBotApi(ChatMembersApi):
         self._notify()
         return update
 
+    def take_updates(self) -> list[dict[str, Any]]:
+        """The queued updates, removed from the queue: a webhook test posts them to the bot itself."""
+        updates = list(self._updates)
+        self._updates.clear()
+        return updates
+
     def push_message(
         self,
         text: str | None = None,

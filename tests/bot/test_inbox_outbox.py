@@ -138,6 +138,7 @@ async def test_a_restart_finishes_what_a_crash_left_and_sends_no_reply_twice(sta
                 {"update_id": 90_003, "message": poison},
                 {"update_id": 90_004, "message": suspect},
             ],
+            process_key=1,  # the previous process's key
         )
         # (2) processing started, the reply stored, its send cut off
         await session.execute(

@@ -26,7 +26,6 @@ import re
 import signal
 import socket
 import sqlite3
-import sys
 import time
 from pathlib import Path
 from urllib.parse import quote
@@ -34,6 +33,7 @@ from urllib.parse import quote
 import httpx
 import pytest
 from bot_identity import ADMIN_ID, TOKEN
+from bot_process import START_TIMEOUT_S, BotProcess
 from fake_telegram import FakeBotApi, Fault
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -42,70 +42,10 @@ from bot import storage
 
 # Kill moments, as replies sent before the SIGKILL; docs/reliability.md was measured with "1,20,100,190".
 KILL_AFTER = [int(n) for n in os.environ.get("RELIABILITY_KILL_AFTER", "20,100").split(",")]
-START_TIMEOUT_S = 240.0  # importing torch and loading the model, on 2 shared cores
 BURST = 200
 WRONG_TOKEN = "987654321:AAH-wrong-token-never-print-me-0123"
 
 pytestmark = pytest.mark.timeout(900)
-
-
-class BotProcess:
-    """`python -m bot.cli ARGS` with its stdout and stderr collected."""
-
-    def __init__(self, env: dict[str, str], cwd: Path, *args: str) -> None:
-        self.env, self.cwd, self.args = env, cwd, args
-        self.stdout: list[str] = []
-        self.stderr: list[str] = []
-        self.started_at = 0.0
-
-    async def start(self, stdin: bytes | None = None) -> BotProcess:
-        self.started_at = time.monotonic()
-        self.process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "bot.cli",
-            *self.args,
-            cwd=self.cwd,
-            env=self.env,
-            stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        if stdin is not None:
-            self.process.stdin.write(stdin)
-            self.process.stdin.close()
-        self._readers = [
-            asyncio.create_task(self._read(self.process.stdout, self.stdout)),
-            asyncio.create_task(self._read(self.process.stderr, self.stderr)),
-        ]
-        return self
-
-    @staticmethod
-    async def _read(stream: asyncio.StreamReader, lines: list[str]) -> None:
-        async for line in stream:
-            lines.append(line.decode(errors="replace"))
-
-    async def wait(self, timeout: float) -> int:
-        try:
-            code = await asyncio.wait_for(self.process.wait(), timeout)
-        except TimeoutError:
-            self.process.kill()
-            await self.process.wait()
-            raise AssertionError(f"the bot did not exit within {timeout} s:\n{self.output[-3000:]}") from None
-        await asyncio.gather(*self._readers)
-        return code
-
-    def signal(self, signum: int) -> None:
-        self.process.send_signal(signum)
-
-    @property
-    def output(self) -> str:
-        return "".join(self.stdout) + "".join(self.stderr)
-
-    async def ensure_stopped(self) -> None:
-        if getattr(self, "process", None) is not None and self.process.returncode is None:
-            self.process.kill()
-            await self.process.wait()
 
 
 @pytest.fixture

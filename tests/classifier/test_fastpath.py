@@ -123,6 +123,46 @@ def test_quantize_true_serves_the_fast_backend_without_torch_weights(built_dir: 
     classifier.self_check()
 
 
+WITHOUT_TORCH = """
+import json, sys
+sys.modules["torch"] = None  # `import torch` raises ImportError, and find_spec finds nothing: as if not installed
+from classifier import Classifier
+from classifier.errors import ModelDirError
+classifier = Classifier.load(sys.argv[1], quantize=True)
+verdicts = classifier.predict(json.loads(sys.argv[3]))
+try:
+    Classifier.load(sys.argv[2], quantize=True)
+    refused = ""
+except ModelDirError as error:
+    refused = str(error)
+print(json.dumps({"backend": classifier.backend, "device": str(classifier.device), "refused": refused,
+                  "probabilities": [v.probabilities for v in verdicts], "torch": "torch" in sys.modules
+                  and sys.modules["torch"] is not None}))
+"""
+
+
+def test_the_fast_path_serves_in_a_process_without_torch(
+    built_dir: Path, scratch_model_dir: Path, held_out: list[str]
+) -> None:
+    """A bot host whose versions are built elsewhere (a training worker) needs no torch: the same probabilities,
+    and a clear refusal for a version without its artefact."""
+    texts = held_out[:20]
+    result = subprocess.run(
+        [sys.executable, "-c", WITHOUT_TORCH, str(built_dir), str(scratch_model_dir), json.dumps(texts)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    served = json.loads(result.stdout.strip().splitlines()[-1])
+    assert served["backend"] == FAST_BACKEND and served["device"] == "cpu" and served["torch"] is False
+    expected = Classifier.load(built_dir, device="cpu", quantize=True).predict(texts)
+    for got, want in zip(served["probabilities"], expected, strict=True):
+        assert got.keys() == want.probabilities.keys()
+        assert max(abs(got[name] - want.probabilities[name]) for name in got) < 1e-6
+    assert "torch is not installed" in served["refused"] and "fastpath" in served["refused"]
+
+
 def test_prepare_builds_the_artefact_once_and_loading_reuses_it(
     scratch_model_dir: Path,
     korpora_root: Path,

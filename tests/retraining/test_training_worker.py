@@ -388,3 +388,44 @@ async def test_postgresql_restarted_during_a_run_the_run_finishes_and_is_served(
     assert reporter.finished_texts == [outcome.summary]
     assert code == 0
     record("training_worker_postgres_restart", postgres_down_seconds=3, run_status=outcome.status.value)
+
+
+async def test_the_bot_restarted_during_a_workers_run_serves_the_promoted_version(
+    tmp_path, worker_database, scratch_model_dir, korpora_root
+):
+    """The bot that asked stops in the middle of the run (its follower goes with it); the worker finishes, gates
+    and promotes the run; the bot's next incarnation, started meanwhile, serves the new version at its model sync
+    and never fails the run it did not start."""
+    settings, session_factory, first_version = worker_database
+    settings = settings.model_copy(update={"retrain_train_size": 2000, "retrain_epochs": 2.0})
+    [worker] = await ready_workers(
+        tmp_path, ["worker"], worker_environment(settings, korpora_root), session_factory
+    )
+    try:
+        _, first_bot = bot_following_workers(settings, session_factory, scratch_model_dir, first_version)
+        run_id, reporter = await run_in_training(first_bot)
+        await first_bot.stop()  # the bot process ends: nobody follows the run
+        restarted_serving, restarted_bot = bot_following_workers(
+            settings.model_copy(update={"model_sync_seconds": 1.0}),
+            session_factory,
+            scratch_model_dir,
+            first_version,
+        )
+        await restarted_bot.start()
+        try:
+            assert await restarted_bot.sweep() == 0  # the worker's run is alive: nothing to fail
+            await asyncio.wait_for(serving_changes(restarted_serving, first_version), 300)
+        finally:
+            await restarted_bot.stop()
+    finally:
+        code = await stop(worker)
+    async with session_factory() as session:
+        run = await get_training_run(session, run_id=run_id)
+        versions = await list_model_versions(session)
+        active = await get_active_model_version(session)
+    assert run.status is RunStatus.SUCCEEDED and run.model_version_id == active.id != first_version
+    assert restarted_serving.active.version_id == active.id
+    assert sorted(version.id for version in versions) == [first_version, active.id]  # promoted once
+    assert reporter.finished_texts == []  # the process that would have said so was gone
+    assert code == 0
+    record("training_worker_bot_restart", run_status=run.status.value, served_by_the_restarted_bot=True)

@@ -34,6 +34,7 @@ from bot.storage import (
 from bot.storage.models import utcnow
 
 BOT = 999000
+KEY = 4242  # the process key the rows are stored under (bot/storage/process_claims.py)
 
 
 def update_payload(update_id: int, text: str = "리뷰") -> dict:
@@ -51,12 +52,14 @@ def update_payload(update_id: int, text: str = "리뷰") -> dict:
 async def test_updates_are_stored_once_whatever_telegram_delivers_again(session_factory):
     async with session_factory.begin() as session:
         new = await store_updates(
-            session, bot_id=BOT, updates=[update_payload(1), update_payload(2, "\x00널")]
+            session, bot_id=BOT, updates=[update_payload(1), update_payload(2, "\x00널")], process_key=KEY
         )
     assert new == [1, 2]
     async with session_factory.begin() as session:  # a re-delivery overlapping the first batch
-        new = await store_updates(session, bot_id=BOT, updates=[update_payload(2), update_payload(3)])
-        other_bot = await store_updates(session, bot_id=BOT + 1, updates=[update_payload(1)])
+        new = await store_updates(
+            session, bot_id=BOT, updates=[update_payload(2), update_payload(3)], process_key=KEY
+        )
+        other_bot = await store_updates(session, bot_id=BOT + 1, updates=[update_payload(1)], process_key=KEY)
     assert new == [3] and other_bot == [1]  # update ids count per bot
     async with session_factory.begin() as session:
         rows = await pending_updates(session, bot_id=BOT)
@@ -68,16 +71,22 @@ async def test_updates_are_stored_once_whatever_telegram_delivers_again(session_
 
 async def test_attempts_are_counted_and_poison_updates_are_failed(session_factory):
     async with session_factory.begin() as session:
-        await store_updates(session, bot_id=BOT, updates=[update_payload(i) for i in (1, 2, 3)])
+        await store_updates(
+            session, bot_id=BOT, updates=[update_payload(i) for i in (1, 2, 3)], process_key=KEY
+        )
     for _ in range(3):
         async with session_factory.begin() as session:
-            attempts = await start_updates(session, bot_id=BOT, update_ids=[1])
+            attempts = await start_updates(session, bot_id=BOT, update_ids=[1], process_key=KEY)
     assert attempts == {1: 3}
     async with session_factory.begin() as session:
-        assert await start_updates(session, bot_id=BOT, update_ids=[2, 99]) == {2: 1}  # 99: unknown
+        assert await start_updates(session, bot_id=BOT, update_ids=[2, 99], process_key=KEY) == {
+            2: 1
+        }  # 99: unknown
         await finish_updates(session, bot_id=BOT, update_ids=[2])
-        assert await start_updates(session, bot_id=BOT, update_ids=[2]) == {}  # done: not started again
-        poisoned = await fail_poison_updates(session, bot_id=BOT, max_attempts=3)
+        assert (
+            await start_updates(session, bot_id=BOT, update_ids=[2], process_key=KEY) == {}
+        )  # done: not started again
+        poisoned = await fail_poison_updates(session, bot_id=BOT, update_ids=[1, 2, 3], max_attempts=3)
     assert poisoned == [1]
     async with session_factory.begin() as session:
         rows = {r.update_id: r for r in (await session.scalars(select(TelegramUpdate))).all()}
@@ -146,7 +155,9 @@ async def test_failed_sends_wait_for_their_retry_time_or_are_given_up(session_fa
 
 async def test_retention_deletes_old_processed_rows_but_keeps_what_a_restart_needs(session_factory):
     async with session_factory.begin() as session:
-        await store_updates(session, bot_id=BOT, updates=[update_payload(i) for i in (1, 2, 3)])
+        await store_updates(
+            session, bot_id=BOT, updates=[update_payload(i) for i in (1, 2, 3)], process_key=KEY
+        )
         await finish_updates(session, bot_id=BOT, update_ids=[1])  # done
         # update 2 stays pending (a crash), update 3 is done but recent
         sent_for_pending = await enqueue_message(session, bot_id=BOT, update_id=2, chat_id=1, text="a")

@@ -1,0 +1,157 @@
+"""Webhook traffic as Telegram and a load balancer make it, for tests and benchmarks of several bot processes:
+reviews from the Bot API stand-in posted round robin to the processes' webhooks, 40 requests in flight (Telegram's
+default `max_connections`), an update no process took posted to the next one (Telegram re-delivers), and the
+replies counted per review."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import socket
+import time
+from pathlib import Path
+
+import httpx
+from bot_process import START_TIMEOUT_S, BotProcess
+from fake_telegram import FakeBotApi
+from sqlalchemy import text
+
+from bot import storage
+
+IN_FLIGHT = 40  # Telegram's default max_connections for a webhook
+SECRET = "shared-webhook-secret"
+PATH = "/telegram"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+async def wait_listening(process: BotProcess, port: int) -> None:
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if process.process.returncode is not None:
+            raise AssertionError(f"the bot exited:\n{process.output[-3000:]}")
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+        except OSError:
+            await asyncio.sleep(0.2)
+            continue
+        writer.close()
+        return
+    raise AssertionError(f"the bot never listened on {port}:\n{process.output[-3000:]}")
+
+
+class LoadBalancer:
+    """Posts updates to the webhook of one of the ports, round robin; an update no process took (connection
+    refused, not 200) goes to the next port, until one takes it. Counts the posts each port took."""
+
+    def __init__(self, ports: list[int]) -> None:
+        self.ports = ports
+        self.up = set(ports)
+        self.taken: dict[int, int] = dict.fromkeys(ports, 0)
+        self._next = itertools.cycle(ports)
+        self.client = httpx.AsyncClient(timeout=10, limits=httpx.Limits(max_connections=IN_FLIGHT))
+
+    async def post(self, update: dict) -> None:
+        for _ in range(200):
+            port = next(self._next)
+            if port not in self.up:
+                continue
+            try:
+                response = await self.client.post(
+                    f"http://127.0.0.1:{port}{PATH}",
+                    json=update,
+                    headers={"X-Telegram-Bot-Api-Secret-Token": SECRET},
+                )
+            except httpx.TransportError:
+                self.up.discard(port)  # the health check: a process that is down gets no more traffic
+                continue
+            if response.status_code == 200:
+                self.taken[port] += 1
+                return
+            await asyncio.sleep(0.1)
+        raise AssertionError(f"no process took update {update['update_id']}")
+
+    async def post_all(self, updates: list[dict]) -> None:
+        slots = asyncio.Semaphore(IN_FLIGHT)
+
+        async def one(update: dict) -> None:
+            async with slots:
+                await self.post(update)
+
+        await asyncio.gather(*(one(update) for update in updates))
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+
+
+def reviews(api: FakeBotApi, count: int) -> tuple[list[dict], list[dict]]:
+    """`count` reviews from 50 chats (messages, updates)."""
+    messages = [
+        api.push_message(
+            f"리뷰 {i}번: 이 영화는 {'최고' if i % 2 else '최악'}이에요",
+            user_id=7000 + i % 50,
+            chat_id=7000 + i % 50,
+        )
+        for i in range(count)
+    ]
+    return messages, api.take_updates()
+
+
+def reply_counts(api: FakeBotApi, messages: list[dict]) -> list[int]:
+    """How many replies each message got (one pass over what was sent)."""
+    counts: dict[tuple[int, int], int] = {}
+    for sent in api.sent():
+        replied = sent.get("reply_to_message", {}).get("message_id")
+        key = (sent["chat"]["id"], replied)
+        counts[key] = counts.get(key, 0) + 1
+    return [counts.get((message["chat"]["id"], message["message_id"]), 0) for message in messages]
+
+
+def webhook_bot_environment(database_url: str, api: FakeBotApi, workdir: Path) -> dict[str, str]:
+    """The environment of a `moderator run` process in webhook mode (add WEBHOOK_PORT) against the stand-in."""
+    environment = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("TELEGRAM_", "WEBHOOK_", "DATABASE_", "SHUTDOWN_", "INBOX_", "OUTBOX_"))
+    }
+    environment.update(
+        {
+            "DATABASE_URL": database_url,
+            "MODEL_DIR": str(workdir / "models"),
+            "RUNS_DIR": str(workdir / "runs"),
+            "TELEGRAM_BOT_TOKEN": api.token,
+            "TELEGRAM_BASE_URL": api.base_url,
+            "TELEGRAM_BASE_FILE_URL": api.base_url.replace("/bot", "/file/bot"),
+            "TELEGRAM_TIMEOUT_SECONDS": "5",
+            "OUTBOX_FLUSH_INTERVAL_SECONDS": "0.5",
+            "WEBHOOK_URL": f"https://bot.example.com{PATH}",
+            "WEBHOOK_SECRET": SECRET,
+            "WEBHOOK_LISTEN": "127.0.0.1",
+            "RETRAIN_CRON": "",
+            "HF_HUB_OFFLINE": "1",
+            "TRANSFORMERS_OFFLINE": "1",
+            "TOKENIZERS_PARALLELISM": "false",
+            "OMP_NUM_THREADS": "1",
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    return environment
+
+
+async def inbox_rows(url: str) -> list[tuple[int, str, int, int | None]]:
+    engine = storage.create_engine(url)
+    try:
+        async with engine.connect() as connection:
+            rows = await connection.execute(
+                text(
+                    "SELECT update_id, status, attempts, claimed_by FROM telegram_updates ORDER BY update_id"
+                )
+            )
+            return [tuple(row) for row in rows]
+    finally:
+        await engine.dispose()
