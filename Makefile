@@ -43,11 +43,13 @@ cluster: $(STAMP)
 #   flags on harsh but clean reviews, the admin sends /retrain 표현 (bench/results/toxicity_loop.json; ~15 min);
 # - two tasks against one: the first sentiment and toxicity models served side by side through the bot's
 #   micro-batchers (bench/results/two_tasks.json; ~4 min, training the two first models when missing);
+# - a bot without torch: a second environment without the train extra serves both first models on their fast path,
+#   reply for reply as the full one, and its size against the full one (bench/results/torchless.json; ~4 min);
 # - two groups moderated at once, 2,000 messages each at 10 a second (bench/results/group.json; ~4 min);
 # - 10,000 fuzzed updates through the real bot (~5 min on 2 quiet cores);
 # - the web app's pages against 1,000,000 verdicts in a throwaway PostgreSQL (bench/results/web.json; ~5 min);
 # - two webhook bot processes sharing one port against one process, 1,000 reviews per burst, on the first models
-#   (bench/results/cluster.json; ~6 min);
+#   (bench/results/cluster.json; ~8 min);
 # - the kill, stop, refused-token, run-recovery, model-version, training-worker and shared-webhook figures of
 #   docs/reliability.md
 #   (real processes, the workers on a throwaway PostgreSQL; ~12 min): the tests record them into bench/results/reliability.json (bench/reliability.py), which replaces
@@ -61,6 +63,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.bench_toxicity
 	$(BIN)/python -m bench.bench_toxicity_loop
 	$(BIN)/python -m bench.bench_two_tasks
+	$(BIN)/python -m bench.bench_torchless
 	$(BIN)/python -m bench.bench_group
 	$(BIN)/python -m bench.bench_fuzz --count 10000
 	bash -c 'source .ci/postgres.sh && pg_start && trap pg_stop EXIT && $(BIN)/python -m bench.bench_web' \

@@ -3,7 +3,8 @@ and how much smaller is its environment?
 
 1. A second virtual environment, `pip install -e .` with no extra: the serving dependencies only (pyproject.toml);
    the `train` extra (torch, accelerate, onnx, onnxscript, matplotlib) stays out. `import torch` must fail there.
-2. Both environments' sizes on disk (site-packages), and the number of distributions in each.
+2. Both environments' sizes on disk (site-packages), the number of distributions in each, and the largest of those
+   only the full one has (it is `make`'s environment: the train and dev extras).
 3. The first sentiment and toxicity models `make run` trains are imported with the full environment (`moderator
    model import`, which builds their static int8 fast path) into a SQLite database.
 4. `moderator run` from each environment, in turn, against the Bot API stand-in on 127.0.0.1: a burst of reviews,
@@ -19,9 +20,11 @@ Writes bench/results/torchless.json.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -46,8 +49,19 @@ def site_packages(venv: Path) -> Path:
     return next((venv / "lib").glob("python3*/site-packages"))
 
 
-def distributions(venv: Path) -> int:
-    return len(list(site_packages(venv).glob("*.dist-info")))
+def distributions(venv: Path) -> dict[str, float]:
+    """Each distribution installed in `venv`, with the MB its files take."""
+    from importlib.metadata import distributions as installed
+
+    sizes: dict[str, float] = {}
+    for dist in installed(path=[str(site_packages(venv))]):
+        total = 0
+        for file in dist.files or ():
+            path = Path(str(dist.locate_file(file)))
+            if path.is_file():
+                total += path.stat().st_size
+        sizes[dist.metadata["Name"].lower()] = round(total / 2**20, 1)
+    return sizes
 
 
 def build_venv(venv: Path) -> None:
@@ -138,18 +152,43 @@ def prepare(args) -> tuple[Path, str, bool]:
     probe = subprocess.run([str(lean_python), "-c", "import torch"], capture_output=True, check=False)
     url = f"sqlite+aiosqlite:///{run_dir / 'moderator.db'}"
     storage.upgrade_database(url)
-    env = {**os.environ, "DATABASE_URL": url, "MODEL_DIR": str(run_dir / "models"), "HF_HUB_OFFLINE": "1"}
+    env = {
+        **os.environ,
+        "DATABASE_URL": url,
+        "MODEL_DIR": str(run_dir / "models"),
+        "KORPORA_ROOT": str((args.shared_dir / "korpora").resolve()),  # the fast path's calibration texts
+        "HF_HUB_OFFLINE": "1",
+    }
     for task in ("sentiment", "toxicity"):  # with torch: exports and quantizes the fast path
         model = first_model(task, args.shared_dir, args.models_dir, args.seed)
         command = [sys.executable, "-m", "bot.cli", "model", "import", str(model)]
-        subprocess.run(command, env=env, cwd=run_dir, check=True)
+        imported = subprocess.run(command, env=env, cwd=run_dir, check=True, capture_output=True, text=True)
+        if "could not build the fast path" in imported.stderr:
+            raise SystemExit(f"the fast path of {model} was not built:\n{imported.stderr[-2000:]}")
     return lean_python, url, probe.returncode == 0
+
+
+def database_copy(url: str, label: str) -> str:
+    """A copy of the prepared database for one bot (each starts from the same state: the updates of one are new to
+    the other), made with SQLite's backup API."""
+    source = Path(url.removeprefix("sqlite+aiosqlite:///"))
+    target = source.with_name(f"{label}.db")
+    with (
+        contextlib.closing(sqlite3.connect(source)) as src,
+        contextlib.closing(sqlite3.connect(target)) as dst,
+    ):
+        src.backup(dst)
+    return f"sqlite+aiosqlite:///{target}"
 
 
 async def measure(args, lean_python: Path, url: str) -> dict[str, Any]:
     run_dir = args.workdir / "run"
-    with_torch = await serve_burst(Path(sys.executable), url, run_dir, "with-torch")
-    without_torch = await serve_burst(lean_python, url, run_dir, "without-torch")
+    with_torch = await serve_burst(
+        Path(sys.executable), database_copy(url, "with-torch"), run_dir, "with-torch"
+    )
+    without_torch = await serve_burst(
+        lean_python, database_copy(url, "without-torch"), run_dir, "without-torch"
+    )
     same = sum(a == b for a, b in zip(with_torch.pop("replies"), without_torch.pop("replies"), strict=True))
     return {"bot_with_torch": with_torch, "bot_without_torch": without_torch, "identical_replies": same}
 
@@ -168,11 +207,18 @@ def main(argv: list[str] | None = None) -> int:
     result = asyncio.run(measure(args, lean_python, url))
     full_venv, lean_venv = Path(sys.prefix), args.workdir / "venv"
     full_mb, lean_mb = size_mb(site_packages(full_venv)), size_mb(site_packages(lean_venv))
+    full, lean = distributions(full_venv), distributions(lean_venv)
     result = {
         "torch_importable_in_lean_environment": torch_importable,
         "site_packages_mb": {"with_torch": full_mb, "without_torch": lean_mb},
         "lean_over_full": round(lean_mb / full_mb, 3),
-        "distributions": {"with_torch": distributions(full_venv), "without_torch": distributions(lean_venv)},
+        "distributions": {"with_torch": len(full), "without_torch": len(lean)},
+        # what only the full environment (`make`'s: the train and dev extras) has, largest first
+        "only_with_torch_mb": dict(
+            sorted(((name, mb) for name, mb in full.items() if name not in lean), key=lambda item: -item[1])[
+                :12
+            ]
+        ),
         "reviews": REVIEWS,
         **result,
     }

@@ -1,12 +1,17 @@
-"""The inbox's bookkeeping for the runner, committed in groups."""
+"""The inbox's bookkeeping for the runner: processing starts and ends, committed in groups, and the adoption of
+updates that no live process holds."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from telegram import Update
 
 from bot import storage
+from bot.storage import InboxStatus
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -98,3 +103,54 @@ class InboxMarks:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
         await self.commit()
+
+
+@dataclass
+class AdoptedUpdates:
+    updates: list[Update] = field(default_factory=list)  # to process concurrently
+    suspects: list[Update] = field(
+        default_factory=list
+    )  # started `suspect_attempts` times already: one at a time
+
+
+async def adopt_pending_updates(
+    session_factory: async_sessionmaker[AsyncSession],
+    bot: Any,
+    *,
+    process_key: int,
+    max_attempts: int,
+    suspect_attempts: int,
+) -> AdoptedUpdates:
+    """Adopt, for this process, the pending updates no live process holds (storage.adopt_updates); mark failed
+    those whose processing already started `max_attempts` times and those that cannot be read; return the rest."""
+    async with session_factory.begin() as session:
+        adopted = await storage.adopt_updates(session, bot_id=bot.id, process_key=process_key)
+    result = AdoptedUpdates()
+    if not adopted:
+        return result
+    async with session_factory.begin() as session:
+        poisoned = await storage.fail_poison_updates(
+            session, bot_id=bot.id, update_ids=adopted, max_attempts=max_attempts
+        )
+    for update_id in poisoned:
+        logger.warning(
+            "update %s skipped: its processing started %d times and never finished", update_id, max_attempts
+        )
+    async with session_factory.begin() as session:
+        rows = await storage.pending_updates(session, bot_id=bot.id, update_ids=adopted)
+    for row in rows:
+        try:
+            update = Update.de_json(row.payload, bot)
+        except Exception as error:  # noqa: BLE001 - an unreadable payload cannot be processed, ever
+            logger.warning("update %s skipped: unreadable (%s)", row.update_id, type(error).__name__)
+            async with session_factory.begin() as session:
+                await storage.finish_updates(
+                    session,
+                    bot_id=bot.id,
+                    update_ids=[row.update_id],
+                    status=InboxStatus.FAILED,
+                    error=f"unreadable: {error}",
+                )
+            continue
+        (result.suspects if row.attempts >= suspect_attempts else result.updates).append(update)
+    return result

@@ -47,12 +47,12 @@ from telegram import Update
 from telegram.error import RetryAfter, TelegramError
 
 from bot import metrics, storage
-from bot.storage import DatabaseFileGuard, DatabaseGoneError, InboxStatus
+from bot.storage import DatabaseFileGuard, DatabaseGoneError
 from bot.storage.database import engine_of
 from bot.storage.models import utcnow
 from bot.storage.process_claims import ProcessLock
 from bot.telegram.delivery import Outbox, SentJournal, update_scope
-from bot.telegram.inbox_marks import InboxMarks
+from bot.telegram.inbox_marks import InboxMarks, adopt_pending_updates
 from bot.telegram.telegram_trouble import Backoff, FatalError, RefusalWindow, describe, refusal, retry_after
 from bot.telegram.webhook import WebhookHandler
 
@@ -70,9 +70,8 @@ FIRST_PURGE_AFTER_SECONDS = 60.0
 HOOK_RESERVE_SECONDS = 2.0  # of the shutdown deadline, kept for post_stop/shutdown/post_shutdown
 BACKLOG_PER_SLOT = 4  # updates held in memory per concurrency slot before polling pauses
 SUSPECT_ATTEMPTS = 2  # pending updates started this often are re-processed one at a time after a restart
-TAKEOVER_INTERVAL_SECONDS = (
-    2.0  # how often the updates of bot processes that are gone are adopted (PostgreSQL)
-)
+# how often the updates of bot processes that are gone are adopted (PostgreSQL)
+TAKEOVER_INTERVAL_SECONDS = 2.0
 
 
 class BotRunner:
@@ -353,59 +352,28 @@ class BotRunner:
 
     async def _take_over(self) -> None:
         """Adopt the pending updates that no live process holds (at start-up: what the previous run of this bot
-        left; later: what a killed process sharing the database left), mark the poison ones failed, and schedule
-        the rest.
-
-        Updates whose processing already started twice without finishing (two processes died with them in
-        flight) are suspects: they are processed one at a time, so that if one of them kills the process
-        again, only its own attempt is counted and it alone reaches INBOX_MAX_ATTEMPTS. The others run
-        concurrently as usual.
-        """
-        async with self.session_factory.begin() as session:
-            adopted = await storage.adopt_updates(
-                session, bot_id=self.bot.id, process_key=self.process_lock.key
+        left; later: what a killed process sharing the database left) and schedule them; suspects (started twice
+        already) one at a time, so that if one of them kills the process again, only its own attempt is counted
+        and it alone reaches INBOX_MAX_ATTEMPTS."""
+        adopted = await adopt_pending_updates(
+            self.session_factory,
+            self.bot,
+            process_key=self.process_lock.key,
+            max_attempts=self.settings.inbox_max_attempts,
+            suspect_attempts=SUSPECT_ATTEMPTS,
+        )
+        for update in adopted.updates:
+            self._schedule(update)
+        if adopted.suspects:
+            self._track(
+                asyncio.create_task(self._process_one_by_one(adopted.suspects), name="suspect-updates")
             )
-        if not adopted:
-            return
-        async with self.session_factory.begin() as session:
-            poisoned = await storage.fail_poison_updates(
-                session, bot_id=self.bot.id, update_ids=adopted, max_attempts=self.settings.inbox_max_attempts
-            )
-        for update_id in poisoned:
-            logger.warning(
-                "update %s skipped: its processing started %d times and never finished",
-                update_id,
-                self.settings.inbox_max_attempts,
-            )
-        async with self.session_factory.begin() as session:
-            rows = await storage.pending_updates(session, bot_id=self.bot.id, update_ids=adopted)
-        suspects: list[Update] = []
-        for row in rows:
-            try:
-                update = Update.de_json(row.payload, self.bot)
-            except Exception as error:  # noqa: BLE001 - an unreadable payload cannot be processed, ever
-                logger.warning("update %s skipped: unreadable (%s)", row.update_id, type(error).__name__)
-                async with self.session_factory.begin() as session:
-                    await storage.finish_updates(
-                        session,
-                        bot_id=self.bot.id,
-                        update_ids=[row.update_id],
-                        status=InboxStatus.FAILED,
-                        error=f"unreadable: {error}",
-                    )
-                continue
-            if row.attempts >= SUSPECT_ATTEMPTS:
-                suspects.append(update)
-            else:
-                self._schedule(update)
-        if suspects:
-            self._track(asyncio.create_task(self._process_one_by_one(suspects), name="suspect-updates"))
-        if rows:
+        if adopted.updates or adopted.suspects:
             logger.info(
                 "processing %d update(s) left pending by %s%s",
-                len(rows),
+                len(adopted.updates) + len(adopted.suspects),
                 "a process that is gone" if self._started_serving else "the previous run",
-                f" ({len(suspects)} one at a time)" if suspects else "",
+                f" ({len(adopted.suspects)} one at a time)" if adopted.suspects else "",
             )
 
     async def _process_one_by_one(self, updates: list[Update]) -> None:

@@ -46,29 +46,37 @@ async def wait_listening(process: BotProcess, port: int) -> None:
 
 
 class LoadBalancer:
-    """Posts updates to the webhook of one of the ports, round robin; an update no process took (connection
-    refused, not 200) goes to the next port, until one takes it. Counts the posts each port took."""
+    """Posts updates to the webhook of one of the ports, round robin. As Telegram does, an update that was not
+    answered 200 (a timeout, a reset connection, a 5xx) is posted again, to the next port; a port that refuses
+    connections is taken out (the health check). Counts the posts each port took, and the re-deliveries."""
 
-    def __init__(self, ports: list[int]) -> None:
+    def __init__(self, ports: list[int], *, timeout_s: float = 30.0) -> None:
         self.ports = ports
         self.up = set(ports)
         self.taken: dict[int, int] = dict.fromkeys(ports, 0)
+        self.redelivered = 0
         self._next = itertools.cycle(ports)
-        self.client = httpx.AsyncClient(timeout=10, limits=httpx.Limits(max_connections=IN_FLIGHT))
+        self.client = httpx.AsyncClient(timeout=timeout_s, limits=httpx.Limits(max_connections=IN_FLIGHT))
 
     async def post(self, update: dict) -> None:
+        posted = False
         for _ in range(200):
             port = next(self._next)
             if port not in self.up:
                 continue
+            self.redelivered += posted
+            posted = True
             try:
                 response = await self.client.post(
                     f"http://127.0.0.1:{port}{PATH}",
                     json=update,
                     headers={"X-Telegram-Bot-Api-Secret-Token": SECRET},
                 )
+            except httpx.ConnectError:
+                self.up.discard(port)  # nothing listens there any more: no more traffic to it
+                continue
             except httpx.TransportError:
-                self.up.discard(port)  # the health check: a process that is down gets no more traffic
+                await asyncio.sleep(0.1)
                 continue
             if response.status_code == 200:
                 self.taken[port] += 1
