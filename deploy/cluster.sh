@@ -23,6 +23,8 @@ export DATABASE_URL="$TEST_POSTGRES_URL" TRAINING_EXECUTOR=worker
 if [[ -z "${KORPORA_ROOT:-}" && -d ../shared/korpora ]]; then
     export KORPORA_ROOT="$PWD/../shared/korpora"   # the worker trains on it
 fi
-export WEBHOOK_REUSE_PORT="${WEBHOOK_REUSE_PORT:-true}" WEB_PORT="${WEB_APP_PORT:-8080}"
+# The web app runs in its own process (deploy/Procfile's `web`); the bots hand out links to it.
+export WEBHOOK_REUSE_PORT="${WEBHOOK_REUSE_PORT:-true}" WEB_BASE_URL="${WEB_BASE_URL:-http://127.0.0.1:${WEB_APP_PORT:-8080}}"
+unset WEB_PORT
 python -m bot.quickstart --models-only   # trains the first models when missing, imports them into PostgreSQL
 honcho --procfile deploy/Procfile --app-root . start

@@ -52,8 +52,8 @@ class WebAccess(UseCaseContext):
             return Reply(texts.WEB_ONLY)
         if not private:  # the link logs in whoever opens it: never where others can read it
             return Reply(texts.WEB_PRIVATE_ONLY)
-        if self.settings.web_port is None:
-            return Reply(texts.WEB_OFF)
+        if self.settings.web_port is None and self.settings.web_base_url is None:
+            return Reply(texts.WEB_OFF)  # neither served beside this bot nor by `moderator web` elsewhere
         token = secrets.token_urlsafe(32)
         async with self._transaction() as session:
             await storage.add_web_login(

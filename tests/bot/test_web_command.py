@@ -55,6 +55,13 @@ async def test_web_says_when_the_web_app_is_off(start_bot):
     assert reply["text"] == texts.WEB_OFF
 
 
+async def test_web_links_to_a_web_app_in_its_own_process(start_bot):
+    """WEB_BASE_URL without WEB_PORT: `moderator web` serves elsewhere (make cluster); the bot only links to it."""
+    bot = await start_bot(web_base_url="https://moderator.example")
+    reply = await bot.api.wait_for_reply(bot.api.push_message("/web", user_id=ADMIN_ID, chat_id=ADMIN_ID))
+    assert "https://moderator.example/login/" in reply["text"]
+
+
 async def test_a_review_through_the_bot_moves_the_verdict_counter(start_bot):
     bot = await start_bot()
     counter = metrics.VERDICTS
