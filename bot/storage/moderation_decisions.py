@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -27,7 +27,7 @@ from bot.storage.models import (
     ModerationDecision,
     utcnow,
 )
-from bot.storage.process_claims import claimable_by
+from bot.storage.process_claims import claim_row, claimable_by
 
 ERROR_TEXT_LIMIT = 1000
 
@@ -194,18 +194,9 @@ async def pending_actions(
 async def claim_action(session: AsyncSession, *, action_id: int, process_key: int) -> bool:
     """Make process `process_key` the one that executes a pending action: unclaimed, its own, or held by a
     process that is gone (one conditional UPDATE). False when it is not pending or a live process holds it."""
-    claimed = await session.scalar(
-        update(ModerationAction)
-        .where(
-            ModerationAction.id == action_id,
-            ModerationAction.status == ActionStatus.PENDING,
-            claimable_by(session, ModerationAction.claimed_by, process_key),
-        )
-        .values(claimed_by=process_key)
-        .returning(ModerationAction.id)
-        .execution_options(synchronize_session=False)
+    return await claim_row(
+        session, ModerationAction, row_id=action_id, pending=ActionStatus.PENDING, process_key=process_key
     )
-    return claimed is not None
 
 
 async def get_action(session: AsyncSession, *, action_id: int) -> ModerationAction | None:

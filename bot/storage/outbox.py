@@ -14,7 +14,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.storage.delivery_models import InboxStatus, OutboxMessage, OutboxStatus, TelegramUpdate
 from bot.storage.errors import InvalidDataError
 from bot.storage.models import utcnow
-from bot.storage.process_claims import claimable_by
+from bot.storage.process_claims import claim_row, claimable_by
 from bot.storage.verdicts import set_reply_message_id
 
 ERROR_TEXT_LIMIT = 1000
@@ -120,18 +120,9 @@ async def due_outbox_messages(
 async def claim_outbox_message(session: AsyncSession, *, message_id: int, process_key: int) -> bool:
     """Make process `process_key` the one that sends a pending message: unclaimed, its own, or held by a process
     that is gone (one conditional UPDATE). False when it is not pending or another live process holds it."""
-    claimed = await session.scalar(
-        update(OutboxMessage)
-        .where(
-            OutboxMessage.id == message_id,
-            OutboxMessage.status == OutboxStatus.PENDING,
-            claimable_by(session, OutboxMessage.claimed_by, process_key),
-        )
-        .values(claimed_by=process_key)
-        .returning(OutboxMessage.id)
-        .execution_options(synchronize_session=False)
+    return await claim_row(
+        session, OutboxMessage, row_id=message_id, pending=OutboxStatus.PENDING, process_key=process_key
     )
-    return claimed is not None
 
 
 async def mark_outbox_sent(session: AsyncSession, *, message_id: int, sent_message_id: int) -> None:

@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 import logging
 import secrets
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import BigInteger, ColumnElement, Select, cast, column, func, or_, select, table, true
+from sqlalchemy import BigInteger, ColumnElement, Select, cast, column, func, or_, select, table, true, update
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
@@ -73,6 +74,26 @@ def claimable_by(
     else:  # SQLite: one process; any other key was left by an earlier run
         gone = true()
     return or_(owner_column.is_(None), owner_column == process_key, gone)
+
+
+async def claim_row(
+    session: AsyncSession, model: type[Any], *, row_id: int, pending: enum.Enum, process_key: int
+) -> bool:
+    """Make process `process_key` the one that handles a pending row of `model` (a table with `id`, `status` and
+    `claimed_by`): unclaimed, its own, or held by a process that is gone. One conditional UPDATE, so of two
+    processes claiming at once one wins. False when the row is not pending or a live process holds it."""
+    claimed = await session.scalar(
+        update(model)
+        .where(
+            model.id == row_id,
+            model.status == pending,
+            claimable_by(session, model.claimed_by, process_key),
+        )
+        .values(claimed_by=process_key)
+        .returning(model.id)
+        .execution_options(synchronize_session=False)
+    )
+    return claimed is not None
 
 
 class ProcessLock:

@@ -4,9 +4,13 @@ for with bounds. Used by the process tests and by bench/bench_cluster.py."""
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 import time
 from pathlib import Path
+from typing import Any
+
+from bot import storage
 
 START_TIMEOUT_S = 240.0  # importing torch and loading the model, on 2 shared cores
 
@@ -68,3 +72,46 @@ class BotProcess:
         if getattr(self, "process", None) is not None and self.process.returncode is None:
             self.process.kill()
             await self.process.wait()
+
+
+async def register_active_model(database_url: str, model_dir: Path) -> None:
+    """Migrate the database and make `model_dir` its active sentiment version, as `moderator model import` would."""
+    await asyncio.to_thread(storage.upgrade_database, database_url)
+    engine = storage.create_engine(database_url)
+    try:
+        async with storage.make_session_factory(engine).begin() as session:
+            version = await storage.register_model_version(
+                session, path=str(model_dir), base_checkpoint="test", metrics={"accuracy": 0.5}
+            )
+            await storage.activate_model_version(session, version_id=version.id)
+    finally:
+        await engine.dispose()
+
+
+def bot_environment(database_url: str, api: Any, workdir: Path, **settings: str) -> dict[str, str]:
+    """The environment of a `moderator run` process against the Bot API stand-in `api` (cwd: `workdir`, so no
+    .env is read): this process's environment without its bot settings, then these, then `settings`."""
+    environment = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("TELEGRAM_", "WEBHOOK_", "DATABASE_", "SHUTDOWN_", "INBOX_", "OUTBOX_"))
+    }
+    environment.update(
+        {
+            "DATABASE_URL": database_url,
+            "MODEL_DIR": str(workdir / "models"),
+            "RUNS_DIR": str(workdir / "runs"),
+            "TELEGRAM_BOT_TOKEN": api.token,
+            "TELEGRAM_BASE_URL": api.base_url,
+            "TELEGRAM_BASE_FILE_URL": api.base_url.replace("/bot", "/file/bot"),
+            "TELEGRAM_TIMEOUT_SECONDS": "5",
+            "OUTBOX_FLUSH_INTERVAL_SECONDS": "0.5",
+            "RETRAIN_CRON": "",
+            "HF_HUB_OFFLINE": "1",
+            "TRANSFORMERS_OFFLINE": "1",
+            "TOKENIZERS_PARALLELISM": "false",
+            "PYTHONUNBUFFERED": "1",
+            **settings,
+        }
+    )
+    return environment

@@ -33,7 +33,7 @@ from urllib.parse import quote
 import httpx
 import pytest
 from bot_identity import ADMIN_ID, TOKEN
-from bot_process import START_TIMEOUT_S, BotProcess
+from bot_process import START_TIMEOUT_S, BotProcess, bot_environment, register_active_model
 from fake_telegram import FakeBotApi, Fault
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -54,38 +54,8 @@ async def moderator(tmp_path: Path, bot_model_dir: Path, api: FakeBotApi):
     against a SQLite file with the test model registered and active. Yields (start, database path)."""
     database = tmp_path / "moderator.db"
     url = f"sqlite+aiosqlite:///{database}"
-    await asyncio.to_thread(storage.upgrade_database, url)
-    engine = storage.create_engine(url)
-    async with storage.make_session_factory(engine).begin() as session:
-        version = await storage.register_model_version(
-            session, path=str(bot_model_dir), base_checkpoint="test", metrics={"accuracy": 0.5}
-        )
-        await storage.activate_model_version(session, version_id=version.id)
-    await engine.dispose()
-    base_env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("TELEGRAM_", "WEBHOOK_", "DATABASE_", "SHUTDOWN_", "INBOX_", "OUTBOX_"))
-    }
-    base_env.update(
-        {
-            "DATABASE_URL": url,
-            "MODEL_DIR": str(tmp_path / "models"),
-            "RUNS_DIR": str(tmp_path / "runs"),
-            "TELEGRAM_BOT_TOKEN": TOKEN,
-            "TELEGRAM_BASE_URL": api.base_url,
-            "TELEGRAM_BASE_FILE_URL": api.base_url.replace("/bot", "/file/bot"),
-            "TELEGRAM_POLL_TIMEOUT_SECONDS": "1",
-            "TELEGRAM_TIMEOUT_SECONDS": "5",
-            "OUTBOX_FLUSH_INTERVAL_SECONDS": "0.5",
-            "ADMIN_IDS": str(ADMIN_ID),
-            "RETRAIN_CRON": "",
-            "HF_HUB_OFFLINE": "1",
-            "TRANSFORMERS_OFFLINE": "1",
-            "TOKENIZERS_PARALLELISM": "false",
-            "PYTHONUNBUFFERED": "1",
-        }
-    )
+    await register_active_model(url, bot_model_dir)
+    base_env = bot_environment(url, api, tmp_path, TELEGRAM_POLL_TIMEOUT_SECONDS="1", ADMIN_IDS=str(ADMIN_ID))
     processes: list[BotProcess] = []
 
     async def start(*args: str, stdin: bytes | None = None, **env: str) -> BotProcess:

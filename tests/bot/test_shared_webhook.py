@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 import pytest
-from bot_process import BotProcess
+from bot_process import BotProcess, register_active_model
 from fake_telegram import FakeBotApi
 from webhook_traffic import (
     LoadBalancer,
@@ -34,7 +34,6 @@ from webhook_traffic import (
 )
 
 from bench.reliability import record
-from bot import storage
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.timeout(900)]
 
@@ -43,16 +42,9 @@ BURST = 1000
 
 @pytest.fixture
 async def webhook_bots(postgres_url: str, tmp_path: Path, bot_model_dir: Path, api: FakeBotApi):
-    """Starts `moderator run` processes in webhook mode on a fresh PostgreSQL database with the test model
-    active; yields (start(port) -> BotProcess, the database URL)."""
-    await asyncio.to_thread(storage.upgrade_database, postgres_url)
-    engine = storage.create_engine(postgres_url)
-    async with storage.make_session_factory(engine).begin() as session:
-        version = await storage.register_model_version(
-            session, path=str(bot_model_dir), base_checkpoint="test", metrics={"accuracy": 0.5}
-        )
-        await storage.activate_model_version(session, version_id=version.id)
-    await engine.dispose()
+    """Starts two `moderator run` processes in webhook mode, each on its own port, on a fresh PostgreSQL database
+    with the test model active; yields (start_two() -> (processes, ports) once both listen, the database URL)."""
+    await register_active_model(postgres_url, bot_model_dir)
     base_env = webhook_bot_environment(postgres_url, api, tmp_path)
     processes: list[BotProcess] = []
 
@@ -61,7 +53,14 @@ async def webhook_bots(postgres_url: str, tmp_path: Path, bot_model_dir: Path, a
         processes.append(process)
         return await process.start()
 
-    yield start, postgres_url
+    async def start_two() -> tuple[list[BotProcess], list[int]]:
+        ports = [free_port(), free_port()]
+        bots = [await start(port) for port in ports]
+        for bot, port in zip(bots, ports, strict=True):
+            await wait_listening(bot, port)
+        return bots, ports
+
+    yield start_two, postgres_url
     for process in processes:
         await process.ensure_stopped()
 
@@ -76,11 +75,8 @@ async def stop_all(*processes: BotProcess) -> None:
 
 
 async def test_two_webhook_processes_share_a_burst_each_update_processed_and_answered_once(webhook_bots, api):
-    start, url = webhook_bots
-    ports = [free_port(), free_port()]
-    bots = [await start(port) for port in ports]
-    for bot, port in zip(bots, ports, strict=True):
-        await wait_listening(bot, port)
+    start_two, url = webhook_bots
+    bots, ports = await start_two()
     messages, updates = reviews(api, BURST)
     balancer = LoadBalancer(ports)
     started = time.monotonic()
@@ -118,11 +114,8 @@ async def test_two_webhook_processes_share_a_burst_each_update_processed_and_ans
 
 
 async def test_a_process_sigkilled_mid_burst_leaves_its_updates_to_the_other(webhook_bots, api):
-    start, url = webhook_bots
-    ports = [free_port(), free_port()]
-    bots = [await start(port) for port in ports]
-    for bot, port in zip(bots, ports, strict=True):
-        await wait_listening(bot, port)
+    start_two, url = webhook_bots
+    bots, ports = await start_two()
     messages, updates = reviews(api, BURST)
     balancer = LoadBalancer(ports)
     killed_at: list[int] = []

@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import os
 import socket
 import time
 from pathlib import Path
 
 import httpx
-from bot_process import START_TIMEOUT_S, BotProcess
+from bot_process import START_TIMEOUT_S, BotProcess, bot_environment
 from fake_telegram import FakeBotApi
 from sqlalchemy import text
 
@@ -122,33 +121,15 @@ def reply_counts(api: FakeBotApi, messages: list[dict]) -> list[int]:
 
 def webhook_bot_environment(database_url: str, api: FakeBotApi, workdir: Path) -> dict[str, str]:
     """The environment of a `moderator run` process in webhook mode (add WEBHOOK_PORT) against the stand-in."""
-    environment = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("TELEGRAM_", "WEBHOOK_", "DATABASE_", "SHUTDOWN_", "INBOX_", "OUTBOX_"))
-    }
-    environment.update(
-        {
-            "DATABASE_URL": database_url,
-            "MODEL_DIR": str(workdir / "models"),
-            "RUNS_DIR": str(workdir / "runs"),
-            "TELEGRAM_BOT_TOKEN": api.token,
-            "TELEGRAM_BASE_URL": api.base_url,
-            "TELEGRAM_BASE_FILE_URL": api.base_url.replace("/bot", "/file/bot"),
-            "TELEGRAM_TIMEOUT_SECONDS": "5",
-            "OUTBOX_FLUSH_INTERVAL_SECONDS": "0.5",
-            "WEBHOOK_URL": f"https://bot.example.com{PATH}",
-            "WEBHOOK_SECRET": SECRET,
-            "WEBHOOK_LISTEN": "127.0.0.1",
-            "RETRAIN_CRON": "",
-            "HF_HUB_OFFLINE": "1",
-            "TRANSFORMERS_OFFLINE": "1",
-            "TOKENIZERS_PARALLELISM": "false",
-            "OMP_NUM_THREADS": "1",
-            "PYTHONUNBUFFERED": "1",
-        }
+    return bot_environment(
+        database_url,
+        api,
+        workdir,
+        WEBHOOK_URL=f"https://bot.example.com{PATH}",
+        WEBHOOK_SECRET=SECRET,
+        WEBHOOK_LISTEN="127.0.0.1",
+        OMP_NUM_THREADS="1",
     )
-    return environment
 
 
 async def inbox_rows(url: str) -> list[tuple[int, str, int, int | None]]:
