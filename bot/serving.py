@@ -78,10 +78,11 @@ def load_serving_classifier(path: str | Path, settings: Settings) -> Classifier:
     Every place that predicts for users or judges a model (the bot, `moderator predict`, the promotion gate,
     rollback) loads through here, so they all see the same numbers.
     """
+    from bot.model_store import local_version_path
     from classifier import Classifier
 
     # The same switch as `moderator predict --quantize`: both load through Classifier.load(quantize=...).
-    return Classifier.load(Path(path), quantize=settings.fast_inference)
+    return Classifier.load(local_version_path(path, settings), quantize=settings.fast_inference)
 
 
 # The calibration sample of the static int8 fast path, as the caller passes it: the texts, or a function that reads
@@ -99,7 +100,11 @@ def prepare_model_version(
     file, calibrated on `calibration_texts`: the caller knows the data, e.g.
     `functools.partial(bot.retraining.dataset.calibration_texts, settings)`), loads the version as it will be
     served and runs a trial prediction. Raises `ModelDirError` (nothing changed elsewhere) when it cannot serve.
+    A version published to MODEL_STORE_URL and not on this host is copied here first (bot/model_store.py).
     """
+    from bot.model_store import local_version_path
+
+    path = local_version_path(path, settings)
     if settings.fast_inference:
         from classifier import fastpath
 

@@ -39,6 +39,9 @@ class Settings(BaseSettings):
 
     # Models and data
     model_dir: Path = Path("models")
+    # Unset: MODEL_DIR is a shared volume. Set (an fsspec URL such as s3://bucket/models): versions are published
+    # there and each host copies what it needs into its own MODEL_DIR (bot/model_store.py).
+    model_store_url: str | None = None
     base_model: str = DEFAULT_BASES["sentiment"]
     # The toxicity task's base: an encoder pretrained on Korean online comments.
     toxicity_base_model: str = DEFAULT_BASES["toxicity"]

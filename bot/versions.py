@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bot import storage
+from bot.model_store import ModelStoreError, publish_version
 from bot.serving import load_serving_classifier, prepare_model_version
 from bot.storage import ActivationReason, Task
 
@@ -105,6 +106,10 @@ async def register(
     when asked or when that task has no active version yet.
     Returns (version id, activated). Raises VersionError, registering nothing, when it cannot serve."""
     classifier = await _prepared(path, settings)
+    try:  # every host must be able to read it before the database names it
+        await asyncio.to_thread(publish_version, Path(path), settings)
+    except ModelStoreError as error:
+        raise VersionError(str(error)) from error
     metrics = classifier.metrics or {}
     task = Task(classifier.task)
     async with session_factory() as session, session.begin():

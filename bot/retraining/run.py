@@ -22,6 +22,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot import storage
+from bot.model_store import local_version_path, publish_version
 from bot.retraining import texts
 from bot.retraining.dataset import (
     HUMAN_HOLDOUT_FILE,
@@ -168,7 +169,7 @@ class RunExecutor:
         never on the gate's evaluation set. Returns the checkpoint trained from."""
         active = data.active
         base = (
-            str(Path(active.path).resolve())
+            str(local_version_path(active.path, self.settings).resolve())
             if (self.settings.retrain_from == "active" and active is not None)
             else self.settings.base_model_of(run.task)
         )
@@ -238,6 +239,8 @@ class RunExecutor:
         assert run.candidate_dir is not None
         decision, gate = judged.decision, judged.gate
         train_rows = (judged.candidate.metrics or {}).get("data", {}).get("train_size")
+        if decision.promote:  # every host must be able to read it before the database names it active
+            await asyncio.to_thread(publish_version, run.candidate_dir, self.settings)
         async with self._session_factory() as session, session.begin():
             version = await storage.register_model_version(
                 session,
@@ -446,4 +449,4 @@ class RunExecutor:
         served = self._served_classifier(active, task)
         if served is not None:
             return dict(served.id2label)
-        return await asyncio.to_thread(read_id2label, Path(active.path))
+        return await asyncio.to_thread(lambda: read_id2label(local_version_path(active.path, self.settings)))

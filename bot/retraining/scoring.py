@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from bot.model_store import local_version_path
 from bot.retraining.dataset import EvalSet, HumanExample, accepted_labels
 from bot.retraining.gate import GateDecision, Scores, decide
 from bot.retraining.version_files import read_id2label
@@ -65,7 +66,8 @@ def judge(
             active_classifier.append(load_active_classifier(active))
         return active_classifier[0]
 
-    active_answers = _base_predictions(active.path, eval_set, tag, load_active)
+    active_path = local_version_path(active.path, settings)  # its answers are cached beside its files
+    active_answers = _base_predictions(active_path, eval_set, tag, load_active)
     active_base = _correct(active_answers.labels, eval_set.labels)
     reference_id, reference_base = active.id, active_base
     for version in served:  # the drift guard's reference: the best version ever promoted, on this set
@@ -86,7 +88,7 @@ def judge(
         example_texts = [example.text for example in examples]
         human_candidate[name] = [v.label_name == name for v in candidate.predict(example_texts)]
         human_active[name] = [v.label_name == name for v in load_active().predict(example_texts)]
-    active_labels = read_id2label(Path(active.path)) or candidate.id2label
+    active_labels = read_id2label(active_path) or candidate.id2label
     labels_match = sorted(active_labels.items()) == sorted(candidate.id2label.items())
     return decide(
         candidate=Scores(
