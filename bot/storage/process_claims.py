@@ -69,11 +69,9 @@ def claimable_by(
     session: AsyncSession, owner_column: ColumnElement[int], process_key: int
 ) -> ColumnElement[bool]:
     """The rows process `process_key` may handle: unclaimed, its own, or held by a process that is gone."""
-    if session.get_bind().dialect.name == "postgresql":
-        gone = owner_column.not_in(_live_keys())
-    else:  # SQLite: one process; any other key was left by an earlier run
-        gone = true()
-    return or_(owner_column.is_(None), owner_column == process_key, gone)
+    if session.get_bind().dialect.name != "postgresql":
+        return true()  # SQLite: one process; any other key was left by an earlier run
+    return or_(owner_column.is_(None), owner_column == process_key, owner_column.not_in(_live_keys()))
 
 
 async def claim_row(
@@ -111,10 +109,6 @@ class ProcessLock:
         self.enabled = engine.dialect.name == "postgresql"
         self._connection: AsyncConnection | None = None
         self._task: asyncio.Task[None] | None = None
-
-    @property
-    def held(self) -> bool:
-        return not self.enabled or self._connection is not None
 
     async def start(self) -> None:
         if not self.enabled:

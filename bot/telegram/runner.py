@@ -105,7 +105,6 @@ class BotRunner:
         self._inflight: set[asyncio.Task[Any]] = set()
         self._room = asyncio.Condition()  # notified when an in-flight update finishes (backlog bound)
         self._server: tornado.httpserver.HTTPServer | None = None
-        self._started_serving = False
         self.webhook_port: int | None = None
 
     @property
@@ -186,10 +185,9 @@ class BotRunner:
             await self.application.post_init(self.application)
         self._started_hooks = True
         await self.application.start()
-        await self._take_over()
+        await self._take_over(left_by="the previous run")
         self._tasks.append(asyncio.create_task(self._flush_loop(), name="outbox-flusher"))
         self._tasks.append(asyncio.create_task(self._maintenance_loop(), name="inbox-maintenance"))
-        self._started_serving = True
         if self.webhook:
             await self._start_webhook()
         else:
@@ -350,7 +348,7 @@ class BotRunner:
             await self.application.process_update(update)  # handler errors go to the error handlers
         self._marks.done(update_id)
 
-    async def _take_over(self) -> None:
+    async def _take_over(self, *, left_by: str) -> None:
         """Adopt the pending updates that no live process holds (at start-up: what the previous run of this bot
         left; later: what a killed process sharing the database left) and schedule them; suspects (started twice
         already) one at a time, so that if one of them kills the process again, only its own attempt is counted
@@ -372,7 +370,7 @@ class BotRunner:
             logger.info(
                 "processing %d update(s) left pending by %s%s",
                 len(adopted.updates) + len(adopted.suspects),
-                "a process that is gone" if self._started_serving else "the previous run",
+                left_by,
                 f" ({len(adopted.suspects)} one at a time)" if adopted.suspects else "",
             )
 
@@ -522,7 +520,7 @@ class BotRunner:
             if self.process_lock.enabled and loop.time() >= next_takeover:
                 next_takeover = loop.time() + TAKEOVER_INTERVAL_SECONDS
                 try:
-                    await self._take_over()
+                    await self._take_over(left_by="a process that is gone")
                 except Exception as error:  # noqa: BLE001 - tried again at the next interval
                     logger.warning("inbox: takeover failed (%s: %s)", type(error).__name__, error)
             if loop.time() >= next_purge:

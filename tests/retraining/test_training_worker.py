@@ -276,10 +276,8 @@ async def ready_workers(
 async def test_a_worker_killed_mid_training_fails_its_run_and_never_promotes(
     tmp_path, worker_database, scratch_model_dir, korpora_root
 ):
-    settings, session_factory, first_version = worker_database
-    settings = settings.model_copy(update={"retrain_train_size": 4000, "retrain_epochs": 5.0})
-    [worker] = await ready_workers(
-        tmp_path, ["worker"], worker_environment(settings, korpora_root), session_factory
+    settings, session_factory, first_version, worker = await one_worker(
+        tmp_path, worker_database, korpora_root, train_size=4000, epochs=5.0
     )
     try:
         serving, service = bot_following_workers(settings, session_factory, scratch_model_dir, first_version)
@@ -328,6 +326,16 @@ async def test_a_worker_killed_mid_training_fails_its_run_and_never_promotes(
     record("training_worker_sigkill", runs_promoted=0, reported_seconds_after_kill=round(reported_after, 2))
 
 
+async def one_worker(tmp_path, worker_database, korpora_root, *, train_size: int, epochs: float):
+    """(settings for runs of `train_size` rows and `epochs`, session factory, first version, one ready worker)."""
+    settings, session_factory, first_version = worker_database
+    settings = settings.model_copy(update={"retrain_train_size": train_size, "retrain_epochs": epochs})
+    [worker] = await ready_workers(
+        tmp_path, ["worker"], worker_environment(settings, korpora_root), session_factory
+    )
+    return settings, session_factory, first_version, worker
+
+
 async def _job_is(job_status, wanted: str) -> bool:
     return await job_status() == wanted
 
@@ -368,10 +376,8 @@ async def test_postgresql_restarted_during_a_run_the_run_finishes_and_is_served(
         if os.environ.get("CI"):
             pytest.fail("PG_CI_DIR is not set: this test restarts the server .ci/postgres.sh started")
         pytest.skip("restarting PostgreSQL needs the server .ci/postgres.sh started (PG_CI_DIR)")
-    settings, session_factory, first_version = worker_database
-    settings = settings.model_copy(update={"retrain_train_size": 2000, "retrain_epochs": 2.0})
-    [worker] = await ready_workers(
-        tmp_path, ["worker"], worker_environment(settings, korpora_root), session_factory
+    settings, session_factory, first_version, worker = await one_worker(
+        tmp_path, worker_database, korpora_root, train_size=2000, epochs=2.0
     )
     try:
         serving, service = bot_following_workers(settings, session_factory, scratch_model_dir, first_version)
@@ -396,10 +402,8 @@ async def test_the_bot_restarted_during_a_workers_run_serves_the_promoted_versio
     """The bot that asked stops in the middle of the run (its follower goes with it); the worker finishes, gates
     and promotes the run; the bot's next incarnation, started meanwhile, serves the new version at its model sync
     and never fails the run it did not start."""
-    settings, session_factory, first_version = worker_database
-    settings = settings.model_copy(update={"retrain_train_size": 2000, "retrain_epochs": 2.0})
-    [worker] = await ready_workers(
-        tmp_path, ["worker"], worker_environment(settings, korpora_root), session_factory
+    settings, session_factory, first_version, worker = await one_worker(
+        tmp_path, worker_database, korpora_root, train_size=2000, epochs=2.0
     )
     try:
         _, first_bot = bot_following_workers(settings, session_factory, scratch_model_dir, first_version)
