@@ -20,7 +20,7 @@ run: $(STAMP)
 	$(BIN)/python -m bot.quickstart
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -ra
+	$(BIN)/python -m pytest -ra --durations=15
 
 # The whole set on one machine, for trying it: PostgreSQL, two bots sharing the webhook, a training worker and the
 # web app (deploy/Procfile under honcho; docs/cluster.md). Needs TELEGRAM_BOT_TOKEN and WEBHOOK_URL.
@@ -34,9 +34,9 @@ cluster: $(STAMP)
 #   (a) an honest pair in a group, (b) lone users in private chats, (d) an attacker over ten accounts, (c) two
 #   colluders over three runs on top of (a) (seven e5 retraining runs with the default settings, (c) training its
 #   own (a) first; about 1.5 hours on 2 quiet cores);
-# - calibration: the quick-start recipe trained with its fitted temperature, ECE before and after on 10,000 unseen
-#   NSMC test reviews, torch and the int8 fast path (bench/results/calibration.json and a reliability diagram;
-#   ~15 min);
+# - calibration: the quick-start recipe trained with its fitted temperature and confidence map, ECE before, after
+#   the temperature and after the map on 10,000 unseen NSMC test reviews, torch and the int8 fast path
+#   (bench/results/calibration.json and a reliability diagram; ~15 min);
 # - toxicity: the TF-IDF + logistic-regression baseline on BEEP! dev and held-out K-MHaS, with bootstrap
 #   intervals (bench/results/toxicity.json; ~4 min);
 # - the toxicity learning loop through the real bot: lone users and a reviewer correct the first toxicity model's
@@ -49,7 +49,8 @@ cluster: $(STAMP)
 # - 10,000 fuzzed updates through the real bot (~5 min on 2 quiet cores);
 # - the web app's pages against 1,000,000 verdicts in a throwaway PostgreSQL (bench/results/web.json; ~5 min);
 # - two webhook bot processes sharing one port against one process, 1,000 reviews per burst, on the first models
-#   (bench/results/cluster.json; ~8 min);
+#   (bench/results/cluster.json; ~8 min), then three retraining runs through one `moderator worker`, asked for
+#   from each of two bot processes (bench/results/cluster_runs.json; ~6 min);
 # - the kill, stop, refused-token, run-recovery, model-version, training-worker and shared-webhook figures of
 #   docs/reliability.md
 #   (real processes, the workers on a throwaway PostgreSQL; ~12 min): the tests record them into bench/results/reliability.json (bench/reliability.py), which replaces
@@ -68,7 +69,8 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.bench_fuzz --count 10000
 	bash -c 'source .ci/postgres.sh && pg_start && trap pg_stop EXIT && $(BIN)/python -m bench.bench_web' \
 		|| echo "bench_web: a page is over its 300 ms goal, or PostgreSQL did not start (bench/results/web.json)"
-	bash -c 'source .ci/postgres.sh && pg_start && trap pg_stop EXIT && $(BIN)/python -m bench.bench_cluster'
+	bash -c 'source .ci/postgres.sh && pg_start && trap pg_stop EXIT && $(BIN)/python -m bench.bench_cluster && \
+		$(BIN)/python -m bench.bench_cluster_runs'
 	rm -f $(RELIABILITY_JSON).partial
 	bash -c 'source .ci/postgres.sh && pg_start && trap pg_stop EXIT && \
 		RELIABILITY_RESULTS=$(RELIABILITY_JSON).partial RELIABILITY_KILL_AFTER=1,20,100,190 \

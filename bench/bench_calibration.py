@@ -1,9 +1,11 @@
-"""Calibration of the quick-start sentiment model: expected calibration error before and after the temperature the
-trainer fits, on 10,000 NSMC test reviews the model never saw (neither trained nor fitted on), on the paths the
-bot serves (torch fp32 and the ONNX static int8 fast path).
+"""Calibration of the quick-start sentiment model: expected calibration error before the trainer's calibration,
+after its temperature, and after its confidence map too (what the bot serves), on 10,000 NSMC test reviews the
+model never saw (neither trained nor fitted on), on the paths the bot serves (torch fp32 and the ONNX static int8
+fast path).
 
 The trainer bakes T into the head, so a version outputs logits / T; the "before" probabilities are recovered
-exactly as softmax(T * log p). Writes bench/results/calibration.json and a reliability diagram
+exactly as softmax(T * log p). The confidence map is applied to those as the classifier does, and checked against
+the classifier's own output on 200 reviews. Writes bench/results/calibration.json and a reliability diagram
 (bench/results/calibration-reliability.png), quoted by docs/benchmarks.md.
 
     .venv/bin/python -m bench.bench_calibration [--shared-dir ../shared] [--count 10000] [--workdir DIR]
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -25,6 +28,7 @@ logger = logging.getLogger("bench.calibration")
 
 DEFAULT_WORKDIR = REPO_ROOT / "data" / "bench-calibration"
 BOOTSTRAP_RESAMPLES = 1000
+SERVED_CHECK = 200  # reviews scored again by the classifier as the bot loads it
 
 
 def quickstart_config(output: Path, shared_dir: Path):
@@ -73,22 +77,37 @@ def _score(probabilities: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
 
 
 def score_path(version: Path, backend: str, texts: list[str], labels: list[int], temperature: float) -> dict:
+    """The three stages on one runtime, from one pass: `before` (the model without its temperature), `after`
+    (the temperature baked into its head) and `after_map` (then its confidence map: what the bot serves)."""
     from classifier import Classifier
+    from classifier.confidence_map import ConfidenceMap
     from trainer.temperature import undo_temperature
 
-    classifier = Classifier.load(version, backend=backend)
+    classifier = Classifier.load(version, backend=backend, apply_confidence_map=False)
+    confidence_map = ConfidenceMap.read(version)
+    if confidence_map is None:
+        raise SystemExit(f"{version} was trained before confidence maps; remove it and run again")
     started = time.perf_counter()
     verdicts = classifier.predict(texts)
     seconds = time.perf_counter() - started
     ids = sorted(classifier.id2label)
     after = np.array([[verdict.probabilities[classifier.id2label[i]] for i in ids] for verdict in verdicts])
     before = undo_temperature(after, temperature)  # the model before its temperature
+    mapped = confidence_map.apply(after)
+    # What the bot serves is the classifier with its map: the same numbers as the map applied here.
+    served = Classifier.load(version, backend=backend).predict(texts[:SERVED_CHECK])
+    served = np.array([[verdict.probabilities[classifier.id2label[i]] for i in ids] for verdict in served])
+    served_difference = float(np.abs(served - mapped[:SERVED_CHECK]).max())
+    if served_difference > 1e-9:
+        raise SystemExit(f"{backend}: the served probabilities differ from the map's by {served_difference}")
     truth = np.asarray(labels)
     return {
         "backend": classifier.backend,
         "seconds": round(seconds, 1),
         "before": _score(before, truth),
         "after": _score(after, truth),
+        "after_map": _score(mapped, truth),
+        "served_equals_map_applied": {"reviews": SERVED_CHECK, "max_difference": served_difference},
         "best_single_temperature": best_single_temperature(before, truth),
     }
 
@@ -119,13 +138,17 @@ def plot(result: dict, path: Path) -> None:
         np.atleast_1d(figure.subplots(1, len(paths))), paths.items(), strict=True
     ):
         axes.plot([0, 1], [0, 1], color="grey", linestyle=":", label="calibrated")
-        for stage, style in (("before", "o--"), ("after", "s-")):
+        for stage, style, legend in (
+            ("before", "o--", "before T"),
+            ("after", "s:", "after T"),
+            ("after_map", "^-", "after T and map"),
+        ):
             rows = [row for row in scored[stage]["reliability"] if row["count"]]
             axes.plot(
                 [row["mean_confidence"] for row in rows],
                 [row["accuracy"] for row in rows],
                 style,
-                label=f"{stage} T (ECE {scored[stage]['ece']:.3f})",
+                label=f"{legend} (ECE {scored[stage]['ece']:.3f})",
             )
         axes.set_xlim(0.45, 1.0)
         axes.set_ylim(0.3, 1.0)
@@ -151,7 +174,8 @@ def main(argv: list[str] | None = None) -> int:
 
     version = args.workdir / "quickstart-e5"
     config = quickstart_config(version, args.shared_dir)
-    if not (version / "metrics.json").is_file():
+    if not trained_by_recipe(version, config):  # none yet, an older recipe's, or one without a confidence map
+        shutil.rmtree(version, ignore_errors=True)
         args.workdir.mkdir(parents=True, exist_ok=True)
         train(config)
     import json
@@ -165,12 +189,13 @@ def main(argv: list[str] | None = None) -> int:
     build_fast_path(version, ONNX_INT8, calibration_texts=train_texts)
     temperature = float(calibration["temperature"])
     result = {
-        "model": "the quick-start recipe (e5-small, 2,000 NSMC train reviews, 1 epoch), trained by this script",
+        "model": "the quick-start recipe (bot/quickstart.py: e5-small, "
+        f"{config.train_size:,} NSMC train reviews, {config.eval_size:,} held out, 1 epoch), trained by this script",
         "temperature": temperature,
         "fit": calibration,
         "reviews": len(texts),
-        "data": f"NSMC test, {len(texts)} reviews outside the {calibration['fitted_on']} the temperature was "
-        f"fitted on (seed {args.seed})",
+        "data": f"NSMC test, {len(texts)} reviews outside the {calibration['fitted_on']} the temperature and the "
+        f"confidence map were fitted on (seed {args.seed})",
         "ece_bins": 15,
         "paths": {
             backend: score_path(version, backend, texts, labels, temperature)
@@ -182,17 +207,28 @@ def main(argv: list[str] | None = None) -> int:
     plot(result, (args.output or path).with_name("calibration-reliability.png"))
     for name, scored in result["paths"].items():
         logger.info(
-            "%s: accuracy %.4f -> %.4f, ECE %.4f -> %.4f, mean confidence %.3f -> %.3f",
+            "%s: accuracy %.4f -> %.4f -> %.4f, ECE %.4f -> %.4f -> %.4f (before T, after T, after the map)",
             name,
             scored["before"]["accuracy"],
             scored["after"]["accuracy"],
+            scored["after_map"]["accuracy"],
             scored["before"]["ece"],
             scored["after"]["ece"],
-            scored["before"]["mean_confidence"],
-            scored["after"]["mean_confidence"],
+            scored["after_map"]["ece"],
         )
     print(f"wrote {path}")
     return 0
+
+
+def trained_by_recipe(version: Path, config) -> bool:
+    import json
+
+    try:
+        data = json.loads((version / "metrics.json").read_text(encoding="utf-8"))["data"]
+    except (OSError, ValueError, KeyError):
+        return False
+    sizes = (data.get("train_size"), data.get("eval_size"))
+    return (version / "confidence_map.json").is_file() and sizes == (config.train_size, config.eval_size)
 
 
 def load_calibration_texts(config) -> list[str]:

@@ -19,6 +19,7 @@ updates processed, processed twice, reviews answered, answered twice, lost, and 
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import logging
 import os
@@ -156,32 +157,48 @@ async def serve(args) -> dict[str, Any]:
     return {
         "rounds": rounds,
         "median_ratio_two_over_one": round(statistics.median(r["ratio_two_over_one"] for r in rounds), 2),
+        "burst": args.burst,
     }
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = base_parser(__doc__ or NAME)
-    parser.add_argument("--burst", type=int, default=1000, help="reviews per burst")
-    parser.add_argument("--rounds", type=int, default=3)
+def cluster_parser(description: str) -> argparse.ArgumentParser:
+    """The flags of the cluster benchmarks: base_parser's and where the first models are kept."""
+    parser = base_parser(description)
     parser.add_argument(
         "--models-dir",
         type=Path,
         default=REPO_ROOT / "data" / "bench-two-tasks",
         help="where the first models are kept (bench_two_tasks trains them there)",
     )
-    args = parser.parse_args(argv)
+    return parser
+
+
+def run_cluster_benchmark(name: str, scenario, args) -> tuple[dict[str, Any], Path] | None:
+    """Run `scenario(args)` against the PostgreSQL of TEST_POSTGRES_URL and write its result with the machine and
+    the load; None (after saying why) when there is no PostgreSQL."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per posted update
+    logging.getLogger("tornado.access").setLevel(logging.WARNING)  # the stand-in: a line per Bot API call
     if not os.environ.get("TEST_POSTGRES_URL"):
         print("TEST_POSTGRES_URL is not set: run under .ci/postgres.sh (make bench does)", file=sys.stderr)
-        return 2
+        return None
     import torch
 
     load_before = round(os.getloadavg()[0], 2)
-    result = asyncio.run(serve(args))
+    result = asyncio.run(scenario(args))
     result["environment"] = {**environment(torch.device("cpu")), "load_average_1m_before": load_before}
-    result["burst"] = args.burst
-    path = write_result(NAME, result, args.output)
+    return result, write_result(name, result, args.output)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = cluster_parser(__doc__ or NAME)
+    parser.add_argument("--burst", type=int, default=1000, help="reviews per burst")
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args(argv)
+    written = run_cluster_benchmark(NAME, serve, args)
+    if written is None:
+        return 2
+    result, path = written
     for row in result["rounds"]:
         one, two = row["1_process"], row["2_process"]
         print(

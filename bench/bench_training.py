@@ -83,14 +83,14 @@ def ours_metrics(
 
     timer = EpochTimer()
 
-    class TimedTrainer(trainer.training.Trainer):
+    class TimedTrainer(trainer.training._Trainer):
         def __init__(self, *args, **kwargs):
             super().__init__(*args, **kwargs)
             self.add_callback(timer)
 
     options = {"batch_size": batch_size} if batch_size else {}
-    # `train` takes no callbacks, so the timer rides on the Trainer class it builds.
-    with mock.patch.object(trainer.training, "Trainer", TimedTrainer):
+    # `train` takes no callbacks, so the timer rides on the Trainer class it builds (its own subclass of HF's).
+    with mock.patch.object(trainer.training, "_Trainer", TimedTrainer):
         metrics = train(
             TrainConfig(
                 output=output,
@@ -106,6 +106,10 @@ def ours_metrics(
                 **options,
             )
         )
+    if (
+        timer.seconds <= 0.0
+    ):  # the timer never rode along: the trainer builds another class than the one patched
+        raise RuntimeError("the epoch timer was not called; patch the Trainer class trainer.training builds")
     return metrics, timer.seconds
 
 

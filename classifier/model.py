@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from transformers import AutoConfig, AutoTokenizer
 
+from classifier.confidence_map import ConfidenceMap, ConfidenceMapError
 from classifier.errors import EmptyTextError, ModelDirError
 from classifier.fastpath import FAST_BACKEND, ONNX_FP32, ONNX_INT8
 from classifier.tasks import task_of_model
@@ -172,6 +173,7 @@ class Classifier:
         backend: str,
         metrics: dict | None,
         model: torch.nn.Module | None = None,
+        confidence_map: ConfidenceMap | None = None,
     ) -> None:  # device: a torch.device, or CPU when torch is not installed
         self.path = path
         self.config = config
@@ -184,6 +186,8 @@ class Classifier:
         # int8 weights: probabilities differ slightly from those of the model metrics.json describes
         self.quantized = backend in (TORCH_INT8, ONNX_INT8)
         self.metrics = metrics
+        # The version's confidence map (classifier/confidence_map.py), applied after the softmax whatever the runtime.
+        self.confidence_map = confidence_map
         self.id2label: dict[int, str] = {int(key): str(value) for key, value in config.id2label.items()}
         self.label2id: dict[str, int] = {name: label for label, name in self.id2label.items()}
         self._label_ids = sorted(self.id2label)
@@ -201,6 +205,7 @@ class Classifier:
         max_length: int | None = None,
         backend: str | None = None,
         onnx_file: str | Path | None = None,
+        apply_confidence_map: bool = True,
     ) -> Classifier:
         """Load a model version directory.
 
@@ -209,10 +214,15 @@ class Classifier:
         imported or promoted); without it the version still loads, in torch full precision, with a warning.
         `onnx_file` serves another ONNX export of this version instead (benchmark variants). Without torch
         installed only the fast path serves: a version without its artefact raises ModelDirError.
+        `apply_confidence_map=False` gives the probabilities before the version's confidence map (benchmarks).
         """
         path = Path(path)
         _check_model_dir(path)
         metrics = _read_metrics(path)
+        try:
+            confidence_map = ConfidenceMap.read(path) if apply_confidence_map else None
+        except ConfidenceMapError as error:
+            raise ModelDirError(path, f"its confidence map is unusable ({error})") from error
         target = _device(device)
         if backend is None:
             backend = FAST_BACKEND if quantize else TORCH
@@ -280,6 +290,7 @@ class Classifier:
             backend=backend,
             metrics=metrics,
             model=model,
+            confidence_map=confidence_map,
         )
 
     def with_runner(self, runner: Any, *, backend: str) -> Classifier:
@@ -294,6 +305,7 @@ class Classifier:
             backend=backend,
             metrics=self.metrics,
             model=getattr(runner, "model", None),
+            confidence_map=self.confidence_map,
         )
 
     @property
@@ -351,7 +363,10 @@ class Classifier:
         batch = {name: np.asarray(array, dtype=np.int64) for name, array in padded.items()}
         logits = np.asarray(self.runner(batch), dtype=np.float64)
         exp = np.exp(logits - logits.max(axis=-1, keepdims=True))
-        return (exp / exp.sum(axis=-1, keepdims=True)).tolist()
+        probabilities = exp / exp.sum(axis=-1, keepdims=True)
+        if self.confidence_map is not None:
+            probabilities = self.confidence_map.apply(probabilities)
+        return probabilities.tolist()
 
     def _verdict(self, row: list[float], *, truncated: bool) -> Verdict:
         label = max(range(len(row)), key=row.__getitem__)

@@ -33,7 +33,13 @@ from trainer.config import SCRATCH_DEFAULT_MAX_LENGTH, TrainConfig, TrainingErro
 from trainer.data import LabelledTexts, TrainingData, load_training_data
 from trainer.report import classification_metrics, epoch_history, plot_training_curves
 from trainer.scratch import build_scratch_model, build_scratch_tokenizer
-from trainer.temperature import bake_temperature, calibration_summary, fit_temperature
+from trainer.temperature import (
+    bake_temperature,
+    calibration_summary,
+    confidence_map_summary,
+    fit_confidence_map,
+    fit_temperature,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -308,12 +314,20 @@ def _train(config: TrainConfig, *, started: float, json_stream) -> dict:
         temperature = fit_temperature(eval_logits, eval_labels)
         calibration = calibration_summary(eval_logits, eval_labels, temperature)
         bake_temperature(trainer.model, temperature)
+        # ... then the confidence map on the same verdicts, saved beside the weights.
+        confidence_map = fit_confidence_map(eval_logits, eval_labels, temperature)
+        calibration["confidence_map"] = confidence_map_summary(
+            eval_logits, eval_labels, temperature, confidence_map
+        )
         logger.info(
-            "Temperature %.3f fitted on %d held-out examples: ECE %.4f -> %.4f, NLL %.4f -> %.4f",
+            "Temperature %.3f fitted on %d held-out examples: ECE %.4f -> %.4f (%.4f after the confidence map, "
+            "%d knots), NLL %.4f -> %.4f",
             temperature,
             calibration["fitted_on"],
             calibration["ece_before"],
             calibration["ece_after"],
+            calibration["confidence_map"]["ece_after_map_in_sample"],
+            calibration["confidence_map"]["knots"],
             calibration["nll_before"],
             calibration["nll_after"],
         )
@@ -364,6 +378,7 @@ def _train(config: TrainConfig, *, started: float, json_stream) -> dict:
             staging.mkdir()
             trainer.model.save_pretrained(staging)
             tokenizer.save_pretrained(staging)
+            confidence_map.save(staging)
             plot_training_curves(
                 history,
                 staging / "training_curves.png",

@@ -16,6 +16,7 @@ from bot import storage
 from bot.moderation import Moderation, Retrainer
 from bot.serving import MicroBatcher, ServingModel, TaskServing
 from bot.settings import Settings
+from classifier.confidence_map import CONFIDENCE_MAP_FILE
 
 TEST_MAX_LENGTH = 64  # short sequences keep the suite light on 2 cores
 
@@ -50,6 +51,7 @@ def one_answer_copy(source: Path, target: Path, label_id: int) -> Path:
     bias[label_id] = 3.0
     weights["classifier.bias"] = bias
     save_file(weights, target / "model.safetensors", metadata={"format": "pt"})
+    (target / CONFIDENCE_MAP_FILE).unlink(missing_ok=True)  # fitted to the source's head, not to this one
     return target
 
 

@@ -20,6 +20,7 @@ from bench.reliability import record
 from bot import storage, versions
 from bot.settings import Settings
 from bot.storage import ActivationReason, ModelStatus
+from classifier.confidence_map import CONFIDENCE_MAP_FILE
 
 
 def settings_for(tmp_path: Path) -> Settings:
@@ -41,6 +42,7 @@ def nan_copy(source: Path, target: Path) -> Path:
     weights = load_file(target / "model.safetensors")
     weights["classifier.weight"] = weights["classifier.weight"] * float("nan")
     save_file(weights, target / "model.safetensors", metadata={"format": "pt"})
+    (target / CONFIDENCE_MAP_FILE).unlink(missing_ok=True)  # fitted to the source's head, not to this one
     return target
 
 

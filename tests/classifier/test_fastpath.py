@@ -13,6 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -113,6 +114,28 @@ def test_fast_backends_agree_with_torch_fp32(
     assert max_gap(reference, verdicts) < largest_gap
     if backend == fastpath.ONNX_FP32:
         assert agreement == 1.0  # full precision: the same verdicts, not merely close ones
+
+
+@pytest.mark.parametrize("backend", ["torch", fastpath.ONNX_FP32, fastpath.ONNX_INT8])
+def test_every_runtime_serves_the_versions_confidence_map(
+    built_dir: Path, held_out: list[str], backend: str
+) -> None:
+    from classifier.confidence_map import ConfidenceMap
+
+    confidence_map = ConfidenceMap.read(built_dir)
+    assert confidence_map is not None  # the trainer fitted one
+    served = Classifier.load(built_dir, device="cpu", backend=backend).predict(held_out)
+    unmapped = Classifier.load(built_dir, device="cpu", backend=backend, apply_confidence_map=False).predict(
+        held_out
+    )
+
+    def rows(verdicts) -> np.ndarray:
+        return np.array([list(verdict.probabilities.values()) for verdict in verdicts])
+
+    assert np.abs(rows(served) - confidence_map.apply(rows(unmapped))).max() < 1e-12
+    assert [v.label for v in served] == [v.label for v in unmapped]
+    assert np.abs(rows(served) - rows(unmapped)).max() > 0.01  # the map moved them
+    assert rows(served).max() < 1.0  # no held-out set shows a certainty
 
 
 def test_quantize_true_serves_the_fast_backend_without_torch_weights(built_dir: Path) -> None:

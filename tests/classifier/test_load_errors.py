@@ -114,3 +114,13 @@ def test_metrics_are_read_and_a_corrupt_metrics_file_is_named(
     with pytest.raises(ModelDirError) as raised:
         Classifier.load(version, device="cpu")
     assert_names(raised.value, version, "metrics.json")
+
+
+def test_a_broken_confidence_map_is_named(e5_classifier_dir: Path, tmp_path: Path) -> None:
+    from classifier.confidence_map import CONFIDENCE_MAP_FILE
+
+    version = copy_of(e5_classifier_dir, tmp_path / "v")
+    (version / CONFIDENCE_MAP_FILE).write_text('{"confidence": [0.6], "calibrated": [1.5]}', "utf-8")
+    with pytest.raises(ModelDirError) as raised:
+        Classifier.load(version, device="cpu")
+    assert_names(raised.value, version, "confidence map")

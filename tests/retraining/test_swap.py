@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 from bot import versions
 from bot.serving import MicroBatcher, ServingModel
 from bot.storage import Verdict, add_verdict, get_active_model_version
+from classifier.confidence_map import CONFIDENCE_MAP_FILE
 
 
 def shifted_copy(source, target, *, bias_shift: float):
@@ -24,6 +25,7 @@ def shifted_copy(source, target, *, bias_shift: float):
         [bias_shift, -bias_shift]
     )
     save_file(weights, target / "model.safetensors", metadata={"format": "pt"})
+    (target / CONFIDENCE_MAP_FILE).unlink(missing_ok=True)  # fitted to the source's head, not to this one
     return target
 
 

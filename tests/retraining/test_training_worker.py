@@ -15,7 +15,7 @@ import time
 from datetime import UTC, datetime
 
 import pytest
-from retraining_helpers import RecordingReporter, activate_version, make_settings, wait_for
+from retraining_helpers import RecordingReporter, activate_version, add_corrections, make_settings, wait_for
 from sqlalchemy import text
 from test_run_recovery import trainers_of
 
@@ -32,6 +32,7 @@ from bot.storage import (
     get_active_model_version,
     get_training_run,
     list_model_versions,
+    list_training_runs,
     make_session_factory,
     upgrade_database,
 )
@@ -356,6 +357,50 @@ async def test_a_run_no_worker_takes_fails_with_a_clear_reason(tmp_path, worker_
     outcome = await asyncio.wait_for(service.wait_for_run(run_id), 10)
     assert outcome.status is RunStatus.FAILED
     assert "no training worker took it" in outcome.error and "moderator worker" in outcome.error
+
+
+async def test_two_bots_schedules_firing_at_once_start_one_run(tmp_path, worker_database):
+    """Each bot process has its own APScheduler; on PostgreSQL their retraining ticks may fire at the same moment.
+    The database's one-live-run rule lets one of them start the run; the other skips it."""
+    settings, session_factory, version_id = worker_database
+    examples = [(f"리뷰 {i}번은 사실 좋았어요", 1) for i in range(6)]
+    await add_corrections(session_factory, examples, trusted=True, model_version_id=version_id)
+    settings = settings.model_copy(update={"retrain_min_new_feedback": len(examples)})
+    bots = [
+        RetrainingService(
+            settings=settings,
+            session_factory=session_factory,
+            progress_interval_seconds=0.2,
+            dispatch=JobQueue(settings.database_url).dispatch_training,
+        )
+        for _ in range(2)
+    ]
+    try:
+        started = await asyncio.gather(*(bot.run_if_enough_feedback() for bot in bots))
+        assert sorted(started, key=lambda run_id: run_id is None)[1:] == [None], started
+        run_id = next(run_id for run_id in started if run_id is not None)
+
+        async def jobs() -> int:
+            async with session_factory() as session:
+                return await session.scalar(text("SELECT count(*) FROM procrastinate_jobs"))
+
+        await wait_for(
+            lambda: _one(jobs), timeout=30, interval=0.05
+        )  # the run's job, deferred by its follower
+        # The next ticks, while that run waits for a worker: nothing more starts.
+        assert await asyncio.gather(*(bot.run_if_enough_feedback() for bot in bots)) == [None, None]
+        await asyncio.sleep(0.5)
+        async with session_factory() as session:
+            runs = await list_training_runs(session, limit=10)
+        assert [(run.id, run.trigger) for run in runs] == [(run_id, RunTrigger.SCHEDULE)]
+        assert await jobs() == 1  # one job handed to the workers
+    finally:
+        for bot in bots:
+            await bot.stop()
+
+
+async def _one(count) -> bool:
+    return await count() == 1
 
 
 async def test_worker_mode_needs_postgresql(tmp_path):

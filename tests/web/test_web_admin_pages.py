@@ -285,7 +285,13 @@ async def test_a_versions_page_shows_its_metrics_curves_calibration_gate_and_his
                 "eval_macro_f1": 0.79,
             },
         ],
-        "calibration": {"temperature": 0.73, "ece_before": 0.0813, "ece_after": 0.0345, "fitted_on": 500},
+        "calibration": {
+            "temperature": 0.73,
+            "ece_before": 0.0813,
+            "ece_after": 0.0345,
+            "fitted_on": 500,
+            "confidence_map": {"fitted_on": 500, "knots": 36, "ece_after_map_in_sample": 0.0071},
+        },
         "data": {"train_size": 4000, "eval_size": 500, "extra_size": 72, "neighbour_rows": 720},
         "seed": 1234,
     }
@@ -330,7 +336,9 @@ async def test_a_versions_page_shows_its_metrics_curves_calibration_gate_and_his
     assert "<td>긍정</td>\n      <td>80.7%</td>\n      <td>77.6%</td>" in per_class
     curves = page.text.split('id="curves"', 1)[1].split("</div>", 1)[0]
     assert curves.count("<svg") == 2 and "에폭별 손실" in curves and "epoch 2 검증 손실: 0.49" in curves
-    assert "8.1% → 3.5%" in page.text.split('id="calibration"', 1)[1]  # ECE before and after
+    calibration = page.text.split('id="calibration"', 1)[1]
+    assert "8.1% → 3.5%" in calibration  # ECE before and after
+    assert "36개 지점, 맞춘 데이터에서 ECE 0.7%" in calibration  # the confidence map
     assert f'재학습 <a href="/runs#run-{run.id}">#{run.id}</a>' in page.text
     assert "78.0% → 81.0%" in page.text and "+1.2 ~ +4.8%p" in page.text  # the gate's check and interval
     history = page.text.split("사용 이력", 1)[1]
