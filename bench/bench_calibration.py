@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.common import REPO_ROOT, e5_dir, environment, percentile_bootstrap, write_result
+from bench.common import REPO_ROOT, e5_dir, ece_with_interval, environment, write_result
 
 logger = logging.getLogger("bench.calibration")
 
@@ -57,16 +57,11 @@ def unseen_test_reviews(config, count: int, seed: int) -> tuple[list[str], list[
 
 
 def _score(probabilities: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
-    from classifier.calibration import expected_calibration_error, reliability_table
+    from classifier.calibration import reliability_table
 
     confidence = probabilities.max(axis=1)
     correct = probabilities.argmax(axis=1) == labels
-    ece = expected_calibration_error(confidence, correct)
-    low, high = percentile_bootstrap(
-        lambda sample: expected_calibration_error(confidence[sample], correct[sample]),
-        len(labels),
-        resamples=BOOTSTRAP_RESAMPLES,
-    )
+    ece, low, high = ece_with_interval(confidence, correct, resamples=BOOTSTRAP_RESAMPLES)
     return {
         "accuracy": float(correct.mean()),
         "mean_confidence": float(confidence.mean()),

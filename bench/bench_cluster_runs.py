@@ -67,19 +67,18 @@ class ServingWatch:
     def __init__(self, bots: list) -> None:
         self.bots = bots
         self.seen: list[dict[int, datetime]] = [{} for _ in bots]
-        self._read = [0 for _ in bots]
+        self._read: dict[int, int] = {}  # lines read so far, per output stream (by its id)
         self._task = asyncio.create_task(self._watch())
 
     async def _watch(self) -> None:
         while True:
             now = datetime.now(UTC)
             for index, bot in enumerate(self.bots):
-                lines = bot.stdout + bot.stderr  # the log goes to stderr; the order within does not matter
-                for line in lines[self._read[index] :]:
-                    match = SERVING.search(line)
-                    if match:
-                        self.seen[index].setdefault(int(match[1]), now)
-                self._read[index] = len(lines)
+                for lines in (bot.stdout, bot.stderr):  # each stream on its own: both keep growing
+                    for line in lines[self._read.get(id(lines), 0) :]:
+                        if match := SERVING.search(line):
+                            self.seen[index].setdefault(int(match[1]), now)
+                    self._read[id(lines)] = len(lines)
             await asyncio.sleep(0.05)
 
     async def served_by_all(self, version_id: int, timeout: float) -> list[datetime]:

@@ -97,8 +97,9 @@ class GpuSampler:
 
 
 def one_row(
-    model_dir: Path, files: tuple[Path, Path], workdir: Path, *, batch_size: int, args, device
+    model_dir: Path, files: tuple[Path, Path], workdir: Path, *, samples: int, batch_size: int, args, device
 ) -> dict:
+    """One warm-up epoch, then one timed epoch over the `samples` reviews of `files[0]` while nvidia-smi samples."""
     train_file, eval_file = files
     common = {"epochs": 1, "batch_size": batch_size, "seed": args.seed, "device": device}
     ours_metrics(model_dir, train_file, eval_file, workdir / f"warm-up-{batch_size}", **common)
@@ -106,7 +107,6 @@ def one_row(
         metrics, seconds = ours_metrics(
             model_dir, train_file, eval_file, workdir / f"timed-{batch_size}", **common
         )
-    samples = sum(1 for _ in train_file.open(encoding="utf-8")) - 1
     return {
         "device": str(device),
         "batch_size": batch_size,
@@ -168,6 +168,7 @@ def main(argv: list[str] | None = None) -> int:
                         model_dir,
                         (train_file, eval_file),
                         workdir,
+                        samples=len(reviews),
                         batch_size=batch_size,
                         args=args,
                         device=device,

@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.common import REPO_ROOT, e5_dir, environment, percentile_bootstrap, write_result
+from bench.common import REPO_ROOT, e5_dir, ece_with_interval, environment, percentile_bootstrap, write_result
 
 logger = logging.getLogger("bench.toxicity")
 
@@ -199,15 +199,8 @@ def fine_tuned_e5(shared_dir: Path, workdir: Path, seed: int) -> Path:
     return output
 
 
-def ece_with_interval(confidence: np.ndarray, correct: np.ndarray) -> dict[str, float]:
-    from classifier.calibration import expected_calibration_error
-
-    low, high = percentile_bootstrap(
-        lambda sample: expected_calibration_error(confidence[sample], correct[sample]),
-        len(correct),
-        resamples=BOOTSTRAP_RESAMPLES,
-    )
-    value = expected_calibration_error(confidence, correct)
+def rounded_ece(confidence: np.ndarray, correct: np.ndarray) -> dict[str, float]:
+    value, low, high = ece_with_interval(confidence, correct, resamples=BOOTSTRAP_RESAMPLES)
     return {"value": round(value, 4), "low": round(low, 4), "high": round(high, 4)}
 
 
@@ -245,9 +238,9 @@ def score_fine_tuned(version: Path, dev, kmhas_held_out, baseline_dev: np.ndarra
         "epochs_trained": metrics.get("epochs_trained"),
         "beep_dev": beep_scores(dev.labels, dev_predicted.tolist(), TOXICITY_ID2LABEL),
         "beep_dev_ece": {
-            "before": ece_with_interval(raw.max(axis=1), correct),
-            "after": ece_with_interval(dev_probabilities.max(axis=1), correct),
-            "after_map": ece_with_interval(confidence_map.apply(dev_probabilities).max(axis=1), correct)
+            "before": rounded_ece(raw.max(axis=1), correct),
+            "after": rounded_ece(dev_probabilities.max(axis=1), correct),
+            "after_map": rounded_ece(confidence_map.apply(dev_probabilities).max(axis=1), correct)
             if confidence_map is not None
             else None,
         },

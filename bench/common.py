@@ -180,6 +180,18 @@ def percentile_bootstrap(
     return float(low), float(high)
 
 
+def ece_with_interval(confidence, correct, *, resamples: int) -> tuple[float, float, float]:
+    """(ECE, low, high): expected calibration error of these verdicts with its 95% percentile-bootstrap interval."""
+    from classifier.calibration import expected_calibration_error
+
+    low, high = percentile_bootstrap(
+        lambda sample: expected_calibration_error(confidence[sample], correct[sample]),
+        len(correct),
+        resamples=resamples,
+    )
+    return expected_calibration_error(confidence, correct), low, high
+
+
 # --- timing -----------------------------------------------------------------------------------------
 def timed(function: Callable[[], Any], *, device=None) -> tuple[float, Any]:
     """(seconds, result) of one call, GPU work included."""

@@ -11,12 +11,12 @@ from typing import Any
 import pytest
 from bot_identity import ADMIN_ID, TOKEN
 from fake_telegram import FakeBotApi
+from version_copies import copy_with_head
 
 from bot import storage
 from bot.moderation import Moderation, Retrainer
 from bot.serving import MicroBatcher, ServingModel, TaskServing
 from bot.settings import Settings
-from classifier.confidence_map import CONFIDENCE_MAP_FILE
 
 TEST_MAX_LENGTH = 64  # short sequences keep the suite light on 2 cores
 
@@ -40,19 +40,14 @@ def bot_classifier(bot_model_dir: Path):
 def one_answer_copy(source: Path, target: Path, label_id: int) -> Path:
     """The same model with its classification head set to answer `label_id` for every text (at about 88%): a real
     model version that is deterministic about which verdict it gives, whatever the tiny model learned."""
-    import shutil
 
-    from safetensors.torch import load_file, save_file
+    def answer_one_label(weights: dict) -> None:
+        weights["classifier.weight"] = weights["classifier.weight"] * 0.0
+        bias = weights["classifier.bias"] * 0.0
+        bias[label_id] = 3.0
+        weights["classifier.bias"] = bias
 
-    shutil.copytree(source, target)
-    weights = load_file(target / "model.safetensors")
-    weights["classifier.weight"] = weights["classifier.weight"] * 0.0
-    bias = weights["classifier.bias"] * 0.0
-    bias[label_id] = 3.0
-    weights["classifier.bias"] = bias
-    save_file(weights, target / "model.safetensors", metadata={"format": "pt"})
-    (target / CONFIDENCE_MAP_FILE).unlink(missing_ok=True)  # fitted to the source's head, not to this one
-    return target
+    return copy_with_head(source, target, answer_one_label)
 
 
 @pytest.fixture(scope="session")

@@ -15,12 +15,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from version_copies import copy_with_head
 
 from bench.reliability import record
 from bot import storage, versions
 from bot.settings import Settings
 from bot.storage import ActivationReason, ModelStatus
-from classifier.confidence_map import CONFIDENCE_MAP_FILE
 
 
 def settings_for(tmp_path: Path) -> Settings:
@@ -36,14 +36,11 @@ def settings_for(tmp_path: Path) -> Settings:
 
 def nan_copy(source: Path, target: Path) -> Path:
     """The same model with NaN classifier weights: it loads fine, and answers nothing usable."""
-    from safetensors.torch import load_file, save_file
 
-    shutil.copytree(source, target)
-    weights = load_file(target / "model.safetensors")
-    weights["classifier.weight"] = weights["classifier.weight"] * float("nan")
-    save_file(weights, target / "model.safetensors", metadata={"format": "pt"})
-    (target / CONFIDENCE_MAP_FILE).unlink(missing_ok=True)  # fitted to the source's head, not to this one
-    return target
+    def poison(weights: dict) -> None:
+        weights["classifier.weight"] = weights["classifier.weight"] * float("nan")
+
+    return copy_with_head(source, target, poison)
 
 
 def truncated_copy(source: Path, target: Path) -> Path:

@@ -3,30 +3,26 @@
 from __future__ import annotations
 
 import asyncio
-import shutil
 
 import pytest
 from retraining_helpers import activate_version, make_settings, wait_for
 from sqlalchemy import func, select
+from version_copies import copy_with_head
 
 from bot import versions
 from bot.serving import MicroBatcher, ServingModel
 from bot.storage import Verdict, add_verdict, get_active_model_version
-from classifier.confidence_map import CONFIDENCE_MAP_FILE
 
 
 def shifted_copy(source, target, *, bias_shift: float):
     """A second, visibly different model: the same weights with the classifier bias moved."""
-    from safetensors.torch import load_file, save_file
 
-    shutil.copytree(source, target)
-    weights = load_file(target / "model.safetensors")
-    weights["classifier.bias"] = weights["classifier.bias"] + weights["classifier.bias"].new_tensor(
-        [bias_shift, -bias_shift]
-    )
-    save_file(weights, target / "model.safetensors", metadata={"format": "pt"})
-    (target / CONFIDENCE_MAP_FILE).unlink(missing_ok=True)  # fitted to the source's head, not to this one
-    return target
+    def shift(weights: dict) -> None:
+        weights["classifier.bias"] = weights["classifier.bias"] + weights["classifier.bias"].new_tensor(
+            [bias_shift, -bias_shift]
+        )
+
+    return copy_with_head(source, target, shift)
 
 
 async def test_swap_while_messages_keep_arriving(tmp_path, session_factory, scratch_model_dir):
