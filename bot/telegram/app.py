@@ -94,9 +94,6 @@ class RetryingRateLimiter(AIORateLimiter):
                 metrics.record_telegram_error(method=endpoint, error=type(exc).__name__)
                 if attempt == self._attempts:
                     raise
-            except TelegramError as exc:  # 403, 401, RetryAfter beyond the limiter's retries, ...
-                metrics.record_telegram_error(method=endpoint, error=type(exc).__name__)
-                raise
                 delay = self._first_backoff_s * 2 ** (attempt - 1)
                 logger.warning(
                     "%s failed (%s: %s); attempt %d of %d, retrying in %.1f s",
@@ -108,6 +105,9 @@ class RetryingRateLimiter(AIORateLimiter):
                     delay,
                 )
                 await asyncio.sleep(delay)
+            except TelegramError as exc:  # 403, 401, RetryAfter beyond the limiter's retries, ...
+                metrics.record_telegram_error(method=endpoint, error=type(exc).__name__)
+                raise
         raise AssertionError("unreachable")
 
 

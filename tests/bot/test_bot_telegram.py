@@ -316,6 +316,25 @@ async def test_send_faults_are_retried_and_the_bot_recovers(start_bot, faults):
     await bot.api.wait_for_reply(after)
 
 
+async def test_a_failed_send_is_retried_after_a_growing_pause_with_one_warning_line_each(start_bot, caplog):
+    from bot.telegram.app import FIRST_BACKOFF_SECONDS
+
+    bot = await start_bot(telegram_send_attempts=3)
+    bot.api.inject("sendMessage", Fault.SERVER_ERROR, Fault.SERVER_ERROR)
+    message = bot.api.push_message("두 번 실패해도 답은 한 번")
+    await bot.api.wait_for_reply(message, timeout=30)
+
+    sends = bot.api.calls("sendMessage", ok_only=False)
+    assert [r.fault for r in sends] == [Fault.SERVER_ERROR, Fault.SERVER_ERROR, None]
+    # The pauses are lower bounds (asyncio.sleep never wakes early): 0.5 s, then 1 s. A retry at once would
+    # hammer a Bot API that is already failing.
+    gaps = [later.at - earlier.at for earlier, later in zip(sends, sends[1:])]
+    assert gaps[0] >= FIRST_BACKOFF_SECONDS and gaps[1] >= 2 * FIRST_BACKOFF_SECONDS
+    warnings = [r.getMessage() for r in caplog.records if "sendMessage failed" in r.getMessage()]
+    assert len(warnings) == 2 and all("retrying in" in line for line in warnings)
+    assert all(TOKEN not in line for line in warnings)
+
+
 async def test_a_verdict_survives_a_send_that_keeps_failing_and_its_reply_is_sent_later_once(start_bot):
     bot = await start_bot(telegram_send_attempts=2)
     # Every attempt of the first send fails: the reply stays in the outbox and the flusher sends it later.
