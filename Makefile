@@ -45,7 +45,8 @@ cluster: $(STAMP)
 #   micro-batchers (bench/results/two_tasks.json; ~4 min, training the two first models when missing);
 # - a bot without torch: a second environment without the train extra serves both first models on their fast path,
 #   reply for reply as the full one, and its size against the full one (bench/results/torchless.json; ~4 min);
-# - two groups moderated at once, 2,000 messages each at 10 a second (bench/results/group.json; ~4 min);
+# - two groups moderated at once, 2,000 messages each at 10 a second, serving bench_toxicity's model
+#   (bench/results/group.json; ~5 min);
 # - 10,000 fuzzed updates through the real bot (~5 min on 2 quiet cores);
 # - the web app's pages against 1,000,000 verdicts in a throwaway PostgreSQL (bench/results/web.json; ~5 min);
 # - two webhook bot processes sharing one port against one process, 1,000 reviews per burst, on the first models

@@ -1,10 +1,14 @@
-"""Benchmark: moderating two groups at once through the real bot (Application, runner, SQLite, both tasks' first
-models on their fast path) and the Bot API stand-in on 127.0.0.1.
+"""Benchmark: moderating two groups at once through the real bot (Application, runner, SQLite, on their fast
+path: the first sentiment model of `make run` and bench_toxicity's toxicity model, the best one the trainer's
+recipe makes) and the Bot API stand-in on 127.0.0.1.
 
 - The load: per group MESSAGES messages from USERS members at RATE a second: comments of the toxicity task's
   fixed evaluation set (BEEP! dev and K-MHaS's held-out fifth: gold labels, never trained on), ordinary movie
   reviews and short chatter. Group A runs `act` (delete; mute after 3 strikes in 24 h); group B, at the same
-  time, `watch` with a lower threshold.
+  time, `watch` at the default threshold.
+- Group A's threshold is chosen the way an admin would, before the load, on comments the load never sends: one
+  evaluation comment in three (by a hash of its text) is set aside, scored by the served model, and the
+  threshold is the lowest whole percent at which at most TUNING_CLEAN_SHARE of its clean comments would go.
 - Figures: in `act`, precision and recall of deletions against gold (toxic = 공격적 or 혐오), the share of clean
   comments deleted (Wilson interval), p50/p95 from the update's delivery to its deleteMessage, strikes and
   mutes checked against the policy; in `watch`, Telegram actions (0 expected) and would-be actions logged.
@@ -21,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import json
 import logging
 import os
@@ -55,9 +60,9 @@ CHATTER = [
 ]
 CHATTER_SHARE = 0.1
 REVIEW_SHARE = 0.2  # ordinary movie reviews (no gold toxicity label: left out of precision and recall)
-# The first toxicity model's probability of 공격적 or 혐오 tops out near 77% (its probabilities are compressed:
-# issue 15's calibration work), so the default threshold (90%) never fires; the bench sets one it can reach.
-THRESHOLD_A, THRESHOLD_B = 76, 72
+THRESHOLD_B = 90  # the default: group B watches as a group that just added the bot would
+TUNING_PARTS = 3  # one evaluation comment in three picks group A's threshold; the load sends the others
+TUNING_CLEAN_SHARE = 0.005  # at most this share of the set-aside clean comments above group A's threshold
 
 
 def policy_a(threshold: int) -> tuple[str, ...]:
@@ -76,18 +81,56 @@ def policy_b(threshold: int) -> tuple[str, ...]:
 TAPS = 30
 
 
-def traffic(shared_dir: Path, settings, count: int, seed: int) -> list[tuple[str, str | None]]:
-    """(text, gold) per message: gold "toxic"/"clean" for the evaluation set's comments and chatter, None for
-    ordinary reviews."""
+def set_aside(text: str) -> bool:
+    """Whether an evaluation comment picks the threshold (never sent by the load)."""
+    return int(hashlib.sha256(text.encode("utf-8")).hexdigest(), 16) % TUNING_PARTS == 0
+
+
+def gold_comments(settings, *, tuning: bool) -> list[tuple[str, str]]:
+    """(text, "toxic"/"clean") for the toxicity evaluation set's comments on one side of the split."""
     from bot.retraining.dataset import gate_eval_set
     from classifier.tasks import CLEAN_LABEL
 
-    rng = random.Random(seed)
     evaluation = gate_eval_set(settings, "toxicity")
-    comments = [
+    return [
         (text, "clean" if label == CLEAN_LABEL else "toxic")
         for text, label in zip(evaluation.texts, evaluation.labels, strict=True)
+        if set_aside(text) == tuning
     ]
+
+
+def tuned_threshold(bot: BotUnderTest) -> dict[str, Any]:
+    """Group A's threshold: the lowest whole percent at which at most TUNING_CLEAN_SHARE of the set-aside clean
+    comments would be deleted, by the toxicity model the bot serves (its fast path, its confidence map)."""
+    from classifier.tasks import CLEAN_LABEL
+
+    comments = gold_comments(bot.settings, tuning=True)
+    classifier = bot.moderation.toxicity.serving.active.classifier
+    verdicts = classifier.predict([text for text, _ in comments])
+    scored = [
+        (1.0 - v.probabilities[CLEAN_LABEL], gold) for v, (_, gold) in zip(verdicts, comments, strict=True)
+    ]
+    clean = sum(1 for _, gold in scored if gold == "clean")
+    toxic = len(scored) - clean
+    for percent in range(50, 100):
+        flagged = [gold for score, gold in scored if score >= percent / 100]
+        if flagged.count("clean") <= TUNING_CLEAN_SHARE * clean:
+            break
+    return {
+        "threshold_percent": percent,
+        "set_aside_comments": len(scored),
+        "set_aside_clean": clean,
+        "clean_above": flagged.count("clean"),
+        "recall_on_set_aside": round(flagged.count("toxic") / toxic, 4) if toxic else None,
+        "rule": f"lowest whole percent with at most {TUNING_CLEAN_SHARE:.1%} of the set-aside clean comments above it",
+    }
+
+
+def traffic(shared_dir: Path, settings, count: int, seed: int) -> list[tuple[str, str | None]]:
+    """(text, gold) per message: gold "toxic"/"clean" for the evaluation set's comments (those not set aside)
+    and chatter, None for ordinary reviews."""
+    rng = random.Random(seed)
+    comments = gold_comments(settings, tuning=False)
     lines = nsmc_file(shared_dir, "test").read_text(encoding="utf-8").splitlines()[1:]
     reviews = [
         line.split("\t")[1] for line in lines if line.count("\t") == 2 and len(line.split("\t")[1]) >= 10
@@ -262,7 +305,7 @@ async def threshold_curve(bot: BotUnderTest, sent) -> list[dict[str, Any]]:
         ).all()
     scored = [(1.0 - float(p[CLEAN_LABEL]), gold[(c, m)]) for c, m, p in rows if (c, m) in gold]
     curve = []
-    for threshold in (0.5, 0.6, 0.7, 0.72, 0.74, 0.76, 0.77, 0.78):
+    for threshold in (0.5, 0.7, 0.8, 0.9, 0.93, 0.95, 0.96, 0.97, 0.98, 0.99):
         flagged = [g for score, g in scored if score >= threshold]
         toxic = sum(1 for _, g in scored if g == "toxic")
         clean = sum(1 for _, g in scored if g == "clean")
@@ -348,21 +391,24 @@ async def adversarial(bot: BotUnderTest) -> dict[str, Any]:
 
 
 async def main_async(args) -> dict[str, Any]:
-    from bot.quickstart import FIRST_TOXICITY_MODEL_DIR
+    from bench.bench_toxicity import fine_tuned_e5
 
     started = time.perf_counter()
     load_at_start = [round(v, 2) for v in os.getloadavg()]
     ensure_quickstart_model(args.model, args.shared_dir)
-    ensure_quickstart_model(FIRST_TOXICITY_MODEL_DIR, args.shared_dir, task="toxicity")
+    # bench_toxicity's model (it runs before this in `make bench`; trained here when missing, ~30 min)
+    toxicity_model = fine_tuned_e5(args.shared_dir, args.toxicity_workdir, args.toxicity_seed)
     if args.workdir.exists():
         shutil.rmtree(args.workdir)
     args.workdir.mkdir(parents=True)
-    bot = BotUnderTest(args.workdir, args.shared_dir, args.model, toxicity_model_dir=FIRST_TOXICITY_MODEL_DIR)
+    bot = BotUnderTest(args.workdir, args.shared_dir, args.model, toxicity_model_dir=toxicity_model)
     await bot.start()
     try:
         for group in (GROUP_A, GROUP_B):
             bot.api.set_bot_rights(group, can_delete_messages=True, can_restrict_members=True)
-        await configure(bot, GROUP_A, ADMIN_A, LOG_A, policy_a(args.threshold_a))
+        tuning = await asyncio.to_thread(tuned_threshold, bot)
+        threshold_a = args.threshold_a or tuning["threshold_percent"]
+        await configure(bot, GROUP_A, ADMIN_A, LOG_A, policy_a(threshold_a))
         await configure(bot, GROUP_B, ADMIN_B, LOG_B, policy_b(args.threshold_b))
         load_a = traffic(args.shared_dir, bot.settings, args.messages, SEED)
         load_b = traffic(args.shared_dir, bot.settings, args.messages, SEED + 1)
@@ -418,11 +464,24 @@ async def main_async(args) -> dict[str, Any]:
             },
             "seconds": round(load_seconds, 1),
         },
-        "policies": {"A": list(policy_a(args.threshold_a)), "B": list(policy_b(args.threshold_b))},
+        "toxicity_model": {
+            "path": str(
+                toxicity_model.relative_to(REPO_ROOT)
+                if toxicity_model.is_relative_to(REPO_ROOT)
+                else toxicity_model
+            ),
+            "metrics": {
+                k: v
+                for k, v in json.loads((toxicity_model / "metrics.json").read_text()).items()
+                if k in ("macro_f1", "accuracy", "base_checkpoint", "epochs_trained", "created_at")
+            },
+        },
+        "threshold_a_tuning": tuning,
+        "policies": {"A": list(policy_a(threshold_a)), "B": list(policy_b(args.threshold_b))},
         "act": act,
         "watch": watch,
         "threshold_curve": {
-            "what": "both groups' gold messages (comments of the evaluation set and chatter), judged by the first toxicity model",
+            "what": "both groups' gold messages (comments of the evaluation set and chatter), judged by the served toxicity model",
             "points": curve,
         },
         "admin_taps": taps,
@@ -436,9 +495,23 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--messages", type=int, default=2000, help="messages per group")
     parser.add_argument("--rate", type=float, default=10.0, help="messages a second per group")
-    parser.add_argument("--threshold-a", type=int, default=THRESHOLD_A, help="group A's threshold, percent")
+    parser.add_argument(
+        "--threshold-a",
+        type=float,
+        default=None,
+        help="group A's threshold, percent (default: tuned, see above)",
+    )
     parser.add_argument("--threshold-b", type=int, default=THRESHOLD_B, help="group B's threshold, percent")
-    parser.add_argument("--model", type=Path, default=DEFAULT_MODEL_DIR)
+    parser.add_argument("--model", type=Path, default=DEFAULT_MODEL_DIR, help="the sentiment model")
+    parser.add_argument(
+        "--toxicity-workdir",
+        type=Path,
+        default=REPO_ROOT / "data" / "bench-toxicity",
+        help="bench_toxicity's work folder, holding its e5-toxicity model",
+    )
+    parser.add_argument(
+        "--toxicity-seed", type=int, default=0, help="bench_toxicity's seed, if it must train"
+    )
     parser.add_argument("--shared-dir", type=Path, default=SHARED_DIR)
     parser.add_argument("--workdir", type=Path, default=REPO_ROOT / "data" / "bench-group")
     parser.add_argument(

@@ -224,6 +224,7 @@ class GroupWatching(Classification):
                     chat_id=policy.log_chat_id,
                     text=log_entry(message, judgement, text, decision, acting=acting),
                     reply_markup=inline_keyboard(log_buttons(row.id)),
+                    digest=True,  # a flood's entries reach the admins a digest at a time, not 20 a minute
                 )
             if acting and decision.warn:
                 await storage.enqueue_message(

@@ -15,7 +15,7 @@ import enum
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Index, Integer, Text, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from bot.storage.models import Base, UTCDateTime, portable_enum, utcnow
@@ -88,6 +88,8 @@ class OutboxMessage(Base):
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     sent_message_id: Mapped[int | None] = mapped_column(BigInteger)
     claimed_by: Mapped[int | None] = mapped_column(Integer)  # the process sending it (process_claims.py)
+    # a log chat's entry: those due together for one chat go out as one message (bot/telegram/delivery.py)
+    digest: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     def __repr__(self) -> str:
         return (

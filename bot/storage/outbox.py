@@ -41,13 +41,15 @@ async def enqueue_message(
     verdict_id: int | None = None,
     text_after_send: str | None = None,
     process_key: int | None = None,
+    digest: bool = False,
 ) -> OutboxMessage:
     """Store a message to send (pending); returns the row. `text_after_send` replaces the text once the message is
-    sent or failed for good (what must not stay in the database, such as a login link). `process_key`: the
-    process that is about to send it (None: whichever flushes the outbox first).
+        sent or failed for good (what must not stay in the database, such as a login link). `process_key`: the
+        process that is about to send it (None: whichever flushes the outbox first). `digest`: an entry that may go out
+    together with the chat's other due digest entries, as one message (a log chat's entries).
 
-    With an `update_id`, idempotent on (bot, update, seq): when that reply exists already, whatever its status,
-    the existing row is returned unchanged (re-processing an update must not queue a second reply).
+        With an `update_id`, idempotent on (bot, update, seq): when that reply exists already, whatever its status,
+        the existing row is returned unchanged (re-processing an update must not queue a second reply).
     """
     if not isinstance(text, str) or not text:
         raise InvalidDataError("A message needs a non-empty text.")
@@ -66,6 +68,7 @@ async def enqueue_message(
         "attempts": 0,
         "created_at": utcnow(),
         "claimed_by": process_key,
+        "digest": digest,
     }
     if update_id is None:
         row = OutboxMessage(**values)

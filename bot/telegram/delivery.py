@@ -16,6 +16,9 @@ before anything else. The window left is between Telegram accepting a message an
 answer: a process killed exactly then sends the message again after its restart (at-least-once; Telegram has
 no idempotency key for sendMessage). docs/reliability.md measures it.
 
+A chat's due log entries (rows marked `digest`) go out together, a digest at a time (bot/telegram/digest.py):
+one send, every entry in it marked sent with that message's id, each journalled like a single message.
+
 Bot processes sharing one PostgreSQL database send only the messages they hold: a handler's replies are stored
 held by its process; a message another process holds is claimed (storage.claim_outbox_message) only once that
 process is gone.
@@ -41,6 +44,7 @@ from telegram.error import BadRequest, ChatMigrated, Forbidden, TelegramError
 from bot import storage
 from bot.storage import OutboxMessage, OutboxStatus
 from bot.storage.models import utcnow
+from bot.telegram.digest import Entry, digests
 from bot.telegram.limits import MESSAGE_TEXT_LIMIT, clip
 
 if TYPE_CHECKING:
@@ -311,7 +315,7 @@ class Outbox:
 
     async def flush(self, *, limit: int = 100) -> int:
         """Send the pending messages that are due (not those a handler is sending right now); returns how many
-        were sent."""
+        were sent. A chat's due digest entries (log entries) go out together (bot/telegram/digest.py)."""
         now = utcnow()
         async with self.session_factory.begin() as session:
             due = await storage.due_outbox_messages(
@@ -321,13 +325,73 @@ class Outbox:
                 process_key=self._process_key,
                 limit=limit,
             )
+        digest_rows: dict[int, list[OutboxMessage]] = {}
+        for row in due:
+            if row.digest:
+                digest_rows.setdefault(row.chat_id, []).append(row)
         sent = 0
         for row in due:
             lock = self._locks.get(row.id)
             if lock is not None and lock.locked():
                 continue
-            if await self.deliver(row.id) is not None:
+            if row.digest:
+                sent += await self._deliver_digests(digest_rows.pop(row.chat_id, []))
+            elif await self.deliver(row.id) is not None:
                 sent += 1
         if sent:
             logger.info("sent %d message(s) from the outbox", sent)
+        return sent
+
+    async def _deliver_digests(self, rows: list[OutboxMessage]) -> int:
+        """One chat's due digest entries, sent a digest at a time; returns how many entries went out."""
+        mine = []
+        for row in rows:
+            if row.id in self._sent_unrecorded:  # sent by this process; only the bookkeeping failed
+                await self._mark_sent(row, self._sent_unrecorded[row.id])
+                continue
+            key = self._process_key
+            if key is not None and row.claimed_by != key:
+                async with self.session_factory.begin() as session:
+                    if not await storage.claim_outbox_message(session, message_id=row.id, process_key=key):
+                        continue  # being sent by a live process sharing the database
+            mine.append(row)
+        by_id = {row.id: row for row in mine}
+        sent = 0
+        for digest in digests([Entry(row.id, row.text, row.reply_markup) for row in mine]):
+            entries = [by_id[entry.id] for entry in digest.entries]
+            if len(entries) == 1:
+                sent += await self.deliver(entries[0].id) is not None
+                continue
+            try:
+                message = await self.bot.send_message(
+                    chat_id=entries[0].chat_id,
+                    text=digest.text,
+                    reply_markup=(
+                        InlineKeyboardMarkup.de_json(digest.reply_markup, self.bot)
+                        if digest.reply_markup
+                        else None
+                    ),
+                )
+            except BadRequest:
+                # Telegram refused the digest itself (a limit it counts differently): each entry on its own,
+                # so that only an entry Telegram refuses alone is lost.
+                logger.warning("a digest of %d entries was refused; sending them one by one", len(entries))
+                for row in entries:
+                    sent += await self.deliver(row.id) is not None
+                continue
+            except (Forbidden, ChatMigrated) as error:
+                for row in entries:
+                    await self._failed(row, error, permanent=True)
+                continue
+            except TelegramError as error:  # retries exhausted: they stay pending, all of them
+                for row in entries:
+                    await self._failed(row, error, permanent=False)
+                continue
+            for row in entries:  # as in _deliver: before anything can wait
+                self._sent_unrecorded[row.id] = message.message_id
+                if self.journal is not None:
+                    self.journal.record(row.id, message.message_id)
+            for row in entries:
+                await self._mark_sent(row, message.message_id)
+            sent += len(entries)
         return sent

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import re
 
@@ -328,7 +329,7 @@ async def test_a_failed_send_is_retried_after_a_growing_pause_with_one_warning_l
     assert [r.fault for r in sends] == [Fault.SERVER_ERROR, Fault.SERVER_ERROR, None]
     # The pauses are lower bounds (asyncio.sleep never wakes early): 0.5 s, then 1 s. A retry at once would
     # hammer a Bot API that is already failing.
-    gaps = [later.at - earlier.at for earlier, later in zip(sends, sends[1:])]
+    gaps = [later.at - earlier.at for earlier, later in itertools.pairwise(sends)]
     assert gaps[0] >= FIRST_BACKOFF_SECONDS and gaps[1] >= 2 * FIRST_BACKOFF_SECONDS
     warnings = [r.getMessage() for r in caplog.records if "sendMessage failed" in r.getMessage()]
     assert len(warnings) == 2 and all("retrying in" in line for line in warnings)

@@ -376,3 +376,45 @@ async def test_a_ban_after_k_strikes_and_the_log_chats_ban_button_each_ban_once(
     async with bot.session() as session:
         labels = (await session.scalars(select(Feedback).where(Feedback.verdict_id == toxicity.id))).all()
     assert [(f.user_id, f.label, f.trusted) for f in labels] == [(GROUP_ADMIN, toxicity.label, True)]
+
+
+async def test_a_flood_reaches_the_log_chat_in_digests_each_entry_once_and_its_buttons_work(
+    start_bot, toxic_everywhere_model_dir
+):
+    from bot.storage import OutboxMessage, OutboxStatus
+    from bot.telegram.digest import DIGEST_HEADER
+
+    bot = await start_bot(toxicity_model=toxic_everywhere_model_dir)
+    admins_and_rights(bot.api)
+    await configure(bot, f"/settings log {LOG_CHAT}")
+    flood = 30
+    for number in range(flood):
+        say(bot, f"{TOXIC} {number}", user_id=MEMBER + number)
+
+    def logged_ids() -> list[int]:
+        return [int(data.split(":")[2]) for m in bot.api.sent(chat_id=LOG_CHAT) for data in buttons(m)[::3]]
+
+    await settle(bot, lambda: len(logged_ids()) >= flood, timeout=60)
+    rows = await decisions(bot)
+    log = bot.api.sent(chat_id=LOG_CHAT)
+    # Every decision logged exactly once, in the order decided, in fewer messages than entries.
+    assert logged_ids() == [d.id for d in rows] and len(rows) == flood
+    assert len(log) < flood
+    digest = next(m for m in log if m["text"].startswith(DIGEST_HEADER.split("{")[0]))
+    assert f"{TOXIC} " in digest["text"] and "[2] " in digest["text"]
+    async with bot.session() as session:
+        entries = (
+            await session.scalars(select(OutboxMessage).where(OutboxMessage.chat_id == LOG_CHAT))
+        ).all()
+    assert {e.status for e in entries} == {OutboxStatus.SENT} and len(entries) == flood
+    assert {e.sent_message_id for e in entries} == {m["message_id"] for m in log}
+
+    # A button in a digest answers for its own entry, for the group's admins only.
+    second = digest["reply_markup"]["inline_keyboard"][1][1]
+    assert second["text"].startswith("2 ")
+    bot.api.push_callback(data=second["callback_data"], message=digest, user_id=MEMBER)
+    assert (await callback_answers(bot, 1))[-1] == group_texts.LOG_NOT_ADMIN
+    bot.api.push_callback(data=second["callback_data"], message=digest, user_id=GROUP_ADMIN)
+    assert (await callback_answers(bot, 2))[-1] == group_texts.LOG_CONFIRMED
+    answered = [d for d in await decisions(bot) if d.admin_decision is not None]
+    assert [d.id for d in answered] == [int(second["callback_data"].split(":")[2])]
