@@ -82,6 +82,9 @@ class Settings(BaseSettings):
     # The gate: accuracy points a candidate may lose against the active and the reference version on the
     # fixed evaluation set before the loss counts (it must also be significant, see docs/learning-loop.md).
     promotion_tolerance: float = Field(0.5, ge=0.0)
+    # ... and on the set's examples of one class (a significant loss beyond this rejects): a run must not trade
+    # one class's examples for what it learned.
+    promotion_class_tolerance: float = Field(10.0, ge=0.0)
     # Fixed base evaluation examples (never trained on): 20,000 paired reviews put the 95% interval of an accuracy
     # difference at about +-0.5 points, so the tolerance is resolved (5,000 gave +-1 point).
     gate_eval_size: int = Field(20000, ge=100)

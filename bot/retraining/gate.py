@@ -16,7 +16,12 @@ Checks (each shown with its interval):
 3. **Human labels, per class**: on the held-out slice of human labels (corrections and confirmations), the
    candidate must not be significantly worse than the active model on either class. A shortcut such as
    "this phrase -> positive" shows up here as a loss on the other class.
-4. **Calibration, against the active model**: on the fixed evaluation set, the candidate's expected calibration
+4. **Base, per class, against the active model**: on the fixed evaluation set's examples of each gold class,
+   the same test with a wider tolerance (`PROMOTION_CLASS_TOLERANCE` points, default 10). A run that pays for
+   what it learned with one class's examples (one class's error up 12 points, another's down 15, the overall
+   accuracy even) is not promoted: the loop must get better at what people corrected without getting worse
+   elsewhere.
+5. **Calibration, against the active model**: on the fixed evaluation set, the candidate's expected calibration
    error (15 bins, `classifier.calibration`) must not be worse than the active model's by more than
    `CALIBRATION_TOLERANCE` points where a paired bootstrap interval of the difference lies wholly above zero.
    Thresholds (group moderation) read probabilities, so a promotion must not make them mean less.
@@ -151,6 +156,8 @@ class Scores:
     # Each base verdict's confidence; None for the whole: not known; None for one example: left out of the
     # calibration check (its label accepts several answers).
     base_confidence: Sequence[float | None] | None = None
+    # Each base example's gold label (as the evaluation set writes it); None: no per-class check.
+    base_classes: Sequence[str] | None = None
 
 
 def decide(
@@ -163,6 +170,7 @@ def decide(
     tolerance_points: float,
     confidence: float,
     calibration_tolerance_points: float = 1.0,
+    class_tolerance_points: float = 10.0,
     labels_match: bool = True,
     num_labels: int = 2,
 ) -> GateDecision:
@@ -191,6 +199,10 @@ def decide(
             _base_check(
                 "base_vs_reference", candidate.base, reference.base, tolerance, confidence, reference_version
             )
+        )
+    if candidate.base_classes is not None and list(candidate.base_classes) == list(active.base_classes or ()):
+        checks.extend(
+            _class_checks(candidate, active, class_tolerance_points / 100.0, confidence, active_version)
         )
     for label in sorted(candidate.human):
         if label not in active.human or not len(candidate.human[label]):
@@ -239,6 +251,24 @@ def _base_check(
     else:
         rule = "within the tolerance"
     return Check(name, not failed, comparison, rule, other_version)
+
+
+def _class_checks(
+    candidate: Scores, active: Scores, tolerance: float, confidence: float, active_version: int | None
+) -> list[Check]:
+    classes = np.asarray(candidate.base_classes)
+    candidate_base, active_base = np.asarray(candidate.base, bool), np.asarray(active.base, bool)
+    return [
+        _base_check(
+            f"base_class_{name}",
+            candidate_base[classes == name],
+            active_base[classes == name],
+            tolerance,
+            confidence,
+            active_version,
+        )
+        for name in sorted(set(classes.tolist()))
+    ]
 
 
 def _calibration_check(

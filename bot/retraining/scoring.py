@@ -92,15 +92,24 @@ def judge(
     labels_match = sorted(active_labels.items()) == sorted(candidate.id2label.items())
     return decide(
         candidate=Scores(
-            candidate_base, human_candidate, _calibration_confidences(candidate_answers, eval_set)
+            candidate_base,
+            human_candidate,
+            _calibration_confidences(candidate_answers, eval_set),
+            base_classes=eval_set.labels,
         ),
-        active=Scores(active_base, human_active, _calibration_confidences(active_answers, eval_set)),
+        active=Scores(
+            active_base,
+            human_active,
+            _calibration_confidences(active_answers, eval_set),
+            base_classes=eval_set.labels,
+        ),
         reference=Scores(reference_base) if reference_id != active.id else None,
         active_version=active.id,
         reference_version=reference_id,
         tolerance_points=settings.promotion_tolerance,
         confidence=settings.gate_confidence,
         calibration_tolerance_points=settings.calibration_tolerance,
+        class_tolerance_points=settings.promotion_class_tolerance,
         labels_match=labels_match,
         num_labels=len(candidate.id2label),
     )

@@ -72,6 +72,7 @@ CHECK_NAMES = {
     "base_above_chance": "기본 평가 (현재 모델 없음)",
 }
 HUMAN_CHECK = "사람 라벨 보류분 '{label}', 현재 모델 v{other} 대비"
+CLASS_CHECK = "기본 평가 중 '{label}', 현재 모델 v{other} 대비"
 CALIBRATION_CHECK = "확률 보정(ECE, 낮을수록 좋음), 현재 모델 v{other} 대비"
 RULES = {
     "within the tolerance": "허용 범위 안",
@@ -114,6 +115,9 @@ def gate_summary(gate: dict[str, Any]) -> str:
         name = check.get("name", "")
         if name.startswith("human_"):
             title = HUMAN_CHECK.format(label=name.removeprefix("human_"), other=check.get("other_version"))
+        elif name.startswith("base_class_"):  # a binary label accepts several answers: "공격적|혐오"
+            label = name.removeprefix("base_class_").replace("|", " 또는 ")
+            title = CLASS_CHECK.format(label=label, other=check.get("other_version"))
         else:
             title = CHECK_NAMES.get(name, name).format(other=check.get("other_version"))
         mark = "✔" if check.get("passed") else "✘"

@@ -256,3 +256,51 @@ def test_examples_without_a_confidence_are_left_out_of_the_calibration_check():
     nothing = calibration_gate(candidate, [None] * N, active, [None] * N)
     (check,) = [check for check in nothing.checks if check.name == "calibration_vs_active"]
     assert check.passed and check.comparison is None and nothing.promote
+
+
+def class_gate(candidate, active, classes, *, class_tolerance=10.0):
+    return decide(
+        candidate=Scores(candidate, base_classes=classes),
+        active=Scores(active, base_classes=classes),
+        reference=None,
+        active_version=2,
+        reference_version=None,
+        tolerance_points=0.5,
+        confidence=CONFIDENCE,
+        class_tolerance_points=class_tolerance,
+    )
+
+
+def test_a_run_that_trades_one_class_for_another_is_rejected_though_its_accuracy_held():
+    classes = ["정상"] * 2000 + ["공격적"] * 1000 + ["공격적|혐오"] * 2000
+    active = model(0.7, seed=3)
+    candidate = list(active)
+    offensive = [i for i in range(2000, 3000) if candidate[i]][:150]  # 공격적: 15 points worse
+    normal = [i for i in range(2000) if not candidate[i]][:150]  # 정상: 7.5 points better
+    for i in offensive:
+        candidate[i] = False
+    for i in normal:
+        candidate[i] = True
+    decision = class_gate(candidate, active, classes)
+    assert sum(candidate) == sum(active)  # the overall accuracy did not move
+    checks = {check.name: check for check in decision.checks}
+    assert set(checks) == {"base_vs_active", "base_class_정상", "base_class_공격적", "base_class_공격적|혐오"}
+    assert checks["base_vs_active"].passed and checks["base_class_정상"].passed
+    assert not checks["base_class_공격적"].passed and not decision.promote
+    assert checks["base_class_공격적"].comparison.n == 1000
+    assert (
+        "base_class_공격적: significantly worse and the loss exceeds the tolerance (10 points)"
+        in decision.reason
+    )
+    # Within the class tolerance (here 20 points) the same trade passes.
+    assert class_gate(candidate, active, classes, class_tolerance=20).promote
+
+
+def test_the_class_check_reads_in_korean():
+    from bot.retraining.texts import gate_summary
+
+    classes = ["정상"] * (N // 2) + ["공격적|혐오"] * (N // 2)
+    decision = class_gate(model(0.8), model(0.8), classes)
+    text = gate_summary({**decision.record(), "confidence": CONFIDENCE})
+    assert "✔ 기본 평가 중 '공격적 또는 혐오', 현재 모델 v2 대비:" in text
+    assert "✔ 기본 평가 중 '정상', 현재 모델 v2 대비:" in text
