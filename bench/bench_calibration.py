@@ -76,10 +76,13 @@ def score_path(version: Path, backend: str, texts: list[str], labels: list[int],
     (the temperature baked into its head) and `after_map` (then its confidence map: what the bot serves)."""
     from classifier import Classifier
     from classifier.confidence_map import ConfidenceMap
+    from classifier.fastpath import ONNX_INT8, read_int8_confidence_map
     from trainer.temperature import undo_temperature
 
     classifier = Classifier.load(version, backend=backend, apply_confidence_map=False)
-    confidence_map = ConfidenceMap.read(version)
+    # The int8 path serves its own map (fitted on the same held-out verdicts when its artefact was built).
+    own_map = read_int8_confidence_map(version) if backend == ONNX_INT8 else None
+    confidence_map = own_map or ConfidenceMap.read(version)
     if confidence_map is None:
         raise SystemExit(f"{version} was trained before confidence maps; remove it and run again")
     started = time.perf_counter()
@@ -98,6 +101,9 @@ def score_path(version: Path, backend: str, texts: list[str], labels: list[int],
     truth = np.asarray(labels)
     return {
         "backend": classifier.backend,
+        "map": "the int8 path's own"
+        if own_map is not None
+        else "the version's (fitted on torch's probabilities)",
         "seconds": round(seconds, 1),
         "before": _score(before, truth),
         "after": _score(after, truth),
@@ -223,7 +229,8 @@ def trained_by_recipe(version: Path, config) -> bool:
     except (OSError, ValueError, KeyError):
         return False
     sizes = (data.get("train_size"), data.get("eval_size"))
-    return (version / "confidence_map.json").is_file() and sizes == (config.train_size, config.eval_size)
+    kept = all((version / name).is_file() for name in ("confidence_map.json", "calibration_set.jsonl"))
+    return kept and sizes == (config.train_size, config.eval_size)
 
 
 def load_calibration_texts(config) -> list[str]:

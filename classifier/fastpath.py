@@ -35,6 +35,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from classifier.confidence_map import ConfidenceMap
+
 logger = logging.getLogger(__name__)
 
 ARTEFACT_DIR = "onnx"
@@ -162,6 +166,9 @@ def build_fast_path(
                 else:
                     source = staged.get(ONNX_FP32, artefact_file(model_dir, ONNX_FP32))
                     entry = quantize_int8_static(model_dir, source, output, texts=calibration_texts)
+                    int8_map = fit_int8_confidence_map(model_dir, output)
+                    if int8_map is not None:
+                        entry["confidence_map"] = int8_map
                 entry["bytes"] = output.stat().st_size
                 entries[item] = entry
                 staged[item] = output
@@ -191,6 +198,40 @@ def build_fast_path(
         time.perf_counter() - start,
     )
     return artefact_file(model_dir, kind)
+
+
+def fit_int8_confidence_map(model_dir: Path, int8_file: Path) -> dict[str, Any] | None:
+    """The int8 path's own confidence map, fitted on the held-out verdicts the version's map was fitted on
+    (classifier/confidence_map.py); None when the version kept none (trained before they were kept)."""
+    from classifier.calibration import expected_calibration_error
+    from classifier.confidence_map import fit_confidence_map, read_calibration_set
+    from classifier.model import Classifier
+
+    held_out = read_calibration_set(model_dir)
+    if held_out is None:
+        return None
+    texts, labels = held_out
+    classifier = Classifier.load(
+        model_dir, backend=ONNX_INT8, onnx_file=int8_file, apply_confidence_map=False, device="cpu"
+    )
+    names = [classifier.id2label[label] for label in sorted(classifier.id2label)]
+    probabilities = np.array([[v.probabilities[name] for name in names] for v in classifier.predict(texts)])
+    fitted = fit_confidence_map(probabilities, np.asarray(labels))
+    correct = probabilities.argmax(axis=1) == np.asarray(labels)
+    return {
+        **fitted.to_json(),
+        "ece_before_map_in_sample": expected_calibration_error(probabilities.max(axis=1), correct),
+        "ece_after_map_in_sample": expected_calibration_error(
+            fitted.apply(probabilities).max(axis=1), correct
+        ),
+    }
+
+
+def read_int8_confidence_map(model_dir: Path) -> ConfidenceMap | None:
+    """The int8 path's map from the artefact's manifest (None: it has none, so the version's map serves)."""
+    entry = (_read_manifest(model_dir) or {}).get("files", {}).get(ONNX_INT8, {})
+    data = entry.get("confidence_map") if isinstance(entry, dict) else None
+    return ConfidenceMap.from_json(data) if isinstance(data, dict) else None
 
 
 def quantize_int8_static(

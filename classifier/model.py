@@ -272,6 +272,14 @@ class Classifier:
             model.to(target)
             runner = TorchRunner(model, target)
 
+        if backend == ONNX_INT8 and apply_confidence_map and onnx_file is None:
+            # The int8 path's own map, fitted on its own held-out verdicts when the artefact was built.
+            from classifier import fastpath
+
+            try:
+                confidence_map = fastpath.read_int8_confidence_map(path) or confidence_map
+            except ConfidenceMapError as error:
+                raise ModelDirError(path, f"its int8 confidence map is unusable ({error})") from error
         model_limit = _model_max_length(config, tokenizer)
         if max_length is None:
             max_length = model_limit

@@ -19,6 +19,7 @@ import torch
 
 from classifier.calibration import expected_calibration_error
 from classifier.confidence_map import ConfidenceMap
+from classifier.confidence_map import fit_confidence_map as fit_map_on_probabilities
 
 # T is searched on a log scale within these bounds: wider than any sane model needs, and it keeps a degenerate
 # fit (a held-out set the model gets wholly right) from sending the logits to infinity.
@@ -74,39 +75,10 @@ def calibration_summary(logits: np.ndarray, labels: np.ndarray, temperature: flo
 
 
 def fit_confidence_map(logits: np.ndarray, labels: np.ndarray, temperature: float) -> ConfidenceMap:
-    """The second step (classifier/confidence_map.py): isotonic regression of whether each held-out verdict was
-    right on its top probability after the temperature. Each of its steps (a run of verdicts it gives one value)
-    becomes two knots, at its lowest and highest confidence, valued (right + 1) / (verdicts + 2): a step of 40
-    verdicts that were all right says 97.6 %, not a certainty no held-out set can show."""
-    from sklearn.isotonic import IsotonicRegression
-
-    logits = np.asarray(logits, dtype=np.float64)
-    labels = np.asarray(labels, dtype=np.int64)
-    probabilities = np.exp(_log_softmax(logits / temperature))
-    order = np.argsort(probabilities.max(axis=-1), kind="stable")
-    confidence = probabilities.max(axis=-1)[order]
-    correct = (probabilities.argmax(axis=-1) == labels)[order].astype(np.float64)
-    fitted = IsotonicRegression(y_min=0.0, y_max=1.0, increasing=True).fit_transform(confidence, correct)
-    # Steps: runs of equal fitted values (the verdicts sorted by confidence).
-    starts = np.flatnonzero(np.r_[True, np.diff(fitted) != 0])
-    ends = np.r_[starts[1:], len(fitted)]
-    knots: list[float] = []
-    values: list[float] = []
-    for start, end in zip(starts, ends, strict=True):
-        value = (correct[start:end].sum() + 1.0) / (end - start + 2.0)
-        for knot in (confidence[start], confidence[end - 1]):
-            if (
-                knots and knot <= knots[-1]
-            ):  # a step of one confidence, or one that starts where the last ended
-                values[-1] = max(values[-1], value)
-                continue
-            knots.append(float(knot))
-            values.append(float(value))
-    return ConfidenceMap(
-        confidence=tuple(knots),
-        calibrated=tuple(float(v) for v in np.maximum.accumulate(values)),
-        fitted_on=len(labels),
-    )
+    """The second step (classifier/confidence_map.py): the isotonic map of each held-out verdict's correctness on
+    its top probability after the temperature."""
+    probabilities = np.exp(_log_softmax(np.asarray(logits, dtype=np.float64) / temperature))
+    return fit_map_on_probabilities(probabilities, labels)
 
 
 def confidence_map_summary(

@@ -28,6 +28,7 @@ from transformers import (
     set_seed,
 )
 
+from classifier.confidence_map import save_calibration_set
 from trainer.callbacks import AbortOnNonFiniteLoss, JsonProgressCallback
 from trainer.config import SCRATCH_DEFAULT_MAX_LENGTH, TrainConfig, TrainingError
 from trainer.data import LabelledTexts, TrainingData, load_training_data
@@ -379,6 +380,8 @@ def _train(config: TrainConfig, *, started: float, json_stream) -> dict:
             trainer.model.save_pretrained(staging)
             tokenizer.save_pretrained(staging)
             confidence_map.save(staging)
+            # The verdicts the map was fitted on: building the int8 fast path fits that path its own map on them.
+            save_calibration_set(staging, list(data.eval.texts), [int(label) for label in data.eval.labels])
             plot_training_curves(
                 history,
                 staging / "training_curves.png",

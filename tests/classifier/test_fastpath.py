@@ -122,8 +122,12 @@ def test_every_runtime_serves_the_versions_confidence_map(
 ) -> None:
     from classifier.confidence_map import ConfidenceMap
 
-    confidence_map = ConfidenceMap.read(built_dir)
-    assert confidence_map is not None  # the trainer fitted one
+    # The int8 path serves its own map, fitted when its artefact was built; the others the trainer's.
+    if backend == fastpath.ONNX_INT8:
+        confidence_map = fastpath.read_int8_confidence_map(built_dir)
+    else:
+        confidence_map = ConfidenceMap.read(built_dir)
+    assert confidence_map is not None
     served = Classifier.load(built_dir, device="cpu", backend=backend).predict(held_out)
     unmapped = Classifier.load(built_dir, device="cpu", backend=backend, apply_confidence_map=False).predict(
         held_out
@@ -136,6 +140,30 @@ def test_every_runtime_serves_the_versions_confidence_map(
     assert [v.label for v in served] == [v.label for v in unmapped]
     assert np.abs(rows(served) - rows(unmapped)).max() > 0.01  # the map moved them
     assert rows(served).max() < 1.0  # no held-out set shows a certainty
+
+
+def test_the_int8_path_gets_its_own_map_fitted_on_the_versions_held_out_verdicts(
+    built_dir: Path, scratch_model_dir: Path, calibration: list[str], tmp_path: Path
+) -> None:
+    from classifier.confidence_map import CALIBRATION_SET_FILE, ConfidenceMap, read_calibration_set
+
+    held_out_texts, held_out_labels = read_calibration_set(scratch_model_dir)  # the trainer kept them
+    assert len(held_out_texts) == len(held_out_labels) > 0
+    own = fastpath.read_int8_confidence_map(built_dir)
+    assert own is not None and own.fitted_on == len(held_out_texts)
+    assert own != ConfidenceMap.read(built_dir)  # fitted on the int8 path's own probabilities
+    entry = json.loads((built_dir / fastpath.ARTEFACT_DIR / fastpath.MANIFEST_FILE).read_text())["files"]
+    fit = entry[fastpath.ONNX_INT8]["confidence_map"]
+    assert fit["ece_after_map_in_sample"] <= fit["ece_before_map_in_sample"]
+
+    # A version trained before the trainer kept them: its int8 path serves the version's map, as before.
+    older = copy_version(scratch_model_dir, tmp_path / "older")
+    (older / CALIBRATION_SET_FILE).unlink()
+    fastpath.build_fast_path(older, fastpath.ONNX_INT8, calibration_texts=calibration)
+    assert fastpath.read_int8_confidence_map(older) is None
+    assert Classifier.load(
+        older, device="cpu", backend=fastpath.ONNX_INT8
+    ).confidence_map == ConfidenceMap.read(older)
 
 
 def test_quantize_true_serves_the_fast_backend_without_torch_weights(built_dir: Path) -> None:
