@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 
+from bot_identity import TOKEN
 from bot_records import callback_answers, verdict_for
 from fake_telegram import Fault
 from sqlalchemy import select
@@ -418,3 +419,41 @@ async def test_a_flood_reaches_the_log_chat_in_digests_each_entry_once_and_its_b
     assert (await callback_answers(bot, 2))[-1] == group_texts.LOG_CONFIRMED
     answered = [d for d in await decisions(bot) if d.admin_decision is not None]
     assert [d.id for d in answered] == [int(second["callback_data"].split(":")[2])]
+
+
+async def test_a_digest_telegram_fails_to_take_stays_pending_and_goes_out_once_later(start_bot):
+    from datetime import timedelta
+
+    from bot import storage
+    from bot.storage import OutboxMessage, OutboxStatus
+    from bot.storage.models import utcnow
+    from bot.telegram.digest import DIGEST_HEADER
+
+    bot = await start_bot(telegram_send_attempts=2)
+    bot.api.inject("sendMessage", Fault.SERVER_ERROR, Fault.SERVER_ERROR)  # every attempt of the first send
+    # Ten log entries due at once, as a flood leaves them (stored with their decisions, sent by the flusher).
+    async with bot.session() as session:
+        for number in range(10):
+            row = await storage.enqueue_message(
+                session,
+                bot_id=int(TOKEN.split(":")[0]),  # the bot under test (its token says its id)
+                chat_id=LOG_CHAT,
+                text=f"기록 {number}",
+                reply_markup={"inline_keyboard": [[{"text": "맞아요", "callback_data": f"gm:ok:{number}"}]]},
+                digest=True,
+            )
+            row.created_at = utcnow() - timedelta(seconds=10)
+    await settle(bot, lambda: len(bot.api.sent(chat_id=LOG_CHAT)) >= 1, timeout=30)
+
+    attempts = bot.api.calls("sendMessage", ok_only=False)
+    assert [r.fault for r in attempts] == [Fault.SERVER_ERROR, Fault.SERVER_ERROR, None]
+    assert all(r.params["text"].startswith(DIGEST_HEADER.format(count=10)) for r in attempts)
+    (digest,) = bot.api.sent(chat_id=LOG_CHAT)
+    assert [b["callback_data"] for row in digest["reply_markup"]["inline_keyboard"] for b in row] == [
+        f"gm:ok:{number}" for number in range(10)
+    ]
+    async with bot.session() as session:
+        rows = (await session.scalars(select(OutboxMessage).where(OutboxMessage.chat_id == LOG_CHAT))).all()
+    assert {(r.status, r.sent_message_id, r.attempts) for r in rows} == {
+        (OutboxStatus.SENT, digest["message_id"], 2)
+    }
