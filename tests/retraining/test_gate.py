@@ -45,15 +45,26 @@ def noisy(base: list[bool], changes: int, *, seed: int) -> list[bool]:
     return flipped
 
 
-def gate(candidate, active, reference=None, *, human=None, active_human=None, tolerance=0.5):
+def gate(
+    candidate,
+    active,
+    reference=None,
+    *,
+    human=None,
+    active_human=None,
+    tolerance=0.5,
+    classes=None,
+    class_tolerance=10.0,
+):
     return decide(
-        candidate=Scores(candidate, human or {}),
-        active=None if active is None else Scores(active, active_human or {}),
+        candidate=Scores(candidate, human or {}, base_classes=classes),
+        active=None if active is None else Scores(active, active_human or {}, base_classes=classes),
         reference=None if reference is None else Scores(reference),
         active_version=2,
         reference_version=None if reference is None else 1,
         tolerance_points=tolerance,
         confidence=CONFIDENCE,
+        class_tolerance_points=class_tolerance,
     )
 
 
@@ -258,19 +269,6 @@ def test_examples_without_a_confidence_are_left_out_of_the_calibration_check():
     assert check.passed and check.comparison is None and nothing.promote
 
 
-def class_gate(candidate, active, classes, *, class_tolerance=10.0):
-    return decide(
-        candidate=Scores(candidate, base_classes=classes),
-        active=Scores(active, base_classes=classes),
-        reference=None,
-        active_version=2,
-        reference_version=None,
-        tolerance_points=0.5,
-        confidence=CONFIDENCE,
-        class_tolerance_points=class_tolerance,
-    )
-
-
 def test_a_run_that_trades_one_class_for_another_is_rejected_though_its_accuracy_held():
     classes = ["정상"] * 2000 + ["공격적"] * 1000 + ["공격적|혐오"] * 2000
     active = model(0.7, seed=3)
@@ -281,7 +279,7 @@ def test_a_run_that_trades_one_class_for_another_is_rejected_though_its_accuracy
         candidate[i] = False
     for i in normal:
         candidate[i] = True
-    decision = class_gate(candidate, active, classes)
+    decision = gate(candidate, active, classes=classes)
     assert sum(candidate) == sum(active)  # the overall accuracy did not move
     checks = {check.name: check for check in decision.checks}
     assert set(checks) == {"base_vs_active", "base_class_정상", "base_class_공격적", "base_class_공격적|혐오"}
@@ -293,14 +291,14 @@ def test_a_run_that_trades_one_class_for_another_is_rejected_though_its_accuracy
         in decision.reason
     )
     # Within the class tolerance (here 20 points) the same trade passes.
-    assert class_gate(candidate, active, classes, class_tolerance=20).promote
+    assert gate(candidate, active, classes=classes, class_tolerance=20).promote
 
 
 def test_the_class_check_reads_in_korean():
     from bot.retraining.texts import gate_summary
 
     classes = ["정상"] * (N // 2) + ["공격적|혐오"] * (N // 2)
-    decision = class_gate(model(0.8), model(0.8), classes)
+    decision = gate(model(0.8), model(0.8), classes=classes)
     text = gate_summary({**decision.record(), "confidence": CONFIDENCE})
     assert "✔ 기본 평가 중 '공격적 또는 혐오', 현재 모델 v2 대비:" in text
     assert "✔ 기본 평가 중 '정상', 현재 모델 v2 대비:" in text
