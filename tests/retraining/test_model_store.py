@@ -109,6 +109,7 @@ async def test_a_promoted_candidate_is_published_before_it_is_active(
         korpora_root=korpora_root,
         model_store_url=bucket,
         promotion_tolerance=100.0,  # whatever a short run trains is promoted: the store is what is tested
+        promotion_class_tolerance=100.0,
         calibration_tolerance=100.0,
         gate_eval_size=1000,
     )

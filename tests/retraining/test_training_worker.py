@@ -40,7 +40,12 @@ from bot.storage import (
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
 # The gate is not what these tests are about: whatever a short run trains, it is promoted.
-LENIENT_GATE = {"promotion_tolerance": 100.0, "calibration_tolerance": 100.0, "gate_eval_size": 1000}
+LENIENT_GATE = {
+    "promotion_tolerance": 100.0,
+    "promotion_class_tolerance": 100.0,
+    "calibration_tolerance": 100.0,
+    "gate_eval_size": 1000,
+}
 
 
 def worker_environment(settings, korpora_root, **extra: str) -> dict[str, str]:
@@ -58,6 +63,8 @@ def worker_environment(settings, korpora_root, **extra: str) -> dict[str, str]:
         "RETRAIN_LEARNING_RATE": "5e-4",
         "CORRECTION_NEIGHBOURS": "0",
         "PROMOTION_TOLERANCE": str(settings.promotion_tolerance),
+        "PROMOTION_CLASS_TOLERANCE": str(settings.promotion_class_tolerance),
+        "RETRAIN_SEED": str(settings.retrain_seed),
         "CALIBRATION_TOLERANCE": str(settings.calibration_tolerance),
         "GATE_EVAL_SIZE": str(settings.gate_eval_size),
         "RUN_HEARTBEAT_SECONDS": "0.5",
