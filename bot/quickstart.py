@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import sys
 from pathlib import Path
 
@@ -44,11 +45,28 @@ SAMPLE_REVIEWS = (
 )
 
 
-def _hub_reachable(name: str) -> bool:
+def hub_answers(timeout_seconds: float = 3.0) -> bool:
+    """Whether the model hub's host (HF_ENDPOINT) takes a TCP connection. Offline, huggingface_hub retries each
+    file for about 23 s before it gives up; this probe decides in at most `timeout_seconds`."""
+    from urllib.parse import urlsplit
+
+    from huggingface_hub import constants
+
+    endpoint = urlsplit(constants.ENDPOINT)
+    port = endpoint.port or (443 if endpoint.scheme == "https" else 80)
+    try:
+        with socket.create_connection((endpoint.hostname, port), timeout=timeout_seconds):
+            return True
+    except OSError:  # no name resolution, refused, unreachable or timed out
+        return False
+
+
+def _checkpoint_loads(name: str) -> bool:
     from transformers import AutoConfig
 
     try:
-        AutoConfig.from_pretrained(name)
+        # Without the hub, a checkpoint already in the local cache still loads.
+        AutoConfig.from_pretrained(name, local_files_only=not hub_answers())
     except OSError:
         return False
     return True
@@ -56,7 +74,7 @@ def _hub_reachable(name: str) -> bool:
 
 def choose_base(configured: str) -> str:
     """The configured checkpoint where it loads; offline, the shared pretrained encoder, else a scratch BERT."""
-    if Path(configured).exists() or _hub_reachable(configured):
+    if Path(configured).exists() or _checkpoint_loads(configured):
         return configured
     if SHARED_ENCODER.exists():
         print(f"{configured} is not reachable (no model hub here); fine-tuning {SHARED_ENCODER} instead.")
