@@ -59,6 +59,7 @@ cluster: $(STAMP)
 # The other bench/ scripts are run by hand (bench/README.md).
 RELIABILITY_JSON := bench/results/reliability.json
 bench: $(STAMP)
+	$(BIN)/python -m bench.bench_quickstart
 	$(BIN)/python -m bench.bench_serving
 	for scenario in a b d c; do $(BIN)/python -m bench.bench_learning_loop --scenario $$scenario || exit 1; done
 	$(BIN)/python -m bench.bench_calibration

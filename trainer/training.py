@@ -27,6 +27,7 @@ from transformers import (
     TrainingArguments,
     set_seed,
 )
+from transformers.trainer_utils import EvalPrediction, PredictionOutput
 
 from classifier.confidence_map import save_calibration_set
 from trainer.callbacks import AbortOnNonFiniteLoss, JsonProgressCallback
@@ -231,6 +232,23 @@ def _training_arguments(
     )
 
 
+def _best_evaluation(state, evaluations: dict[int, EvalPrediction]) -> PredictionOutput | None:
+    """The held-out logits of the checkpoint training ended on (the best, loaded at the end), from its epoch's
+    evaluation: that checkpoint was saved right after it, so predicting the held-out rows again would only compute
+    the same logits a second time. None when there is no such record (then the caller predicts them)."""
+    step = state.best_global_step
+    found = evaluations.get(step) if step is not None else None
+    loss = next(
+        (row["eval_loss"] for row in state.log_history if row.get("step") == step and "eval_loss" in row),
+        None,
+    )
+    if found is None or loss is None:
+        return None
+    return PredictionOutput(
+        predictions=found.predictions, label_ids=found.label_ids, metrics={"eval_loss": loss}
+    )
+
+
 @contextlib.contextmanager
 def _checkpoint_folder(requested: Path | None):
     """The folder for epoch checkpoints, removed on the way out: the caller's (a retraining run's own folder, so it
@@ -276,7 +294,10 @@ def _train(config: TrainConfig, *, started: float, json_stream) -> dict:
     eval_rows = _encode(tokenizer, data.eval, max_length)
     num_labels = len(data.id2label)
 
-    def compute_metrics(prediction) -> dict:
+    evaluations: dict[int, EvalPrediction] = {}  # each evaluation during training, by global step
+
+    def compute_metrics(prediction: EvalPrediction) -> dict:
+        evaluations[trainer.state.global_step] = prediction
         found = classification_metrics(
             np.argmax(prediction.predictions, axis=-1), prediction.label_ids, num_labels
         )
@@ -305,7 +326,9 @@ def _train(config: TrainConfig, *, started: float, json_stream) -> dict:
             callbacks=callbacks,
         )
         train_output = trainer.train()
-        prediction = trainer.predict(eval_rows, metric_key_prefix="eval")
+        prediction = _best_evaluation(trainer.state, evaluations) or trainer.predict(
+            eval_rows, metric_key_prefix="eval"
+        )
         if not math.isfinite(prediction.metrics["eval_loss"]):
             raise TrainingError(f"Evaluation loss is {prediction.metrics['eval_loss']}; the model diverged")
 
