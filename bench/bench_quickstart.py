@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import os
 import platform
+import re
 import shutil
 import subprocess
 import sys
@@ -37,6 +38,7 @@ STEP_MARKERS = (
     ("toxicity samples", "Sample predictions with the active toxicity model"),
 )
 OFFLINE_SWITCHES = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
+SAMPLE_LINE = re.compile(r"^\[.+ 입니다\.\] 확률은: ")  # the tutorial's format, as `moderator predict` prints it
 logger = logging.getLogger(__name__)
 
 
@@ -99,7 +101,7 @@ def main(argv: list[str] | None = None) -> None:
     code, lines, total = run_quickstart(args.workdir)
     if code != 0:
         raise SystemExit(f"the quick start exited with {code}; its output is above")
-    samples = [line for _, line in lines if line.startswith("[")]
+    samples = [line for _, line in lines if SAMPLE_LINE.match(line)]
     result = {
         "command": "python -m bench.bench_quickstart",
         "what": "python -m bot.quickstart in an empty folder: a fresh SQLite database, both first models trained "
