@@ -22,8 +22,8 @@ logger = logging.getLogger(__name__)
 NSMC_ID2LABEL = {0: "부정", 1: "긍정"}
 # Neighbours of the extra examples fill at most 1/this of the base rows: they lean towards the starting model's
 # mistakes, and a sample made mostly of those (hard, often noisily labelled rows) unlearns the rest. Half, not a
-# quarter: the 148 labels of the learning-loop benchmark's scenario (b) want about 1,300 rows of 4,000, and capped
-# at 1,000 the run learned the corrected pattern markedly less, with no gain elsewhere (docs/benchmarks.md).
+# quarter: the ~145 labels of the learning-loop benchmark's scenario (b) ask for about 1,300 rows of 4,000, and a
+# quarter cut them to 1,000 (docs/benchmarks.md has that scenario's run at half).
 NEIGHBOUR_SHARE_DIVISOR = 2
 
 
