@@ -38,7 +38,8 @@ STEP_MARKERS = (
     ("toxicity samples", "Sample predictions with the active toxicity model"),
 )
 OFFLINE_SWITCHES = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
-SAMPLE_LINE = re.compile(r"^\[.+ 입니다\.\] 확률은: ")  # the tutorial's format, as `moderator predict` prints it
+# A sample prediction in the tutorial's format, as `moderator predict` prints it.
+SAMPLE_LINE = re.compile(r"^\[.+ 입니다\.\] 확률은: ")
 logger = logging.getLogger(__name__)
 
 
