@@ -29,7 +29,6 @@ import hashlib
 import json
 import logging
 import os
-import platform
 import random
 import shutil
 import statistics
@@ -39,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.bench_learning_loop import REPO_ROOT, SHARED_DIR, BotUnderTest, ensure_quickstart_model
-from bench.common import nsmc_file
+from bench.common import machine_record, nsmc_file
 from bench.learning_loop_data import DEFAULT_MODEL_DIR, wilson_ci
 
 logger = logging.getLogger("bench.group")
@@ -445,13 +444,7 @@ async def main_async(args) -> dict[str, Any]:
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "command": "python -m bench.bench_group" + (" --smoke" if args.smoke else ""),
         "smoke": args.smoke,
-        "machine": {
-            "cpu_cores": os.cpu_count(),
-            "platform": platform.platform(),
-            "python": platform.python_version(),
-            "load_average_at_start": load_at_start,
-            "load_average_at_end": [round(v, 2) for v in os.getloadavg()],
-        },
+        "machine": machine_record(load_at_start),
         "load": {
             "groups": 2,
             "messages_per_group": args.messages,

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import logging
 import os
-import platform
 import re
 import shutil
 import subprocess
@@ -26,7 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.common import REPO_ROOT, write_result
+from bench.common import REPO_ROOT, machine_record, write_result
 
 NAME = "quickstart"
 GOAL_SECONDS = 7 * 60
@@ -43,7 +42,7 @@ SAMPLE_LINE = re.compile(r"^\[.+ 입니다\.\] 확률은: ")
 logger = logging.getLogger(__name__)
 
 
-def child_environment(workdir: Path) -> dict[str, str]:
+def child_environment() -> dict[str, str]:
     environment = {key: value for key, value in os.environ.items() if key not in OFFLINE_SWITCHES}
     for key in ("TELEGRAM_BOT_TOKEN", "KORPORA_ROOT", "DATABASE_URL", "MODEL_DIR", "WEB_PORT"):
         environment.pop(key, None)  # a new user's defaults, relative to the empty folder
@@ -57,7 +56,7 @@ def run_quickstart(workdir: Path) -> tuple[int, list[tuple[float, str]], float]:
     with subprocess.Popen(
         [sys.executable, "-m", "bot.quickstart"],
         cwd=workdir,
-        env={**child_environment(workdir), "PYTHONPATH": str(REPO_ROOT), "PYTHONUNBUFFERED": "1"},
+        env={**child_environment(), "PYTHONPATH": str(REPO_ROOT), "PYTHONUNBUFFERED": "1"},
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -107,13 +106,7 @@ def main(argv: list[str] | None = None) -> None:
         "command": "python -m bench.bench_quickstart",
         "what": "python -m bot.quickstart in an empty folder: a fresh SQLite database, both first models trained "
         "and imported (int8 fast path), the sample predictions; no Telegram token, stdin not a terminal",
-        "machine": {
-            "cpu_cores": os.cpu_count(),
-            "platform": platform.platform(),
-            "python": platform.python_version(),
-            "load_average_at_start": load_at_start,
-            "load_average_at_end": [round(value, 2) for value in os.getloadavg()],
-        },
+        "machine": machine_record(load_at_start),
         "total_seconds": round(total, 1),
         "goal_seconds": GOAL_SECONDS,
         "goal_met": total <= GOAL_SECONDS,

@@ -229,6 +229,17 @@ def environment(device) -> dict[str, Any]:
     return info
 
 
+def machine_record(load_at_start: list[float]) -> dict[str, Any]:
+    """The machine and how busy it was, for a benchmark that runs the real processes (timings follow load)."""
+    return {
+        "cpu_cores": os.cpu_count(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "load_average_at_start": load_at_start,
+        "load_average_at_end": [round(value, 2) for value in os.getloadavg()],
+    }
+
+
 def markdown_table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
     def cell(value: Any) -> str:
         if value is None:

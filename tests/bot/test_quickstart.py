@@ -20,9 +20,9 @@ def closed_port() -> int:
 
 @pytest.fixture
 def offline_hub(monkeypatch, tmp_path):
-    """The hub's endpoint is a 127.0.0.1 port nobody listens on; the cache is empty."""
+    """The hub's endpoint is a 127.0.0.1 port nobody listens on; the cache is empty (huggingface_hub reads both
+    from its constants, set at import)."""
     monkeypatch.setattr(constants, "ENDPOINT", f"http://127.0.0.1:{closed_port()}")
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hf-home" / "hub"))
 
 
