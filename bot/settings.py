@@ -72,12 +72,14 @@ class Settings(BaseSettings):
     # a map fitted on 1,000 left a candidate worse calibrated than a quick-start model fitted on 2,000, which the
     # gate's calibration check rejected (docs/benchmarks.md, scenario (b)).
     retrain_eval_size: int = 2000
-    # Human labels are oversampled: this many rows each on average, split evenly between the classes so they
-    # teach the distinction without shifting the class balance (one class's rows at most 4x the average).
+    # Human labels are oversampled: this many rows each (on average, with CORRECTION_BALANCE=classes).
     correction_weight: int = Field(4, ge=1)
-    # "classes": the rows split evenly between the classes, as above; "none": every label gets CORRECTION_WEIGHT
-    # rows, so the labels' own class mix reaches the trainer; one-sided labels then teach shortcuts (an ablation).
-    correction_balance: Literal["classes", "none"] = "classes"
+    # "prior": every label gets CORRECTION_WEIGHT rows, and the trainer draws the run's random base rows so the
+    # whole training set keeps the base data's class mix: what people corrected is learned, the prior is not
+    # shifted. "classes": the labels' rows split evenly between the classes (one class's rows at most 4x the
+    # average); a few confirmations of one class then outweigh many corrections of the other (docs/benchmarks.md).
+    # "none": CORRECTION_WEIGHT rows per label and a plain sample of base rows (an ablation).
+    correction_balance: Literal["prior", "classes", "none"] = "prior"
     correction_holdout_fraction: float = Field(0.2, ge=0.0, lt=1.0)  # human labels held out for the gate
     # A correction also brings this many of the base data's most similar labelled rows (trainer/neighbours.py),
     # inside RETRAIN_TRAIN_SIZE: the run learns the mistake's neighbourhood, with the corpus's own labels.

@@ -94,7 +94,13 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=defaults.extra_neighbours,
         help="also train on this many of the base data's most similar labelled rows to each --extra example "
-        "(character n-gram TF-IDF), taken out of --train-size, a quarter of it at most (default %(default)s)",
+        "(character n-gram TF-IDF), taken out of --train-size, half of it at most (default %(default)s)",
+    )
+    data.add_argument(
+        "--keep-class-prior",
+        action="store_true",
+        help="draw the random base rows class by class so that the training set, --extra rows included, keeps "
+        "the base data's class mix",
     )
     recipe = parser.add_argument_group("recipe")
     recipe.add_argument("--epochs", type=float, default=defaults.epochs, help="default %(default)s")
@@ -184,6 +190,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         extra=args.extra,
         extra_weight=args.extra_weight,
         extra_neighbours=args.extra_neighbours,
+        keep_class_prior=args.keep_class_prior,
         exclude=args.exclude,
         epochs=args.epochs,
         batch_size=args.batch_size,

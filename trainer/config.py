@@ -41,8 +41,12 @@ class TrainConfig:
     extra: Path | None = None  # extra labelled examples (text,label[,weight]; label = id or name)
     extra_weight: int = 1  # each extra example appears this many times (times its own weight) in training
     # Also train on this many of the base corpus's nearest rows to each extra example (trainer/neighbours.py),
-    # taken out of train_size (a quarter of it at most). 0: a plain random sample.
+    # taken out of train_size (half of it at most). 0: a plain random sample.
     extra_neighbours: int = 0
+    # Draw the random base rows class by class so that the whole training set (base rows, neighbours and the
+    # extra rows after weighting) keeps the base data's class mix: extra examples of mostly one class then teach
+    # their texts, not a shifted prior. Off: the random rows are a plain sample.
+    keep_class_prior: bool = False
     exclude: Path | None = None  # CSV/TSV with a text column: these texts are never trained or validated on
 
     # Recipe

@@ -10,6 +10,7 @@ import io
 import json
 import logging
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -336,22 +337,30 @@ def load_training_data(config: TrainConfig) -> TrainingData:
         if config.extra_weight < 1:
             raise TrainingError(f"--extra-weight must be at least 1, got {config.extra_weight}")
         extra_frame = read_table(config.extra, text_col="text", label_col="label", optional_cols=("weight",))
-        extra_frame = extra_frame[extra_frame["text"].str.strip() != ""]
+        extra_frame = extra_frame[extra_frame["text"].str.strip() != ""].copy()
+        extra_frame["label_id"] = encode_labels(extra_frame["label"], id2label, source=config.extra)
+        extra_frame["rows"] = [
+            weight * config.extra_weight for weight in _row_weights(extra_frame, source=config.extra)
+        ]
     train_frame, neighbours = _sample_with_neighbours(
         train_frame, extra_frame, config, id2label=id2label, source=train_source
     )
-    _require_two_classes(train_frame, source=train_source, id2label=id2label)
+    _require_two_classes(
+        train_frame if extra_frame is None else pd.concat([train_frame, extra_frame]),
+        source=train_source,
+        id2label=id2label,
+    )
 
     train = _labelled(train_frame)
     extra_size = 0
     extra_mix: dict[str, dict[str, int]] = {}
     if extra_frame is not None:
-        extra_ids = encode_labels(extra_frame["label"], id2label, source=config.extra)
-        weights = _row_weights(extra_frame, source=config.extra)
-        extra_size = len(extra_ids)
+        extra_size = len(extra_frame)
         # Oversampling: repeat each extra example; the Trainer's sampler shuffles them in.
-        for text, label_id, weight in zip(extra_frame["text"], extra_ids, weights, strict=True):
-            repeats = weight * config.extra_weight
+        for text, label_id, repeats in zip(
+            extra_frame["text"], extra_frame["label_id"], extra_frame["rows"], strict=True
+        ):
+            label_id, repeats = int(label_id), int(repeats)
             train.texts.extend([text] * repeats)
             train.labels.extend([label_id] * repeats)
             mix = extra_mix.setdefault(id2label[label_id], {"examples": 0, "rows": 0})
@@ -388,11 +397,19 @@ def _sample_with_neighbours(
     source: str,
 ) -> tuple[pd.DataFrame, int]:
     """`config.train_size` base rows: the nearest rows to each extra example (`config.extra_neighbours` each, at
-    most half the rows; see `trainer.neighbours`), the rest sampled at random. Returns the rows and how many
-    are neighbours."""
+    most half the rows; see `trainer.neighbours`), the rest sampled at random (`_sample_rest`). Returns the rows
+    and how many are neighbours."""
     wanted = config.extra_neighbours
     if extra is None or extra.empty or wanted <= 0 or config.train_size is None or config.train_size < 2:
-        return _sample(frame, config.train_size, seed=config.seed, source=source), 0
+        sampled = _sample_rest(
+            frame,
+            config.train_size,
+            config=config,
+            prior=frame,
+            chosen=_chosen_rows(None, extra),
+            source=source,
+        )
+        return sampled, 0
     from trainer.neighbours import classifier_judge, nearest_rows
 
     frame = frame.reset_index(drop=True)
@@ -415,8 +432,78 @@ def _sample_with_neighbours(
         ", ".join(f"{name} {count}" for name, count in mix.items()) or "none",
         config.train_size - len(neighbours),
     )
-    sampled = _sample(rest, config.train_size - len(neighbours), seed=config.seed, source=source)
+    sampled = _sample_rest(
+        rest,
+        config.train_size - len(neighbours),
+        config=config,
+        prior=frame,
+        chosen=_chosen_rows(neighbours, extra),
+        source=source,
+    )
     return pd.concat([neighbours, sampled], ignore_index=True), len(neighbours)
+
+
+def _chosen_rows(neighbours: pd.DataFrame | None, extra: pd.DataFrame | None) -> Counter[int]:
+    """Training rows per class id already decided before the random sample: the neighbours, and the extra
+    examples as many times as they will be repeated."""
+    counts: Counter[int] = Counter()
+    if neighbours is not None:
+        counts.update(int(label) for label in neighbours["label_id"])
+    if extra is not None:
+        for label, rows in zip(extra["label_id"], extra["rows"], strict=True):
+            counts[int(label)] += int(rows)
+    return counts
+
+
+def _sample_rest(
+    frame: pd.DataFrame,
+    size: int | None,
+    *,
+    config: TrainConfig,
+    prior: pd.DataFrame,
+    chosen: Counter[int],
+    source: str,
+) -> pd.DataFrame:
+    """`size` random rows of `frame`. With `config.keep_class_prior` (and a size) they are drawn class by class, so
+    that they and the rows already `chosen` have `prior`'s class mix as nearly as the rows allow: a class the
+    extra examples add many rows to gets fewer random rows."""
+    if not config.keep_class_prior or size is None or size <= 0 or not chosen:
+        return _sample(frame, size, seed=config.seed, source=source)
+    shares = prior["label_id"].value_counts(normalize=True)
+    total = size + sum(chosen.values())
+    deficits = {label: max(0.0, share * total - chosen[label]) for label, share in shares.items()}
+    quotas = _whole_quotas(deficits, size)
+    groups = dict(tuple(frame.groupby("label_id")))
+    parts = []
+    for label, quota in quotas.items():
+        group = groups.get(label)
+        if group is not None and quota > 0:
+            parts.append(group.sample(n=min(quota, len(group)), random_state=config.seed))
+    sampled = pd.concat(parts) if parts else frame.iloc[:0]
+    if len(sampled) < size:  # a class ran out of rows: the rest at random
+        others = frame.drop(index=sampled.index)
+        sampled = pd.concat(
+            [sampled, others.sample(n=min(size - len(sampled), len(others)), random_state=config.seed)]
+        )
+    mix = sampled["label_id"].value_counts().sort_index()
+    logger.info(
+        "Sampled %d base row(s) keeping the class mix with the %d row(s) already chosen: %s",
+        len(sampled),
+        sum(chosen.values()),
+        ", ".join(f"{label} {count}" for label, count in mix.items()),
+    )
+    return sampled.sample(frac=1.0, random_state=config.seed).reset_index(drop=True)
+
+
+def _whole_quotas(deficits: dict[int, float], size: int) -> dict[int, int]:
+    """`size` split in proportion to `deficits`, in whole rows (largest remainders first)."""
+    whole_total = sum(deficits.values())
+    exact = {label: size * deficit / whole_total for label, deficit in deficits.items()}
+    quotas = {label: int(value) for label, value in exact.items()}
+    by_remainder = sorted(exact, key=lambda label: exact[label] - quotas[label], reverse=True)
+    for label in by_remainder[: size - sum(quotas.values())]:
+        quotas[label] += 1
+    return quotas
 
 
 def _row_weights(frame: pd.DataFrame, *, source: Path) -> list[int]:

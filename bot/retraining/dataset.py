@@ -3,9 +3,10 @@ evaluation set of the promotion gate.
 
 - **Human labels** are every label people ever gave that counts (corrections and confirmations; see
   `bot.storage.export_human_labels`). A stable slice, chosen by a hash of the message id, is held out for the gate
-  and never trained on. The rest is oversampled with class-balanced weights: on average `CORRECTION_WEIGHT`
-  rows each, split evenly between the classes, so labels that are mostly of one class teach the distinction
-  (this phrase, yet this class) instead of shifting the prior towards that class. The trainer repeats each row
+  and never trained on. The rest is oversampled: `CORRECTION_WEIGHT` rows each, and with the default
+  `CORRECTION_BALANCE=prior` the trainer draws its random base rows so the whole set keeps the base data's class
+  mix, so labels that are mostly of one class teach their texts instead of shifting the prior towards that
+  class ("classes" splits the labels' rows evenly between the classes instead). The trainer repeats each row
   its `weight` times.
 - **The gate's evaluation set** is fixed and versioned, one per task. Sentiment: `GATE_EVAL_SIZE` reviews drawn
   once, with a fixed seed, from NSMC's test split (or from `BASE_EVAL_DATA`, or a hash-chosen part of `BASE_DATA`).
@@ -132,12 +133,14 @@ def class_balanced_weights(labels: Sequence[int], *, average_weight: int) -> lis
 
 def human_label_weights(labels: Sequence[int], *, average_weight: int, balance: str) -> list[int]:
     """Rows per human label as `CORRECTION_BALANCE` says: "classes" splits them evenly between the classes
-    (`class_balanced_weights`); "none" gives every label `average_weight` rows, keeping the labels' class mix."""
+    (`class_balanced_weights`); "prior" and "none" give every label `average_weight` rows, keeping the labels'
+    class mix ("prior" then has the trainer draw its random base rows so the whole set keeps the base data's
+    class mix: `base_train_config`)."""
     if balance == "classes":
         return class_balanced_weights(labels, average_weight=average_weight)
-    if balance == "none":
+    if balance in ("prior", "none"):
         return [average_weight] * len(labels)
-    raise ValueError(f"unknown balance {balance!r}; choose classes or none")
+    raise ValueError(f"unknown balance {balance!r}; choose prior, classes or none")
 
 
 def class_mix(
@@ -339,6 +342,7 @@ def base_train_config(
         extra=extra,
         extra_weight=1,
         extra_neighbours=settings.correction_neighbours,
+        keep_class_prior=settings.correction_balance == "prior",
         exclude=exclude,
         epochs=settings.retrain_epochs,
         batch_size=settings.retrain_batch_size,

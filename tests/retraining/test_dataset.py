@@ -107,14 +107,29 @@ def test_a_class_with_very_few_labels_is_boosted_at_most_to_the_cap():
     assert set(weights[:300]) == {1}  # the majority comes down as far as it can (each example once)
 
 
-def test_correction_balance_none_keeps_the_labels_class_mix():
+def test_correction_balance_none_and_prior_keep_the_labels_class_mix():
     labels = [1] * 30 + [0] * 10
     assert human_label_weights(labels, average_weight=4, balance="none") == [4] * 40
+    assert human_label_weights(labels, average_weight=4, balance="prior") == [4] * 40
     balanced = human_label_weights(labels, average_weight=4, balance="classes")
     assert balanced == class_balanced_weights(labels, average_weight=4)
     assert sum(balanced[:30]) == sum(balanced[30:]) == 80  # 160 rows, half each
-    with pytest.raises(ValueError, match="classes or none"):
+    with pytest.raises(ValueError, match="prior, classes or none"):
         human_label_weights(labels, average_weight=4, balance="even")
+
+
+@pytest.mark.parametrize(("balance", "keeps_prior"), [("prior", True), ("classes", False), ("none", False)])
+def test_only_the_prior_balance_asks_the_trainer_to_keep_the_class_mix(tmp_path, balance, keeps_prior):
+    config = base_train_config(
+        make_settings(tmp_path, correction_balance=balance),
+        output=tmp_path / "out",
+        base="scratch",
+        extra=tmp_path / "extra.csv",
+        seed=1,
+        exclude=None,
+        checkpoint_dir=None,
+    )
+    assert config.keep_class_prior is keeps_prior
 
 
 def test_human_labels_csv_carries_names_and_weights_and_the_trainer_balances_them(tmp_path, korpora_root):

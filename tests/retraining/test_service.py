@@ -222,14 +222,16 @@ async def test_retraining_learns_a_corrected_mistake_and_hot_swaps(
         on_disk["gate"]["eval_set"]["size"] == settings.gate_eval_size
         and len(on_disk["gate"]["eval_set"]["hash"]) == 16
     )
-    # Both classes were trained on, balanced: about as many weighted rows of each.
+    # Both classes were trained on, every label CORRECTION_WEIGHT rows (CORRECTION_BALANCE=prior)...
     mix = on_disk["gate"]["human_labels"]["train"]
     assert set(mix) == set(LABEL_NAMES.values()) and all(entry["examples"] > 0 for entry in mix.values())
-    assert all(abs(entry["share"] - 0.5) <= 0.05 for entry in mix.values()), mix
+    assert all(entry["rows"] == settings.correction_weight * entry["examples"] for entry in mix.values()), mix
     assert {row.used_by_run_id for row in feedback} == {run_id}
     run_dir = settings.runs_dir / f"run-{run_id}"
     train_log = (run_dir / "train.log").read_text(encoding="utf-8")
     assert '"event": "progress"' in train_log
+    # ... and the base rows were drawn so the whole set keeps the base data's class mix.
+    assert "--keep-class-prior" in train_log and "keeping the class mix with the" in train_log
     # The trainer child runs on the test process's (pinned) threads.
     assert f"OMP_NUM_THREADS={torch.get_num_threads()} " in train_log
     assert (run_dir / "human_labels_train.csv").exists() and (run_dir / "human_labels_holdout.csv").exists()

@@ -121,6 +121,84 @@ def test_extra_examples_map_names_and_ids_and_are_oversampled(korpora_root: Path
     assert data.extra_class_mix == {"긍정": {"examples": 2, "rows": 8}, "부정": {"examples": 1, "rows": 4}}
 
 
+def _balanced_reviews(path: Path, per_class: int) -> Path:
+    """A CSV with exactly as many 긍정 as 부정 rows."""
+    texts = [f"좋은 영화였다 {i}번째 리뷰" for i in range(per_class)]
+    texts += [f"별로인 영화였다 {i}번째 리뷰" for i in range(per_class)]
+    pd.DataFrame({"text": texts, "label": ["긍정"] * per_class + ["부정"] * per_class}).to_csv(
+        path, index=False
+    )
+    return path
+
+
+def _corrections(path: Path, positives: int, negatives: int) -> Path:
+    texts = [f"평점 1점 준 사람들 뭐지 진짜 재밌는데 {i}" for i in range(positives)]
+    texts += [f"1점도 아깝다 시간 낭비 {i}" for i in range(negatives)]
+    pd.DataFrame({"text": texts, "label": ["긍정"] * positives + ["부정"] * negatives}).to_csv(
+        path, index=False
+    )
+    return path
+
+
+@pytest.mark.parametrize("neighbours", [0, 3])
+def test_keep_class_prior_draws_the_random_rows_so_the_whole_set_keeps_the_base_mix(
+    tmp_path: Path, neighbours
+):
+    """30 긍정 and 2 부정 corrections at weight 4 add 120 and 8 rows. A plain sample leaves the training set
+    mostly 긍정; keeping the prior draws fewer random 긍정 rows, so the set stays half and half as the base data
+    is, and the corrections' own rows are all there."""
+    data_path = _balanced_reviews(tmp_path / "reviews.csv", per_class=300)
+    extra = _corrections(tmp_path / "extra.csv", positives=30, negatives=2)
+    common = {
+        "output": tmp_path / "v",
+        "base": "scratch",
+        "data": data_path,
+        "train_size": 200,
+        "eval_size": 100,
+        "extra": extra,
+        "extra_weight": 4,
+        "extra_neighbours": neighbours,
+    }
+    plain = load_training_data(TrainConfig(**common))
+    kept = load_training_data(TrainConfig(**common, keep_class_prior=True))
+    positive = {name: i for i, name in plain.id2label.items()}["긍정"]
+    for data in (plain, kept):
+        assert len(data.train) == 200 + 128
+        assert data.extra_class_mix == {
+            "긍정": {"examples": 30, "rows": 120},
+            "부정": {"examples": 2, "rows": 8},
+        }
+        assert (data.sizes["neighbour_rows"] > 0) == (neighbours > 0)
+    # A plain sample: about half its random rows are 긍정, on top of the corrections' 120.
+    assert plain.train.labels.count(positive) > 164
+    # Kept: half of the 328 rows, unless the neighbours (the first rows) and corrections are already more.
+    neighbour_positive = kept.train.labels[: kept.sizes["neighbour_rows"]].count(positive)
+    assert kept.train.labels.count(positive) == max(164, 120 + neighbour_positive)
+    assert sorted(kept.train.texts[-128:]) == sorted(plain.train.texts[-128:])  # the same correction rows
+
+
+def test_keep_class_prior_gives_all_random_rows_to_the_other_class_when_the_extra_rows_outnumber_it(
+    tmp_path: Path,
+):
+    data_path = _balanced_reviews(tmp_path / "reviews.csv", per_class=300)
+    extra = _corrections(tmp_path / "extra.csv", positives=100, negatives=0)  # 400 긍정 rows
+    data = load_training_data(
+        TrainConfig(
+            output=tmp_path / "v",
+            base="scratch",
+            data=data_path,
+            train_size=200,
+            eval_size=100,
+            extra=extra,
+            extra_weight=4,
+            keep_class_prior=True,
+        )
+    )
+    negative = {name: i for i, name in data.id2label.items()}["부정"]
+    assert data.train.labels[:200] == [negative] * 200  # as near half and half as the rows allow
+    assert len(data.train) == 600
+
+
 def _config(tmp_path: Path, **overrides) -> TrainConfig:
     return TrainConfig(output=tmp_path / "version", base="scratch", train_size=50, eval_size=10, **overrides)
 
