@@ -4,6 +4,8 @@ starts one). Without TEST_POSTGRES_URL, or with the server unreachable, PostgreS
 
 from __future__ import annotations
 
+import asyncio
+import atexit
 import os
 import uuid
 from collections.abc import AsyncIterator
@@ -15,11 +17,12 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
-from bot.storage import safe_url
+from bot.storage import safe_url, upgrade_database
 
 POSTGRES_URL_ENV = "TEST_POSTGRES_URL"
 
 _postgres_problem: dict[str, str | None] = {}
+_migrated_templates: list[str] = []
 
 
 def _postgres_unavailable(reason: str) -> None:
@@ -55,16 +58,45 @@ async def _postgres_admin_engine() -> AsyncEngine:
     return create_async_engine(make_url(server_url), poolclass=NullPool, isolation_level="AUTOCOMMIT")
 
 
+def _database_url(database_name: str) -> str:
+    server_url = make_url(os.environ[POSTGRES_URL_ENV])
+    return server_url.set(database=database_name).render_as_string(hide_password=False)
+
+
+async def _drop_database(server_url: str, database_name: str) -> None:
+    engine = create_async_engine(make_url(server_url), poolclass=NullPool, isolation_level="AUTOCOMMIT")
+    try:
+        async with engine.connect() as connection:
+            await connection.execute(text(f'DROP DATABASE IF EXISTS "{database_name}" WITH (FORCE)'))
+    finally:
+        await engine.dispose()
+
+
+async def _migrated_template(admin_engine: AsyncEngine) -> str:
+    """This process's template database at the newest migration (created once, dropped at exit): copies of it
+    are what `upgrade_database` would leave in a new database (see tests/migrated_databases.py)."""
+    if not _migrated_templates:
+        name = f"moderator_template_{uuid.uuid4().hex[:16]}"
+        async with admin_engine.connect() as connection:
+            await connection.execute(text(f'CREATE DATABASE "{name}"'))
+        atexit.register(asyncio.run, _drop_database(os.environ[POSTGRES_URL_ENV], name))
+        # Its engine is disposed afterwards: a template may have no connection while it is copied.
+        await asyncio.to_thread(upgrade_database, _database_url(name))
+        _migrated_templates.append(name)
+    return _migrated_templates[0]
+
+
 @asynccontextmanager
-async def fresh_postgres_database() -> AsyncIterator[str]:
-    """The URL of a new, empty database, dropped afterwards (its user needs CREATEDB)."""
+async def fresh_postgres_database(*, migrated: bool = False) -> AsyncIterator[str]:
+    """The URL of a new database, dropped afterwards (its user needs CREATEDB): empty, or with `migrated` at the
+    newest migration (a copy of this process's migrated template)."""
     admin_engine = await _postgres_admin_engine()
     database_name = f"moderator_test_{uuid.uuid4().hex[:16]}"
     try:
+        template = f' TEMPLATE "{await _migrated_template(admin_engine)}"' if migrated else ""
         async with admin_engine.connect() as connection:
-            await connection.execute(text(f'CREATE DATABASE "{database_name}"'))
-        server_url = make_url(os.environ[POSTGRES_URL_ENV])
-        yield server_url.set(database=database_name).render_as_string(hide_password=False)
+            await connection.execute(text(f'CREATE DATABASE "{database_name}"{template}'))
+        yield _database_url(database_name)
         async with admin_engine.connect() as connection:
             await connection.execute(text(f'DROP DATABASE IF EXISTS "{database_name}" WITH (FORCE)'))
     finally:

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from bot_identity import ADMIN_ID, TOKEN
 from fake_telegram import FakeBotApi
+from migrated_databases import migrated_sqlite_url
 from version_copies import copy_with_head
 
 from bot import storage
@@ -64,9 +65,8 @@ def clean_everywhere_model_dir(toxicity_model_dir: Path, tmp_path_factory: pytes
 
 @pytest.fixture
 def database_url(tmp_path: Path) -> str:
-    url = f"sqlite+aiosqlite:///{tmp_path / 'moderator.db'}"
-    storage.upgrade_database(url)
-    return url
+    """A fresh SQLite file at the newest migration (tests/migrated_databases.py)."""
+    return migrated_sqlite_url(tmp_path / "moderator.db")
 
 
 def make_settings(

@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from migrated_databases import migrated_sqlite_url
 from version_copies import copy_with_head
 
 from bench.reliability import record
@@ -53,7 +54,7 @@ def truncated_copy(source: Path, target: Path) -> Path:
 @pytest.fixture
 async def registry(tmp_path):
     settings = settings_for(tmp_path)
-    await asyncio.to_thread(storage.upgrade_database, settings.database_url)
+    await asyncio.to_thread(migrated_sqlite_url, tmp_path / "moderator.db")  # settings' database
     engine = storage.create_engine(settings.database_url)
     yield settings, storage.make_session_factory(engine)
     await engine.dispose()

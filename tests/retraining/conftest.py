@@ -5,14 +5,14 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from migrated_databases import migrated_sqlite_url
 
-from bot.storage import create_engine, make_session_factory, upgrade_database
+from bot.storage import create_engine, make_session_factory
 
 
 @pytest.fixture
 async def session_factory(tmp_path):
-    url = f"sqlite+aiosqlite:///{tmp_path / 'moderator.db'}"
-    await asyncio.to_thread(upgrade_database, url)
+    url = await asyncio.to_thread(migrated_sqlite_url, tmp_path / "moderator.db")
     engine = create_engine(url)
     yield make_session_factory(engine)
     await engine.dispose()

@@ -12,16 +12,22 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
+from migrated_databases import migrated_sqlite_url
 from postgres_databases import fresh_postgres_database
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from bot.storage import create_engine, make_session_factory, upgrade_database
+from bot.storage import create_engine, make_session_factory
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-async def database_url(request: pytest.FixtureRequest, tmp_path) -> AsyncIterator[str]:
-    """The URL of a fresh, empty database (no tables)."""
-    if request.param == "sqlite":
+def backend(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+@pytest.fixture
+async def database_url(backend: str, tmp_path) -> AsyncIterator[str]:
+    """The URL of a fresh, empty database (no tables): for the tests of migrating itself."""
+    if backend == "sqlite":
         yield f"sqlite+aiosqlite:///{tmp_path / 'db' / 'moderator.db'}"
         return
     async with fresh_postgres_database() as url:
@@ -29,10 +35,14 @@ async def database_url(request: pytest.FixtureRequest, tmp_path) -> AsyncIterato
 
 
 @pytest.fixture
-async def migrated_url(database_url: str) -> str:
-    """A fresh database upgraded to the newest migration, the way the bot starts."""
-    await asyncio.to_thread(upgrade_database, database_url)
-    return database_url
+async def migrated_url(backend: str, tmp_path) -> AsyncIterator[str]:
+    """A fresh database at the newest migration, as the bot leaves it at start-up (a copy of a template migrated
+    once per test process: tests/migrated_databases.py)."""
+    if backend == "sqlite":
+        yield await asyncio.to_thread(migrated_sqlite_url, tmp_path / "db" / "moderator.db")
+        return
+    async with fresh_postgres_database(migrated=True) as url:
+        yield url
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from migrated_databases import migrated_sqlite_url
 from web_helpers import WebApp, wait_until_started, web_settings
 
 from bot import storage
@@ -30,8 +31,7 @@ async def start_web(scratch_model_dir: Path, tmp_path: Path) -> AsyncIterator[An
     shutil.copytree(scratch_model_dir, second_dir)
 
     async def start(chat_admins: Any = None, **overrides: Any) -> WebApp:
-        database_url = f"sqlite+aiosqlite:///{tmp_path / 'web.db'}"
-        await asyncio.to_thread(storage.upgrade_database, database_url)
+        database_url = await asyncio.to_thread(migrated_sqlite_url, tmp_path / "web.db")
         settings = web_settings(database_url, tmp_path, **overrides)
         engine = storage.create_engine(database_url)
         session_factory = storage.make_session_factory(engine)
