@@ -63,13 +63,17 @@ def _database_url(database_name: str) -> str:
     return server_url.set(database=database_name).render_as_string(hide_password=False)
 
 
-async def _drop_database(server_url: str, database_name: str) -> None:
-    engine = create_async_engine(make_url(server_url), poolclass=NullPool, isolation_level="AUTOCOMMIT")
+async def _drop_database(admin_engine: AsyncEngine, database_name: str) -> None:
+    async with admin_engine.connect() as connection:
+        await connection.execute(text(f'DROP DATABASE IF EXISTS "{database_name}" WITH (FORCE)'))
+
+
+async def _drop_template(database_name: str) -> None:
+    admin_engine = await _postgres_admin_engine()
     try:
-        async with engine.connect() as connection:
-            await connection.execute(text(f'DROP DATABASE IF EXISTS "{database_name}" WITH (FORCE)'))
+        await _drop_database(admin_engine, database_name)
     finally:
-        await engine.dispose()
+        await admin_engine.dispose()
 
 
 async def _migrated_template(admin_engine: AsyncEngine) -> str:
@@ -79,7 +83,7 @@ async def _migrated_template(admin_engine: AsyncEngine) -> str:
         name = f"moderator_template_{uuid.uuid4().hex[:16]}"
         async with admin_engine.connect() as connection:
             await connection.execute(text(f'CREATE DATABASE "{name}"'))
-        atexit.register(asyncio.run, _drop_database(os.environ[POSTGRES_URL_ENV], name))
+        atexit.register(lambda: asyncio.run(_drop_template(name)))
         # Its engine is disposed afterwards: a template may have no connection while it is copied.
         await asyncio.to_thread(upgrade_database, _database_url(name))
         _migrated_templates.append(name)
@@ -97,7 +101,6 @@ async def fresh_postgres_database(*, migrated: bool = False) -> AsyncIterator[st
         async with admin_engine.connect() as connection:
             await connection.execute(text(f'CREATE DATABASE "{database_name}"{template}'))
         yield _database_url(database_name)
-        async with admin_engine.connect() as connection:
-            await connection.execute(text(f'DROP DATABASE IF EXISTS "{database_name}" WITH (FORCE)'))
+        await _drop_database(admin_engine, database_name)
     finally:
         await admin_engine.dispose()

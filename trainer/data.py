@@ -407,6 +407,7 @@ def _sample_with_neighbours(
             config=config,
             prior=frame,
             chosen=_chosen_rows(None, extra),
+            id2label=id2label,
             source=source,
         )
         return sampled, 0
@@ -438,6 +439,7 @@ def _sample_with_neighbours(
         config=config,
         prior=frame,
         chosen=_chosen_rows(neighbours, extra),
+        id2label=id2label,
         source=source,
     )
     return pd.concat([neighbours, sampled], ignore_index=True), len(neighbours)
@@ -462,6 +464,7 @@ def _sample_rest(
     config: TrainConfig,
     prior: pd.DataFrame,
     chosen: Counter[int],
+    id2label: dict[int, str],
     source: str,
 ) -> pd.DataFrame:
     """`size` random rows of `frame`. With `config.keep_class_prior` (and a size) they are drawn class by class, so
@@ -490,7 +493,7 @@ def _sample_rest(
         "Sampled %d base row(s) keeping the class mix with the %d row(s) already chosen: %s",
         len(sampled),
         sum(chosen.values()),
-        ", ".join(f"{label} {count}" for label, count in mix.items()),
+        ", ".join(f"{id2label[label]} {count}" for label, count in mix.items()),
     )
     return sampled.sample(frac=1.0, random_state=config.seed).reset_index(drop=True)
 
