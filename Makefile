@@ -37,6 +37,8 @@ cluster: $(STAMP)
 # - calibration: the quick-start recipe trained with its fitted temperature and confidence map, ECE before, after
 #   the temperature and after the map on 10,000 unseen NSMC test reviews, torch and the int8 fast path
 #   (bench/results/calibration.json and a reliability diagram; ~15 min);
+# - how many held-out reviews a confidence map needs: maps fitted on 1,000, 2,000 and 5,000 of the quick-start
+#   model's int8 scores, two disjoint draws at a time, scored on 10,000 others (calibration_fit_size.json; ~4 min);
 # - toxicity: the TF-IDF + logistic-regression baseline on BEEP! dev and held-out K-MHaS, with bootstrap
 #   intervals (bench/results/toxicity.json; ~4 min);
 # - the toxicity learning loop through the real bot: lone users and a reviewer correct the first toxicity model's
@@ -63,6 +65,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.bench_serving
 	for scenario in a b d c; do $(BIN)/python -m bench.bench_learning_loop --scenario $$scenario || exit 1; done
 	$(BIN)/python -m bench.bench_calibration
+	$(BIN)/python -m bench.bench_calibration_fit_size
 	$(BIN)/python -m bench.bench_toxicity
 	$(BIN)/python -m bench.bench_toxicity_loop
 	$(BIN)/python -m bench.bench_two_tasks
