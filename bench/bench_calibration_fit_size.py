@@ -28,14 +28,17 @@ from typing import Any
 import numpy as np
 
 from bench.common import REPO_ROOT, base_parser, machine_record, write_result
+from bot.settings import Settings
 
 logger = logging.getLogger("bench.calibration_fit_size")
 
 FIT_SIZES = (1000, 2000, 5000)
 SCORING_SIZE = 10_000
 POOL_SIZE = 10_000  # two disjoint fit sets of the largest size
-GATE_TOLERANCE_POINTS = 1.0  # CALIBRATION_TOLERANCE's default
 DEFAULT_WORKDIR = REPO_ROOT / "data" / "bench-calibration-fit-size"
+GATE_TOLERANCE_POINTS = Settings.model_fields[
+    "calibration_tolerance"
+].default  # the gate's default, in points
 
 
 def unseen_reviews(model_dir: Path, shared_dir: Path, count: int, seed: int) -> tuple[list[str], np.ndarray]:
@@ -62,9 +65,8 @@ def served_copy(model_dir: Path, workdir: Path, shared_dir: Path) -> Path:
     from classifier.fastpath import ONNX_INT8, build_fast_path
 
     copy = workdir / model_dir.name
-    if not (copy / "config.json").is_file():
-        shutil.rmtree(copy, ignore_errors=True)
-        shutil.copytree(model_dir, copy, ignore=shutil.ignore_patterns("onnx", "gate-predictions"))
+    shutil.rmtree(copy, ignore_errors=True)  # a fresh copy each time: the model may have been retrained since
+    shutil.copytree(model_dir, copy, ignore=shutil.ignore_patterns("onnx", "gate-predictions"))
     build_fast_path(
         copy, ONNX_INT8, calibration_texts=load_calibration_texts(quickstart_config(copy, shared_dir))
     )
