@@ -41,36 +41,18 @@ GATE_TOLERANCE_POINTS = Settings.model_fields[
 ].default  # the gate's default, in points
 
 
-def unseen_reviews(model_dir: Path, shared_dir: Path, count: int, seed: int) -> tuple[list[str], np.ndarray]:
-    """`count` NSMC test reviews (the trainer's length rule) outside the ones the model's map was fitted on."""
-    import pandas as pd
-
-    from classifier.confidence_map import read_calibration_set
-    from trainer.config import TrainConfig
-    from trainer.data import load_nsmc
-
-    fitted_on = set((read_calibration_set(model_dir) or ([], []))[0])
-    test = load_nsmc(shared_dir / "korpora").test
-    frame = pd.DataFrame({"text": list(test.texts), "label": list(test.labels)})
-    frame = frame[
-        (frame["text"].str.strip().str.len() >= TrainConfig.min_chars) & ~frame["text"].isin(fitted_on)
-    ]
-    frame = frame.drop_duplicates(subset="text").sample(n=count, random_state=seed)
-    return frame["text"].tolist(), frame["label"].to_numpy(dtype=np.int64)
-
-
-def served_copy(model_dir: Path, workdir: Path, shared_dir: Path) -> Path:
-    """A copy of the model with its int8 fast path built as promotion builds it (the model folder stays as it is)."""
+def served_copy(model_dir: Path, workdir: Path, shared_dir: Path):
+    """A copy of the model with its int8 fast path built as promotion builds it (the model folder stays as it is),
+    and the quick-start recipe's config for it."""
     from bench.bench_calibration import load_calibration_texts, quickstart_config
     from classifier.fastpath import ONNX_INT8, build_fast_path
 
     copy = workdir / model_dir.name
     shutil.rmtree(copy, ignore_errors=True)  # a fresh copy each time: the model may have been retrained since
     shutil.copytree(model_dir, copy, ignore=shutil.ignore_patterns("onnx", "gate-predictions"))
-    build_fast_path(
-        copy, ONNX_INT8, calibration_texts=load_calibration_texts(quickstart_config(copy, shared_dir))
-    )
-    return copy
+    config = quickstart_config(copy, shared_dir)
+    build_fast_path(copy, ONNX_INT8, calibration_texts=load_calibration_texts(config))
+    return copy, config
 
 
 def served_probabilities(model_dir: Path, texts: list[str]) -> tuple[np.ndarray, str, float]:
@@ -133,6 +115,7 @@ def fit_size_trials(
 
 
 def main() -> None:
+    from bench.bench_calibration import unseen_test_reviews
     from bench.bench_learning_loop import ensure_quickstart_model
     from bench.learning_loop_data import DEFAULT_MODEL_DIR
     from classifier.calibration import expected_calibration_error
@@ -144,11 +127,13 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     load_at_start = [round(value, 2) for value in os.getloadavg()]
-    model_dir = served_copy(
+    model_dir, config = served_copy(
         ensure_quickstart_model(args.model, args.shared_dir), args.workdir, args.shared_dir
     )
 
-    texts, labels = unseen_reviews(model_dir, args.shared_dir, SCORING_SIZE + POOL_SIZE, args.seed)
+    # NSMC test reviews outside the held-out ones the model's own map was fitted on (bench_calibration's rule).
+    texts, label_list = unseen_test_reviews(config, SCORING_SIZE + POOL_SIZE, args.seed)
+    labels = np.asarray(label_list, dtype=np.int64)
     probabilities, backend, seconds = served_probabilities(model_dir, texts)
     logger.info("scored %d reviews on %s in %.0f s", len(texts), backend, seconds)
     scoring = (probabilities[:SCORING_SIZE], labels[:SCORING_SIZE])

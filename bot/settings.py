@@ -70,7 +70,7 @@ class Settings(BaseSettings):
     retrain_train_size: int = 4000
     # Held out of the run's base rows: the trainer fits the candidate's temperature and confidence map on them.
     # Two maps of one model fitted on different draws of 2,000 differ in ECE by more than the gate's 1-point
-    # calibration tolerance 15 % of the time, of 5,000 5 % (bench/results/calibration_fit_size.json), so at 2,000
+    # calibration tolerance 15 % of the time, of 5,000 2.5 % (bench/results/calibration_fit_size.json), so at 2,000
     # the gate rejected a better candidate for an unlucky draw (docs/benchmarks.md, scenario (a)).
     retrain_eval_size: int = 5000
     # Human labels are oversampled: this many rows each (on average, with CORRECTION_BALANCE=classes).
