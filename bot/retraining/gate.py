@@ -25,6 +25,11 @@ Checks (each shown with its interval):
    error (15 bins, `classifier.calibration`) must not be worse than the active model's by more than
    `CALIBRATION_TOLERANCE` points where a paired bootstrap interval of the difference lies wholly above zero.
    Thresholds (group moderation) read probabilities, so a promotion must not make them mean less.
+6. **The corrected pattern, per class, against the active model**: on the fixed evaluation set's examples that
+   share what this run's corrections have in common (`bot.retraining.correction_pattern`, e.g. every review
+   naming "1점"), each gold class with the class tolerance. A run that learned "1점 -> 긍정" from corrections and
+   broke the 부정 reviews naming 1점 loses there, though the whole set's classes hide it and the held-out human
+   labels of 부정 are a handful.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ from typing import Any
 
 import numpy as np
 
+from bot.retraining.correction_pattern import NO_PATTERN, CorrectionPattern
 from classifier.calibration import expected_calibration_error, paired_ece_difference
 
 
@@ -112,7 +118,9 @@ class CalibrationComparison:
 
 @dataclass(frozen=True)
 class Check:
-    name: str  # "base_vs_active", "base_vs_reference", "human_<label>", "calibration_vs_active"
+    # "base_vs_active", "base_vs_reference", "base_class_<label>", "human_<label>", "calibration_vs_active",
+    # "pattern_class_<label>"
+    name: str
     passed: bool
     comparison: Comparison | CalibrationComparison | None
     rule: str  # why it passed or failed, in words
@@ -124,12 +132,14 @@ class GateDecision:
     promote: bool
     reason: str
     checks: list[Check] = field(default_factory=list)
+    pattern: CorrectionPattern = NO_PATTERN  # what the corrections share, checked in check 6
 
     def record(self) -> dict[str, Any]:
         """The decision as plain JSON (metrics.json, the run record, /runs)."""
         return {
             "promote": self.promote,
             "reason": self.reason,
+            "pattern": self.pattern.record(),
             "checks": [
                 {
                     "name": check.name,
@@ -173,6 +183,7 @@ def decide(
     class_tolerance_points: float = 10.0,
     labels_match: bool = True,
     num_labels: int = 2,
+    pattern: CorrectionPattern = NO_PATTERN,
 ) -> GateDecision:
     """Promote only when no check fails (see the module docstring)."""
     tolerance = tolerance_points / 100.0
@@ -200,10 +211,25 @@ def decide(
                 "base_vs_reference", candidate.base, reference.base, tolerance, confidence, reference_version
             )
         )
-    if candidate.base_classes is not None and list(candidate.base_classes) == list(active.base_classes or ()):
+    same_classes = candidate.base_classes is not None and list(candidate.base_classes) == list(
+        active.base_classes or ()
+    )
+    if same_classes:
         checks.extend(
             _class_checks(candidate, active, class_tolerance_points / 100.0, confidence, active_version)
         )
+        if pattern.rows:
+            checks.extend(
+                _class_checks(
+                    candidate,
+                    active,
+                    class_tolerance_points / 100.0,
+                    confidence,
+                    active_version,
+                    rows=pattern.rows,
+                    prefix="pattern_class_",
+                )
+            )
     for label in sorted(candidate.human):
         if label not in active.human or not len(candidate.human[label]):
             continue
@@ -228,7 +254,7 @@ def decide(
     reason = (
         "all checks passed" if not failed else "; ".join(f"{check.name}: {check.rule}" for check in failed)
     )
-    return GateDecision(not failed, reason, checks)
+    return GateDecision(not failed, reason, checks, pattern)
 
 
 def _base_check(
@@ -254,13 +280,23 @@ def _base_check(
 
 
 def _class_checks(
-    candidate: Scores, active: Scores, tolerance: float, confidence: float, active_version: int | None
+    candidate: Scores,
+    active: Scores,
+    tolerance: float,
+    confidence: float,
+    active_version: int | None,
+    *,
+    rows: Sequence[int] | None = None,
+    prefix: str = "base_class_",
 ) -> list[Check]:
-    classes = np.asarray(candidate.base_classes)
-    candidate_base, active_base = np.asarray(candidate.base, bool), np.asarray(active.base, bool)
+    """One check per gold class of the evaluation set (or of its `rows`)."""
+    chosen = np.arange(len(candidate.base)) if rows is None else np.asarray(rows, dtype=int)
+    classes = np.asarray(candidate.base_classes)[chosen]
+    candidate_base = np.asarray(candidate.base, bool)[chosen]
+    active_base = np.asarray(active.base, bool)[chosen]
     return [
         _base_check(
-            f"base_class_{name}",
+            f"{prefix}{name}",
             candidate_base[classes == name],
             active_base[classes == name],
             tolerance,

@@ -213,7 +213,7 @@ class RunExecutor:
             data.active,
             data.served,
             data.eval_set,
-            data.split.holdout,
+            data.split,
             data.id2label,
         )
         gate = {

@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bot.model_store import local_version_path
-from bot.retraining.dataset import EvalSet, HumanExample, accepted_labels
+from bot.retraining.correction_pattern import correction_pattern
+from bot.retraining.dataset import EvalSet, HumanExample, HumanLabelSplit, accepted_labels
 from bot.retraining.gate import GateDecision, Scores, decide
 from bot.retraining.version_files import read_id2label
 from bot.serving import serving_tag
@@ -34,14 +35,15 @@ def judge(
     active: Any,
     served: list[Any],
     eval_set: EvalSet,
-    holdout: list[HumanExample],
+    split: HumanLabelSplit,
     id2label: dict[int, str] | None,
     *,
     settings: Settings,
     load_active_classifier: Callable[[Any], Classifier],
 ) -> GateDecision:
     """Score the candidate, the active model (`load_active_classifier(active)`, loaded only when needed) and the
-    reference the same way, then decide. Blocking."""
+    reference the same way on the evaluation set and the held-out human labels, find what the run's corrections
+    share on the evaluation set, then decide. Blocking."""
     tag = serving_tag(settings)
     candidate_answers = _base_predictions(candidate.path, eval_set, tag, lambda: candidate)
     candidate_base = _correct(candidate_answers.labels, eval_set.labels)
@@ -82,7 +84,7 @@ def judge(
     human_active: dict[str, list[bool]] = {}
     names = id2label or candidate.id2label
     by_class: dict[str, list[HumanExample]] = {}
-    for example in holdout:
+    for example in split.holdout:
         by_class.setdefault(names.get(example.label, str(example.label)), []).append(example)
     for name, examples in by_class.items():
         example_texts = [example.text for example in examples]
@@ -112,7 +114,17 @@ def judge(
         class_tolerance_points=settings.promotion_class_tolerance,
         labels_match=labels_match,
         num_labels=len(candidate.id2label),
+        pattern=correction_pattern(_corrections(split), eval_set.texts),
     )
+
+
+def _corrections(split: HumanLabelSplit) -> list[str]:
+    """The texts whose label differs from the verdict they were given: the mistakes the run was asked to fix."""
+    return [
+        example.text
+        for example in (*split.train, *split.holdout)
+        if example.predicted is not None and example.label != example.predicted
+    ]
 
 
 def _predictions_file(version_path: str | Path, eval_set: EvalSet, tag: str) -> Path:

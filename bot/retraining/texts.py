@@ -73,6 +73,7 @@ CHECK_NAMES = {
 }
 HUMAN_CHECK = "사람 라벨 보류분 '{label}', 현재 모델 v{other} 대비"
 CLASS_CHECK = "기본 평가 중 '{label}', 현재 모델 v{other} 대비"
+PATTERN_CHECK = "정정된 패턴({terms}) 중 '{label}', 현재 모델 v{other} 대비"
 CALIBRATION_CHECK = "확률 보정(ECE, 낮을수록 좋음), 현재 모델 v{other} 대비"
 RULES = {
     "within the tolerance": "허용 범위 안",
@@ -97,6 +98,12 @@ def _rule_text(rule: str) -> str:
     return rule
 
 
+def pattern_terms_text(terms: list[str]) -> str:
+    """The pattern's n-grams as people read them: spaces at word edges dropped, each once, in order."""
+    shown = list(dict.fromkeys(term.strip() for term in terms if term.strip()))
+    return ", ".join(f"'{term}'" for term in shown)
+
+
 def gate_summary(gate: dict[str, Any]) -> str:
     """The gate's checks in plain Korean, one line each, with the accuracy change and its interval.
 
@@ -118,6 +125,12 @@ def gate_summary(gate: dict[str, Any]) -> str:
         elif name.startswith("base_class_"):  # a binary label accepts several answers: "공격적|혐오"
             label = name.removeprefix("base_class_").replace("|", " 또는 ")
             title = CLASS_CHECK.format(label=label, other=check.get("other_version"))
+        elif name.startswith("pattern_class_"):
+            label = name.removeprefix("pattern_class_").replace("|", " 또는 ")
+            terms = (gate.get("pattern") or {}).get("terms") or []
+            title = PATTERN_CHECK.format(
+                terms=pattern_terms_text(terms), label=label, other=check.get("other_version")
+            )
         else:
             title = CHECK_NAMES.get(name, name).format(other=check.get("other_version"))
         mark = "✔" if check.get("passed") else "✘"

@@ -302,3 +302,46 @@ def test_the_class_check_reads_in_korean():
     text = gate_summary({**decision.record(), "confidence": CONFIDENCE})
     assert "✔ 기본 평가 중 '공격적 또는 혐오', 현재 모델 v2 대비:" in text
     assert "✔ 기본 평가 중 '정상', 현재 모델 v2 대비:" in text
+
+
+def test_a_run_that_breaks_the_other_class_of_the_corrected_pattern_is_rejected():
+    """The (b) overshoot: corrections taught "1점 -> 긍정", and the 부정 reviews naming 1점 broke. They are 400
+    of 10,000 부정 examples, so the whole class moves 2 points and passes; on the pattern's slice it is 20."""
+    from bot.retraining.correction_pattern import CorrectionPattern
+
+    classes = ["부정"] * (N // 2) + ["긍정"] * (N // 2)
+    active = model(0.8, seed=5)
+    pattern_negatives = [i for i in range(N // 2) if active[i]][:400]  # right before, and in the slice
+    candidate = list(active)
+    for i in pattern_negatives[:80]:  # 20 % of them broken
+        candidate[i] = False
+    for i in [i for i in range(N // 2, N) if not active[i]][:80]:  # paid back on 긍정: accuracy unchanged
+        candidate[i] = True
+    pattern = CorrectionPattern(("1점",), tuple(pattern_negatives))
+
+    decision = decide(
+        candidate=Scores(candidate, base_classes=classes),
+        active=Scores(active, base_classes=classes),
+        reference=None,
+        active_version=2,
+        reference_version=None,
+        tolerance_points=0.5,
+        confidence=CONFIDENCE,
+        class_tolerance_points=10.0,
+        pattern=pattern,
+    )
+    checks = {check.name: check for check in decision.checks}
+    assert checks["base_class_부정"].passed and checks["base_vs_active"].passed
+    assert not checks["pattern_class_부정"].passed and not decision.promote
+    assert checks["pattern_class_부정"].comparison.n == 400
+    assert round(checks["pattern_class_부정"].comparison.difference, 3) == -0.2
+    assert "pattern_class_긍정" not in checks  # the slice holds no 긍정 example
+    assert decision.record()["pattern"] == {"terms": ["1점"], "rows": 400}
+
+    from bot.retraining.texts import gate_summary
+
+    text = gate_summary({**decision.record(), "confidence": CONFIDENCE})
+    assert "✘ 정정된 패턴('1점') 중 '부정', 현재 모델 v2 대비: 100.0% → 80.0%" in text
+
+    # Without the pattern the same candidate is promoted: the whole set cannot see the loss.
+    assert gate(candidate, active, classes=classes).promote

@@ -187,6 +187,9 @@ async def test_retraining_learns_a_corrected_mistake_and_hot_swaps(
     outcome = await asyncio.wait_for(service.wait_for_run(run_id), 300)
 
     assert outcome.status is RunStatus.SUCCEEDED, outcome.summary
+    # What half the corrections share is the slang word: the gate looked for it in the fixed set.
+    terms = outcome.gate["pattern"]["terms"]
+    assert terms and all(term.strip() in word for term in terms), (word, terms)
     checks = {check["name"]: check for check in outcome.gate["checks"]}
     assert checks["base_vs_active"]["passed"] and checks["base_vs_active"]["n"] == settings.gate_eval_size
     human = {name: check for name, check in checks.items() if name.startswith("human_")}
