@@ -122,6 +122,7 @@ async def test_the_runs_page_shows_each_runs_record_and_its_gate(start_web):
             }
         ],
         "human_labels": {"train": {"긍정": {"examples": 12, "confirmations": 5, "rows": 30, "share": 0.6}}},
+        "pattern": {"terms": ["1점", " 1점"], "rows": 303},
     }
     async with web.session() as session:
         run, _ = await storage.start_training_run(session, trigger=RunTrigger.SCHEDULE, requested_by=None)
@@ -138,6 +139,7 @@ async def test_the_runs_page_shows_each_runs_record_and_its_gate(start_web):
         assert (
             "5000" in section and "긍정 12건(확인 5) 60%" in section and "학습 예시 40건, 정정 7건" in section
         )
+        assert "정정된 패턴: &#39;1점&#39; (고정 평가 세트에서 303건" in section
 
 
 async def test_the_run_button_asks_for_a_run_with_the_rules_of_retrain(start_web):

@@ -14,6 +14,7 @@ from starlette.routing import Route
 
 from bot import storage
 from bot.moderation import texts as bot_texts
+from bot.retraining.texts import pattern_terms_text
 from bot.storage import RunTrigger, Task
 from bot.storage.models import LIVE_RUN_STATUSES
 from bot.web import texts
@@ -38,6 +39,7 @@ async def runs_page(request: Request) -> Response:
 def describe(run: Any) -> dict[str, Any]:
     gate = run.gate or {}
     mix = (gate.get("human_labels") or {}).get("train") or {}
+    pattern = gate.get("pattern") or {}
     return {
         "id": run.id,
         "task": TASK_TITLES.get(str(run.task), str(run.task)),
@@ -62,6 +64,9 @@ def describe(run: Any) -> dict[str, Any]:
         "reason": gate.get("reason"),
         "confidence": gate.get("confidence"),
         "checks": [check for check in gate.get("checks", []) if isinstance(check, dict)],
+        # What the run's corrections shared, and how many fixed-set examples hold it (the pattern_class checks).
+        "pattern_terms": pattern_terms_text(pattern.get("terms") or []),
+        "pattern_rows": pattern.get("rows"),
     }
 
 
