@@ -6,9 +6,9 @@ name the same thing. The fixed evaluation set holds few such reviews (a few hund
 checks cannot see the loss, and the held-out human labels of the other class are often a handful.
 
 So the gate looks for the pattern: the character n-grams that a large share of the corrections contain and that
-are many times rarer in the evaluation set (`pattern_terms`). The evaluation set's examples containing one of
-them (`pattern_rows`) are a slice with gold labels, never trained on, where the gate checks each class (see
-`bot.retraining.gate`). Pure and deterministic: the same texts give the same terms and rows.
+are many times rarer in the evaluation set (`CorrectionPattern.terms`). The evaluation set's examples containing
+one of them (`CorrectionPattern.rows`) are a slice with gold labels, never trained on, where the gate checks each
+class (check 6 in `bot.retraining.gate`). Pure and deterministic: the same texts give the same terms and rows.
 """
 
 from __future__ import annotations
