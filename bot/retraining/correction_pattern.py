@@ -49,9 +49,8 @@ def correction_pattern(corrections: Sequence[str], eval_texts: Sequence[str]) ->
         return NO_PATTERN
     # Characters within word boundaries, 2 to 3 long: a score ("1점"), a slang stem or an insult's core,
     # whatever the spacing and endings around it (Korean attaches particles to words).
-    vectorizer = CountVectorizer(analyzer="char_wb", ngram_range=(2, 3), binary=True, lowercase=True)
-    vectorizer.fit(corrections)
-    in_corrections = np.asarray(vectorizer.transform(corrections).mean(axis=0)).ravel()
+    vectorizer = CountVectorizer(analyzer="char_wb", ngram_range=(2, 3), binary=True)
+    in_corrections = np.asarray(vectorizer.fit_transform(corrections).mean(axis=0)).ravel()
     eval_matrix = vectorizer.transform(eval_texts).tocsc()
     in_eval = np.asarray(eval_matrix.mean(axis=0)).ravel()
     # Add one example's worth to the evaluation share: a term absent from the set gets a finite lift.

@@ -69,6 +69,16 @@ class HumanExample:
     trusted: bool = False
     feedback_ids: tuple[int, ...] = ()
 
+    @property
+    def is_confirmation(self) -> bool:
+        """The label agrees with the verdict (as `bot.storage.HumanLabel` says)."""
+        return self.label == self.predicted
+
+    @property
+    def is_correction(self) -> bool:
+        """The label differs from a known verdict: a mistake the run is asked to fix."""
+        return self.predicted is not None and not self.is_confirmation
+
 
 @dataclass
 class HumanLabelSplit:
@@ -153,7 +163,7 @@ def class_mix(
         name = (id2label or {}).get(example.label, str(example.label))
         entry = mix.setdefault(name, {"examples": 0, "confirmations": 0, "rows": 0, "share": 0.0})
         entry["examples"] += 1
-        entry["confirmations"] += int(example.label == example.predicted)
+        entry["confirmations"] += int(example.is_confirmation)
         entry["rows"] += weight
     for entry in mix.values():
         entry["share"] = round(entry["rows"] / rows_total, 4)

@@ -120,11 +120,7 @@ def judge(
 
 def _corrections(split: HumanLabelSplit) -> list[str]:
     """The texts whose label differs from the verdict they were given: the mistakes the run was asked to fix."""
-    return [
-        example.text
-        for example in (*split.train, *split.holdout)
-        if example.predicted is not None and example.label != example.predicted
-    ]
+    return [example.text for example in (*split.train, *split.holdout) if example.is_correction]
 
 
 def _predictions_file(version_path: str | Path, eval_set: EvalSet, tag: str) -> Path:
