@@ -66,14 +66,17 @@ class Settings(BaseSettings):
     retrain_interval_seconds: float | None = None  # overrides the cron when set
     retrain_min_new_feedback: int = Field(20, ge=0)
     retrain_from: Literal["active", "base"] = "active"
-    retrain_epochs: float = 2.0
+    # The trainer keeps the epoch with the lowest held-out loss; a third epoch gave the learning-loop benchmark's
+    # best-balanced candidate (docs/benchmarks.md, the learning loop's steps).
+    retrain_epochs: float = 3.0
     retrain_train_size: int = 4000
     # Held out of the run's base rows: the trainer fits the candidate's temperature and confidence map on them.
     # Two maps of one model fitted on different draws of 2,000 differ in ECE by more than the gate's 1-point
     # calibration tolerance 15 % of the time, of 5,000 2.5 % (bench/results/calibration_fit_size.json), so at 2,000
     # the gate rejected a better candidate for an unlucky draw (docs/benchmarks.md, scenario (a)).
     retrain_eval_size: int = 5000
-    # Human labels are oversampled: this many rows each (on average, with CORRECTION_BALANCE=classes).
+    # Human labels are oversampled: this many rows each (on average, with CORRECTION_BALANCE=classes). 8 taught
+    # the benchmark's shortcut again ("1점 -> 긍정": the 부정 pattern error +17 points; docs/benchmarks.md).
     correction_weight: int = Field(4, ge=1)
     # "prior": every label gets CORRECTION_WEIGHT rows, and the trainer draws the run's random base rows so the
     # whole training set keeps the base data's class mix: what people corrected is learned, the prior is not
@@ -83,8 +86,9 @@ class Settings(BaseSettings):
     correction_balance: Literal["prior", "classes", "none"] = "prior"
     correction_holdout_fraction: float = Field(0.2, ge=0.0, lt=1.0)  # human labels held out for the gate
     # A correction also brings this many of the base data's most similar labelled rows (trainer/neighbours.py),
-    # inside RETRAIN_TRAIN_SIZE: the run learns the mistake's neighbourhood, with the corpus's own labels.
-    correction_neighbours: int = Field(10, ge=0)
+    # inside RETRAIN_TRAIN_SIZE: the run learns the mistake's neighbourhood, with the corpus's own labels. Half
+    # are rows the starting model gets wrong, half rows it gets right, so the words they share are not the answer.
+    correction_neighbours: int = Field(20, ge=0)
     # The gate: accuracy points a candidate may lose against the active and the reference version on the
     # fixed evaluation set before the loss counts (it must also be significant, see docs/learning-loop.md).
     promotion_tolerance: float = Field(0.5, ge=0.0)

@@ -8,8 +8,12 @@ not from the labeller: a wrong (or poisoned) label pulls in rows that argue agai
 Similarity is the cosine of character 2-3-gram TF-IDF vectors (within word boundaries): cheap on CPU for the
 whole corpus. Wording alone finds rows that share a correction's incidental words as readily as the words behind
 the mistake, so when the starting checkpoint is already a classifier over the same labels, each correction's
-closest candidates are judged by it, and the ones it gets wrong come first: the same mistake, in other reviews,
-with the corpus's labels. Rows it gets right fill the rest of the share.
+closest candidates are judged by it, and each correction's share alternates between the ones it gets wrong (the
+same mistake, in other reviews, with the corpus's labels) and the ones it gets right. Mistakes alone teach a
+shortcut: corrections of "1점 ... 재밌다" from 부정 to 긍정 bring neighbours that are mostly 긍정 and share "1점", and
+the model learns "1점 -> 긍정", breaking the 부정 "1점" reviews it had right (docs/benchmarks.md, scenario (a)). The
+rows it gets right beside them share the same wording with the other answer, so only what tells the two apart
+is learned.
 """
 
 from __future__ import annotations
@@ -45,8 +49,8 @@ def nearest_rows(
     Rows are taken round-robin over the queries, nearest first, so every query gets its share before any gets
     more; rows identical to a query (after normalising spaces) are skipped, and rows with no n-gram in common
     with the query are never taken. With `judge` and `pool_labels`, each query's candidates are its
-    `CANDIDATES_PER_ROW * per_query` nearest rows, those the judge gets wrong first. Deterministic for the same
-    inputs."""
+    `CANDIDATES_PER_ROW * per_query` nearest rows, taken alternately from those the judge gets wrong and those it
+    gets right (wrong first). Deterministic for the same inputs."""
     from sklearn.feature_extraction.text import TfidfVectorizer
 
     if per_query < 1 or limit < 1 or not pool or not queries:
@@ -70,7 +74,7 @@ def nearest_rows(
                 ][:depth]
             )
     if judge is not None and pool_labels is not None:
-        ranked = _mistakes_first(ranked, pool, pool_labels, judge)
+        ranked = _mistakes_and_right_answers_alternating(ranked, pool, pool_labels, judge)
     chosen: list[int] = []
     seen: set[int] = set()
     for depth in range(per_query):
@@ -83,19 +87,28 @@ def nearest_rows(
     return chosen
 
 
-def _mistakes_first(
+def _mistakes_and_right_answers_alternating(
     ranked: list[list[int]], pool: Sequence[str], pool_labels: Sequence[int], judge: Judge
 ) -> list[list[int]]:
-    """Each query's candidates, those the judge gets wrong first (each part in nearness order)."""
+    """Each query's candidates, alternately one the judge gets wrong and one it gets right (each kind in nearness
+    order, a mistake first); when one kind runs out, the other fills the rest."""
     candidates = sorted({index for rows in ranked for index in rows})
     predicted = dict(zip(candidates, judge([pool[index] for index in candidates]), strict=True))
     wrong = {index for index in candidates if predicted[index] != pool_labels[index]}
     logger.info(
-        "The starting model gets %d of %d neighbour candidates wrong; those come first",
+        "The starting model gets %d of %d neighbour candidates wrong; each correction's share alternates them with"
+        " rows it gets right",
         len(wrong),
         len(candidates),
     )
-    return [[i for i in rows if i in wrong] + [i for i in rows if i not in wrong] for rows in ranked]
+    alternating = []
+    for rows in ranked:
+        mistakes = [i for i in rows if i in wrong]
+        right = [i for i in rows if i not in wrong]
+        pairs = [row for pair in zip(mistakes, right, strict=False) for row in pair]
+        shorter = min(len(mistakes), len(right))
+        alternating.append(pairs + mistakes[shorter:] + right[shorter:])
+    return alternating
 
 
 def classifier_judge(base: str, id2label: dict[int, str], *, batch_size: int = 64, max_length: int = 128):

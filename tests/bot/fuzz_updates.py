@@ -1,6 +1,6 @@
 """A seeded fuzzer of Telegram updates, and a run of it through the real bot (runner, PTB, stand-in).
 
-Shared by tests/bot/test_fuzz_updates.py (1,000 updates in CI) and bench/bench_fuzz.py (10,000).
+Shared by tests/bot/test_fuzz_updates.py (400 updates in CI) and bench/bench_fuzz.py (10,000).
 
 The updates are well-formed Bot API objects with hostile contents: commands with odd arguments ('²', '--5',
 25- and 58-digit numbers, full-width and Arabic-Indic digits, zero-width characters, NUL, 4,080 characters),

@@ -82,26 +82,43 @@ def test_neighbours_are_taken_out_of_the_sample_and_share_the_corrections_wordin
     assert not set(corrections) & set(neighbours)
 
 
-def test_with_a_judge_the_rows_it_gets_wrong_come_first():
-    pool = ["1점 준 사람들 뭐냐 재밌는데", "1점도 아깝다", "1점 주는 알바들 최고의 영화", "1점 ㅋㅋ 최악"]
-    labels = [1, 0, 1, 0]
+def test_with_a_judge_the_share_alternates_its_mistakes_and_its_right_answers():
+    # Nearest first: the pool is ordered by how much of the query each row shares.
+    query = "1점 준 사람 이해 안 됨"
+    pool = [
+        "1점 준 사람 이해 안 됨 최악",  # 0 부정, judged right
+        "1점 준 사람 이해 안 됨 재밌는데",  # 1 긍정, judged wrong
+        "1점 준 사람 이해 안 감 최고",  # 2 긍정, judged wrong
+        "1점 준 사람 최악이다",  # 3 부정, judged right
+        "1점 주는 알바 재밌던데",  # 4 긍정, judged wrong
+        "1점도 아깝다",  # 5 부정, judged right
+    ]
+    labels = [0, 1, 1, 0, 1, 0]
     judged: list[list[str]] = []
 
     def says_negative_to_every_score(texts: list[str]) -> list[int]:
         judged.append(texts)
         return [0] * len(texts)
 
-    chosen = nearest_rows(
-        pool,
-        ["1점 준 사람 이해 안 됨"],
-        per_query=2,
-        limit=4,
-        pool_labels=labels,
-        judge=says_negative_to_every_score,
-    )
-    # The two positive rows (judged wrong) first, whatever their nearness; each candidate judged once.
-    assert set(chosen) == {0, 2}
-    assert len(judged) == 1 and sorted(judged[0]) == sorted(pool)
+    def choose(per_query: int) -> list[int]:
+        return nearest_rows(
+            pool,
+            [query],
+            per_query=per_query,
+            limit=6,
+            pool_labels=labels,
+            judge=says_negative_to_every_score,
+        )
+
+    # A mistake, then a right answer, then the next mistake: each kind nearest first.
+    assert choose(3) == [1, 0, 2]
+    assert choose(4) == [1, 0, 2, 3]
+    # Each candidate is judged once per call.
+    assert all(sorted(texts) == sorted(pool) for texts in judged)
+    # When the mistakes run out, the right answers fill the share.
+    labels[:] = [0, 1, 0, 0, 0, 0]  # only row 1 is a mistake now
+    assert choose(4) == [1, 0, 2, 3]
+    assert choose(3) == [1, 0, 2]
 
 
 def test_only_a_classifier_over_the_same_labels_judges(scratch_model_dir: Path, e5_model_dir: Path, tmp_path):
