@@ -59,21 +59,22 @@ def nearest_rows(
     pool_vectors = vectorizer.fit_transform(pool)
     query_vectors = vectorizer.transform(queries)
     own_texts = {" ".join(query.split()) for query in queries}
+    judged = judge is not None and pool_labels is not None
+    candidates_per_query = per_query * (CANDIDATES_PER_ROW if judged else 1)
     ranked: list[list[int]] = []
     for start in range(0, len(queries), _QUERY_CHUNK):
         block = (query_vectors[start : start + _QUERY_CHUNK] @ pool_vectors.T).toarray()
         for similarities in block:
             # A stable sort on the negated scores: ties keep the pool's order, so the choice is deterministic.
-            depth = per_query * (CANDIDATES_PER_ROW if judge is not None else 1)
-            candidates = np.argsort(-similarities, kind="stable")[: depth + len(own_texts)]
+            candidates = np.argsort(-similarities, kind="stable")[: candidates_per_query + len(own_texts)]
             ranked.append(
                 [
                     int(index)
                     for index in candidates
                     if similarities[index] > 0 and " ".join(pool[index].split()) not in own_texts
-                ][:depth]
+                ][:candidates_per_query]
             )
-    if judge is not None and pool_labels is not None:
+    if judged:
         ranked = _mistakes_and_right_answers_alternating(ranked, pool, pool_labels, judge)
     chosen: list[int] = []
     seen: set[int] = set()
