@@ -128,6 +128,7 @@ SETTINGS_REPORTED = (
     "correction_neighbours",
     "retrain_from",
     "retrain_epochs",
+    "retrain_best_metric",
     "retrain_train_size",
     "retrain_eval_size",
     "retrain_batch_size",

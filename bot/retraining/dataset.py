@@ -355,6 +355,7 @@ def base_train_config(
         keep_class_prior=settings.correction_balance == "prior",
         exclude=exclude,
         epochs=settings.retrain_epochs,
+        best_metric=settings.retrain_best_metric,
         batch_size=settings.retrain_batch_size,
         learning_rate=settings.retrain_learning_rate,
         max_length=settings.retrain_max_length,

@@ -167,3 +167,19 @@ def test_abort_callback_rejects_infinite_losses():
             TrainerControl(),
             logs={"eval_loss": math.inf},
         )
+
+
+def test_the_best_metric_decides_which_epochs_checkpoint_the_trainer_keeps(tmp_path: Path):
+    from trainer import TrainConfig
+    from trainer.training import _training_arguments
+
+    def kept_by(best_metric: str):
+        config = TrainConfig(output=tmp_path / "out", base="scratch", best_metric=best_metric)
+        arguments = _training_arguments(config, str(tmp_path / "checkpoints"), steps_per_epoch=10)
+        assert (
+            arguments.load_best_model_at_end and arguments.eval_strategy == arguments.save_strategy == "epoch"
+        )
+        return arguments.metric_for_best_model, arguments.greater_is_better
+
+    assert kept_by("loss") == ("eval_loss", False)
+    assert kept_by("accuracy") == ("eval_accuracy", True)
