@@ -254,7 +254,7 @@ def test_trainer_flags_reproduce_the_config(tmp_path):
         config.extra_weight == 1 and config.seed == 1234 and config.max_length == settings.retrain_max_length
     )
     assert config.extra_neighbours == settings.correction_neighbours == 20
-    assert config.best_metric == settings.retrain_best_metric == "accuracy"
+    assert config.best_metric == settings.retrain_best_metric == "loss"
 
     everything = base_train_config(
         make_settings(
