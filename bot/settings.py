@@ -10,7 +10,7 @@ from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from classifier.tasks import TOXICITY
-from trainer.config import DEFAULT_BASES  # no heavy imports
+from trainer.config import DEFAULT_BASES, BestMetric  # no heavy imports
 
 
 class Settings(BaseSettings):
@@ -71,7 +71,7 @@ class Settings(BaseSettings):
     # The epoch a run keeps: the lowest held-out loss ("loss"), or the highest held-out accuracy ("accuracy"). By
     # accuracy, runs kept their third epoch and fixed no more of the corrected pattern over three runs, with more
     # of the 부정 reviews that name 1점 lost (docs/benchmarks.md, the learning loop's steps).
-    retrain_best_metric: Literal["loss", "accuracy"] = "loss"
+    retrain_best_metric: BestMetric = "loss"
     retrain_train_size: int = 4000
     # Held out of the run's base rows: the trainer fits the candidate's temperature and confidence map on them.
     # Two maps of one model fitted on different draws of 2,000 differ in ECE by more than the gate's 1-point

@@ -9,8 +9,9 @@ import os
 import signal
 import sys
 from pathlib import Path
+from typing import get_args
 
-from trainer.config import DEFAULT_BASES, TrainConfig, TrainingError
+from trainer.config import DEFAULT_BASES, BestMetric, TrainConfig, TrainingError
 
 logger = logging.getLogger(__name__)
 
@@ -135,7 +136,7 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     )
     recipe.add_argument(
         "--best-metric",
-        choices=["loss", "accuracy"],
+        choices=get_args(BestMetric),
         default=defaults.best_metric,
         help="keep the checkpoint with the best validation loss or accuracy (default %(default)s)",
     )

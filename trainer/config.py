@@ -15,6 +15,8 @@ SCRATCH_BASE = "scratch"
 PRETRAINED_LEARNING_RATE = 5e-5
 SCRATCH_LEARNING_RATE = 1e-3
 SCRATCH_DEFAULT_MAX_LENGTH = 128
+# What picks the epoch a run keeps: the lowest held-out loss or the highest held-out accuracy.
+BestMetric = Literal["loss", "accuracy"]
 
 
 class TrainingError(Exception):
@@ -60,7 +62,7 @@ class TrainConfig:
     warmup_ratio: float = 0.1
     max_length: int | None = None  # None: the model's maximum (128 for scratch)
     early_stopping_patience: int = 2  # 0 disables early stopping
-    best_metric: Literal["loss", "accuracy"] = "loss"
+    best_metric: BestMetric = "loss"
     seed: int = 42
     progress_json: bool = False
     checkpoint_dir: Path | None = (

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from itertools import zip_longest
 from pathlib import Path
 
 import numpy as np
@@ -102,14 +103,15 @@ def _mistakes_and_right_answers_alternating(
         len(wrong),
         len(candidates),
     )
-    alternating = []
-    for rows in ranked:
-        mistakes = [i for i in rows if i in wrong]
-        right = [i for i in rows if i not in wrong]
-        pairs = [row for pair in zip(mistakes, right, strict=False) for row in pair]
-        shorter = min(len(mistakes), len(right))
-        alternating.append(pairs + mistakes[shorter:] + right[shorter:])
-    return alternating
+    return [
+        [
+            index
+            for pair in zip_longest([i for i in rows if i in wrong], [i for i in rows if i not in wrong])
+            for index in pair
+            if index is not None
+        ]
+        for rows in ranked
+    ]
 
 
 def classifier_judge(base: str, id2label: dict[int, str], *, batch_size: int = 64, max_length: int = 128):
