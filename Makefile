@@ -49,7 +49,10 @@ cluster: $(STAMP)
 #   reply for reply as the full one, and its size against the full one (bench/results/torchless.json; ~4 min);
 # - two groups moderated at once, 2,000 messages each at 10 a second, serving bench_toxicity's model
 #   (bench/results/group.json; ~5 min);
-# - 10,000 fuzzed updates through the real bot (~5 min on 2 quiet cores);
+# - 10,000 fuzzed updates through the real bot (~30 min: the bot keeps Telegram's limit of 20 messages a minute
+#   in a group, and the fuzzer's group messages all go to one group);
+# - SQLite under 32 concurrent handlers: the engine's one connection against the pool it had before, alternately
+#   in one process (bench/results/sqlite_pool.json; ~1 min);
 # - the web app's pages against 1,000,000 verdicts in a throwaway PostgreSQL (bench/results/web.json; ~5 min);
 # - two webhook bot processes sharing one port against one process, 1,000 reviews per burst, on the first models
 #   (bench/results/cluster.json; ~8 min), then three retraining runs through one `moderator worker`, asked for
@@ -72,6 +75,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.bench_torchless
 	$(BIN)/python -m bench.bench_group
 	$(BIN)/python -m bench.bench_fuzz --count 10000
+	$(BIN)/python -m bench.bench_sqlite_pool
 	bash -c 'source .ci/postgres.sh && pg_start && trap pg_stop EXIT && $(BIN)/python -m bench.bench_web' \
 		|| echo "bench_web: a page is over its 300 ms goal, or PostgreSQL did not start (bench/results/web.json)"
 	bash -c 'source .ci/postgres.sh && pg_start && trap pg_stop EXIT && $(BIN)/python -m bench.bench_cluster && \

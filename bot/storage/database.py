@@ -2,7 +2,9 @@
 
 SQLite gets WAL, enforced foreign keys, a busy timeout and `BEGIN IMMEDIATE` transactions: a writer takes
 the write lock when its transaction starts, so concurrent writers wait for each other (up to the busy
-timeout) instead of failing half-way with "database is locked". SAVEPOINTs then also work correctly.
+timeout) instead of failing half-way with "database is locked". SAVEPOINTs then also work correctly. Within one
+process the transactions share one connection (`SQLITE_FILE_POOL`); processes wait for each other in the busy
+timeout.
 """
 
 from __future__ import annotations
@@ -21,6 +23,16 @@ from bot.storage.errors import StorageError
 logger = logging.getLogger(__name__)
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+# One connection per process for a SQLite file. Every transaction begins IMMEDIATE, so a process's transactions
+# run one at a time whatever the pool holds; with several connections the waiters sleep in SQLite's busy handler
+# and retry (back-off up to 100 ms), and a lock freed between two polls goes to whoever polls first, so some
+# wait seconds; waiting for the one connection is an asyncio queue, served in order the moment it is free
+# (bench/bench_sqlite_pool.py, docs/benchmarks.md).
+SQLITE_FILE_POOL: dict[str, Any] = {
+    "pool_size": 1,
+    "max_overflow": 0,
+    "pool_timeout": SQLITE_BUSY_TIMEOUT_MS / 1000,
+}
 
 # A URL without a driver gets the async driver this project installs.
 _ASYNC_DRIVERS = {
@@ -76,6 +88,8 @@ def create_engine(url: str, *, enforce_foreign_keys: bool = True) -> AsyncEngine
         if sqlite_file is not None:
             sqlite_file.parent.mkdir(parents=True, exist_ok=True)
         engine_options = {"hide_parameters": True}
+        if sqlite_file is not None:
+            engine_options.update(SQLITE_FILE_POOL)
     engine = create_async_engine(parsed, **engine_options)
     if parsed.get_backend_name() == "sqlite":
         _configure_sqlite(engine, enforce_foreign_keys=enforce_foreign_keys)

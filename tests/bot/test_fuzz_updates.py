@@ -1,7 +1,7 @@
 """Fuzzed updates through the real runner, python-telegram-bot and the Bot API stand-in: no handler raises,
 every callback is answered, every reply fits Telegram's limits. 400 updates here (7 s on the development machine;
-1,000 took 79 s, the later chunks of 100 slower and slower, and CI has 25 minutes); bench/bench_fuzz.py runs 10,000
-of the same kind (results in docs/reliability.md)."""
+1,000 took 79 s: once the fuzzer's one group has had 20 messages in a minute, the bot keeps Telegram's flood limit
+and waits, and CI has 25 minutes); bench/bench_fuzz.py runs 10,000 of the same kind (docs/reliability.md)."""
 
 from __future__ import annotations
 

@@ -7,7 +7,7 @@ import asyncio
 import logging
 
 import pytest
-from sqlalchemy import inspect, make_url, text
+from sqlalchemy import event, func, inspect, make_url, select, text
 from storage_helpers import insert_verdict
 
 from bot.settings import get_settings
@@ -38,6 +38,26 @@ async def test_sqlite_engine_creates_its_folder_and_sets_pragmas(tmp_path):
     assert database_file.exists()
     assert (journal_mode, foreign_keys) == ("wal", 1)
     assert busy_timeout >= 5000
+
+
+async def test_a_sqlite_file_gets_one_connection_that_concurrent_transactions_wait_for_in_turn(tmp_path):
+    # Its transactions run one at a time anyway (BEGIN IMMEDIATE); more connections only poll SQLite's lock.
+    url = f"sqlite+aiosqlite:///{tmp_path / 'moderator.db'}"
+    await asyncio.to_thread(upgrade_database, url)
+    engine = create_engine(url)
+    opened: list[object] = []
+    event.listen(engine.sync_engine, "connect", lambda connection, record: opened.append(connection))
+    session_factory = make_session_factory(engine)
+    try:
+        verdict_ids = await asyncio.gather(
+            *(insert_verdict(session_factory, message_id=index) for index in range(20))
+        )
+        async with session_factory() as session:
+            stored = await session.scalar(select(func.count()).select_from(Verdict))
+    finally:
+        await engine.dispose()
+    assert len({verdict.id for verdict in verdict_ids}) == stored == 20
+    assert len(opened) == 1
 
 
 def test_urls_get_async_drivers_and_never_show_passwords():
