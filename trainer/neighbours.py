@@ -8,8 +8,8 @@ not from the labeller: a wrong (or poisoned) label pulls in rows that argue agai
 Similarity is the cosine of character 2-3-gram TF-IDF vectors (within word boundaries): cheap on CPU for the
 whole corpus. Wording alone finds rows that share a correction's incidental words as readily as the words behind
 the mistake, so when the starting checkpoint is already a classifier over the same labels, each correction's
-closest candidates are judged by it, and each correction's share mixes the ones it gets wrong (the same mistake,
-in other reviews, with the corpus's labels), two for one, with the ones it gets right. Mistakes alone teach a
+closest candidates are judged by it, and each correction's share alternates between the ones it gets wrong (the
+same mistake, in other reviews, with the corpus's labels) and the ones it gets right. Mistakes alone teach a
 shortcut: corrections of "1점 ... 재밌다" from 부정 to 긍정 bring neighbours that are mostly 긍정 and share "1점", and
 the model learns "1점 -> 긍정", breaking the 부정 "1점" reviews it had right (docs/benchmarks.md, scenario (a)). The
 rows it gets right beside them share the same wording with the other answer, so only what tells the two apart
@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from itertools import islice
+from itertools import zip_longest
 from pathlib import Path
 
 import numpy as np
@@ -31,11 +31,6 @@ logger = logging.getLogger(__name__)
 _QUERY_CHUNK = 64
 # With a judge, each query's this-many-times-its-share closest rows are candidates.
 CANDIDATES_PER_ROW = 8
-
-# With a judge, each query's share takes this many rows it gets wrong for each row it gets right. One for one
-# over-protected the other class: through the real bot its error fell while the corrected pattern's fell less
-# than the goal (docs/benchmarks.md, the learning loop).
-MISTAKES_PER_RIGHT_ANSWER = 2
 
 # texts -> the predicted label id of each
 Judge = Callable[[list[str]], list[int]]
@@ -55,8 +50,8 @@ def nearest_rows(
     Rows are taken round-robin over the queries, nearest first, so every query gets its share before any gets
     more; rows identical to a query (after normalising spaces) are skipped, and rows with no n-gram in common
     with the query are never taken. With `judge` and `pool_labels`, each query's candidates are its
-    `CANDIDATES_PER_ROW * per_query` nearest rows, `MISTAKES_PER_RIGHT_ANSWER` from those the judge gets wrong,
-    then one it gets right, and so on. Deterministic for the same inputs."""
+    `CANDIDATES_PER_ROW * per_query` nearest rows, taken alternately from those the judge gets wrong and those it
+    gets right (wrong first). Deterministic for the same inputs."""
     from sklearn.feature_extraction.text import TfidfVectorizer
 
     if per_query < 1 or limit < 1 or not pool or not queries:
@@ -97,30 +92,26 @@ def nearest_rows(
 def _mistakes_and_right_answers_alternating(
     ranked: list[list[int]], pool: Sequence[str], pool_labels: Sequence[int], judge: Judge
 ) -> list[list[int]]:
-    """Each query's candidates, `MISTAKES_PER_RIGHT_ANSWER` the judge gets wrong, then one it gets right, and so on
-    (each kind in nearness order, mistakes first); when one kind runs out, the other fills the rest."""
+    """Each query's candidates, alternately one the judge gets wrong and one it gets right (each kind in nearness
+    order, a mistake first); when one kind runs out, the other fills the rest."""
     candidates = sorted({index for rows in ranked for index in rows})
     predicted = dict(zip(candidates, judge([pool[index] for index in candidates]), strict=True))
     wrong = {index for index in candidates if predicted[index] != pool_labels[index]}
     logger.info(
-        "The starting model gets %d of %d neighbour candidates wrong; each correction's share takes %d of them"
-        " for each row it gets right",
+        "The starting model gets %d of %d neighbour candidates wrong; each correction's share alternates them with"
+        " rows it gets right",
         len(wrong),
         len(candidates),
-        MISTAKES_PER_RIGHT_ANSWER,
     )
     return [
-        _interleaved([i for i in rows if i in wrong], [i for i in rows if i not in wrong]) for rows in ranked
+        [
+            index
+            for pair in zip_longest([i for i in rows if i in wrong], [i for i in rows if i not in wrong])
+            for index in pair
+            if index is not None
+        ]
+        for rows in ranked
     ]
-
-
-def _interleaved(mistakes: list[int], right_answers: list[int]) -> list[int]:
-    mistakes_left, right_answers_left = iter(mistakes), iter(right_answers)
-    order: list[int] = []
-    while len(order) < len(mistakes) + len(right_answers):
-        order += islice(mistakes_left, MISTAKES_PER_RIGHT_ANSWER)
-        order += islice(right_answers_left, 1)
-    return order
 
 
 def classifier_judge(base: str, id2label: dict[int, str], *, batch_size: int = 64, max_length: int = 128):

@@ -82,7 +82,7 @@ def test_neighbours_are_taken_out_of_the_sample_and_share_the_corrections_wordin
     assert not set(corrections) & set(neighbours)
 
 
-def test_with_a_judge_the_share_takes_two_mistakes_for_each_right_answer():
+def test_with_a_judge_the_share_alternates_its_mistakes_and_its_right_answers():
     # Nearest first: the pool is ordered by how much of the query each row shares.
     query = "1점 준 사람 이해 안 됨"
     pool = [
@@ -110,10 +110,9 @@ def test_with_a_judge_the_share_takes_two_mistakes_for_each_right_answer():
             judge=says_negative_to_every_score,
         )
 
-    # Two mistakes, then a right answer, then the next mistake: each kind nearest first.
-    assert choose(3) == [1, 2, 0]
-    assert choose(4) == [1, 2, 0, 4]
-    assert choose(6) == [1, 2, 0, 4, 3, 5]
+    # A mistake, then a right answer, then the next mistake: each kind nearest first.
+    assert choose(3) == [1, 0, 2]
+    assert choose(4) == [1, 0, 2, 3]
     # Each candidate is judged once per call.
     assert all(sorted(texts) == sorted(pool) for texts in judged)
     # When the mistakes run out, the right answers fill the share.
