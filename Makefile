@@ -33,7 +33,8 @@ cluster: $(STAMP)
 # - the learning loop through the real bot, four scenarios, each writing bench/results/learning_loop_<x>.json:
 #   (a) an honest pair in a group, (b) lone users in private chats, (d) an attacker over ten accounts, (c) two
 #   colluders over three runs on top of (a) (seven e5 retraining runs with the default settings, (c) training its
-#   own (a) first; about 1.5 hours on 2 quiet cores);
+#   own (a) first; about 1.5 hours on 2 quiet cores), then the pattern's sets and its class mix in NSMC
+#   (bench/results/learning_loop_pattern.json; ~1 min);
 # - calibration: the quick-start recipe trained with its fitted temperature and confidence map, ECE before, after
 #   the temperature and after the map on 10,000 unseen NSMC test reviews, torch and the int8 fast path
 #   (bench/results/calibration.json and a reliability diagram; ~15 min);
@@ -67,6 +68,8 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.bench_quickstart
 	$(BIN)/python -m bench.bench_serving
 	for scenario in a b d c; do $(BIN)/python -m bench.bench_learning_loop --scenario $$scenario || exit 1; done
+	$(BIN)/python -m bench.learning_loop_data describe --model models/quickstart-e5 \
+		--output bench/results/learning_loop_pattern.json
 	$(BIN)/python -m bench.bench_calibration
 	$(BIN)/python -m bench.bench_calibration_fit_size
 	$(BIN)/python -m bench.bench_toxicity

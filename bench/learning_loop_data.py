@@ -558,7 +558,7 @@ def run_scan(args: argparse.Namespace) -> None:
             f"  {entry['pattern']:<36} n={entry['mix']['n']:>5}  overall {_format_error(errors['overall'])}"
             f"  부정 {_format_error(errors['부정'])}  긍정 {_format_error(errors['긍정'])}"
         )
-    chosen = describe(frame, scorer, seed=args.seed)
+    chosen = describe(frame, scorer, seed=args.seed, shared_dir=args.shared_dir)
     scan_seconds = time.perf_counter() - started
     result = {
         "benchmark": "learning_loop_pattern_scan",
@@ -599,12 +599,32 @@ def run_scan(args: argparse.Namespace) -> None:
 
 
 # --- describe ----------------------------------------------------------------------------------------
-def describe(frame: pd.DataFrame, scorer: CachedScorer, *, seed: int = DEFAULT_SEED) -> dict[str, Any]:
-    """The chosen pattern's sets, their class mix, and the model's error on each (overall, per class, CIs)."""
+def nsmc_pattern_mix(shared_dir: Path, pattern: Pattern = PATTERN) -> dict[str, Any]:
+    """The class mix of NSMC's reviews that match `pattern`, per split: what the base data a run draws its rows
+    and neighbours from teaches about the pattern (NSMC keeps as many 부정 as 긍정 reviews; the rated pool the
+    benchmark's pattern reviews come from is mostly 긍정)."""
+    mixes = {}
+    for split in ("train", "test"):
+        nsmc = nsmc_frame(shared_dir, split)
+        texts = nsmc["document"].map(normalise)
+        mixes[split] = {"reviews": len(nsmc), "matching": class_mix(nsmc.loc[pattern.mask(texts)])}
+    return mixes
+
+
+def describe(
+    frame: pd.DataFrame,
+    scorer: CachedScorer,
+    *,
+    seed: int = DEFAULT_SEED,
+    shared_dir: Path = DEFAULT_SHARED_DIR,
+) -> dict[str, Any]:
+    """The chosen pattern's sets, their class mix, and the model's error on each (overall, per class, CIs); and
+    the pattern's class mix in NSMC."""
     bot, heldout = pattern_reviews(frame, seed=seed)
     return {
         "pattern": asdict(PATTERN),
         "pattern_pool": class_mix(pattern_pool(frame)),
+        "nsmc": nsmc_pattern_mix(shared_dir),
         "seed": seed,
         "bot_set": {"mix": class_mix(bot), "model_error": error_report(bot["label"], scorer.predict(bot))},
         "heldout_set": {
@@ -623,9 +643,11 @@ def run_describe(args: argparse.Namespace) -> None:
     started = time.perf_counter()
     frame = load_rated_reviews(args.shared_dir, refresh=args.refresh)
     scorer = CachedScorer(args.model, threads=args.threads)
-    result = describe(frame, scorer, seed=args.seed)
+    result = describe(frame, scorer, seed=args.seed, shared_dir=args.shared_dir)
     print(f"pattern {PATTERN.name!r}: {PATTERN.regex}")
     print(f"pattern pool: {result['pattern_pool']}")
+    for split, part in result["nsmc"].items():
+        print(f"NSMC {split} ({part['reviews']:,} reviews), matching: {part['matching']}")
     for name in ("bot_set", "heldout_set"):
         part = result[name]
         print(f"\n{name}: {part['mix']}")
