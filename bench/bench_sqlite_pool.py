@@ -20,6 +20,7 @@ import asyncio
 import json
 import os
 import statistics
+import sys
 import tempfile
 import time
 from datetime import UTC, datetime
@@ -143,7 +144,7 @@ def main() -> None:
     result = {
         "benchmark": "sqlite_pool",
         "created_at": created_at,
-        "command": "python -m bench.bench_sqlite_pool",
+        "command": " ".join(["python -m bench.bench_sqlite_pool", *sys.argv[1:]]),
         "workload": {
             "workers": args.workers,
             "transactions_per_worker": 2 * args.transactions,
