@@ -84,11 +84,10 @@ def create_engine(url: str, *, enforce_foreign_keys: bool = True) -> AsyncEngine
     parsed = parse_database_url(url)
     engine_options: dict[str, Any] = {"pool_pre_ping": True, "hide_parameters": True}
     if parsed.get_backend_name() == "sqlite":
+        engine_options = {"hide_parameters": True}
         sqlite_file = _sqlite_file(parsed)
         if sqlite_file is not None:
             sqlite_file.parent.mkdir(parents=True, exist_ok=True)
-        engine_options = {"hide_parameters": True}
-        if sqlite_file is not None:
             engine_options.update(SQLITE_FILE_POOL)
     engine = create_async_engine(parsed, **engine_options)
     if parsed.get_backend_name() == "sqlite":
