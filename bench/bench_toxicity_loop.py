@@ -12,7 +12,7 @@ shrinks the run to check the plumbing), from the quick-start models and a fresh 
 - 12 users, each in a private chat with the bot, send 300 such reviews and 60 toxic comments (K-MHaS's training
   part: never in the toxicity gate set). K-MHaS names hate categories, not BEEP!'s classes; the users read a
   comment that targets origin, age, gender, race or religion as 혐오 and any other toxic one (physical, politics,
-  profanity) as 공격적 (`three_class`), BEEP!'s own distinction. Under a comment the bot flags, a user presses
+  profanity) as 공격적 (`trainer.toxicity.kmhas_as_beep`), BEEP!'s own distinction. Under a comment the bot flags, a user presses
   ⚠️ 맞아요 when its class is the right one, else ⚠️ 아니에요 and then the right class (the `label:<verdict>:<id>`
   button the bot offers); under a harsh but clean review it flags, ⚠️ 아니에요 and then 정상.
 - A reviewer (REVIEWER_IDS) works `/review` in a private chat, answering each disputed item with its true label,
@@ -96,37 +96,17 @@ def harsh_but_clean_reviews(shared_dir: Path) -> list[str]:
     return unique
 
 
-GROUP_TARGETS = {"0", "4", "5", "6", "7"}  # K-MHaS: origin, age, gender, race, religion
-
-
-def three_class(categories: set[str]) -> str:
-    """A toxic K-MHaS comment's class in BEEP!'s terms: 혐오 when it targets a group identity, else 공격적."""
-    return "혐오" if categories & GROUP_TARGETS else "공격적"
-
-
 def toxic_comments(shared_dir: Path, count: int) -> dict[str, str]:
     """K-MHaS comments with a hate category, from its training part (outside the gate set): text -> class."""
-    import csv
-
-    import pandas as pd
-
     from bot.reviews import is_review
-    from trainer.toxicity import KMHAS_FILE, KMHAS_NOT_HATE, load_kmhas
+    from trainer.toxicity import TOXICITY_ID2LABEL, load_kmhas
 
-    _, held_out = load_kmhas(shared_dir / "korpora")
-    gate = set(held_out.texts)
-    frame = pd.read_csv(
-        shared_dir / "korpora" / KMHAS_FILE,
-        sep="\t",
-        dtype=str,
-        keep_default_na=False,
-        quoting=csv.QUOTE_MINIMAL,
-    )
-    toxic = {}
-    for text, labels in zip(frame["document"], frame["label"], strict=True):
-        categories = {label.strip() for label in labels.split(",") if label.strip()}
-        if categories and categories != {KMHAS_NOT_HATE} and text not in gate and is_review(text):
-            toxic[text] = three_class(categories - {KMHAS_NOT_HATE})
+    train, _ = load_kmhas(shared_dir / "korpora", three_class=True)
+    toxic = {
+        text: TOXICITY_ID2LABEL[label]
+        for text, label in zip(train.texts, train.labels, strict=True)
+        if label != 0 and is_review(text)
+    }
     chosen = random.Random(SEED).sample(sorted(toxic), count)
     return {text: toxic[text] for text in chosen}
 

@@ -296,13 +296,21 @@ def load_training_data(config: TrainConfig) -> TrainingData:
             )
         from Korpora.utils import default_korpora_path
 
-        from trainer.toxicity import TOXICITY_ID2LABEL, load_beep
+        from trainer.toxicity import TOXICITY_ID2LABEL, load_beep, load_kmhas
 
-        beep = load_beep(config.korpora_root or Path(default_korpora_path), "train")
+        korpora_root = config.korpora_root or Path(default_korpora_path)
+        beep = load_beep(korpora_root, "train")
         id2label = dict(TOXICITY_ID2LABEL)
         train_frame = pd.DataFrame({"text": beep.texts, "label_id": beep.labels})
-        eval_frame = None  # held out of train below; BEEP! dev stays unseen for scoring
         train_source = eval_source = "BEEP! train"
+        if config.kmhas_toxic_rows > 0:
+            kmhas, _ = load_kmhas(korpora_root, three_class=True)
+            kmhas_frame = pd.DataFrame({"text": kmhas.texts, "label_id": kmhas.labels})
+            kmhas_frame = kmhas_frame[kmhas_frame["label_id"] != 0].drop_duplicates("text")
+            kmhas_frame = _sample(kmhas_frame, config.kmhas_toxic_rows, seed=config.seed, source="K-MHaS")
+            train_frame = pd.concat([train_frame, kmhas_frame], ignore_index=True)
+            train_source = eval_source = f"BEEP! train + {len(kmhas_frame)} toxic K-MHaS comments"
+        eval_frame = None  # held out of train below; BEEP! dev stays unseen for scoring
     else:
         if config.eval_data is not None:
             raise TrainingError("--eval-data needs --data (NSMC brings its own test split)")

@@ -5,9 +5,10 @@ Labels are BEEP!'s three, with Korean names unique across tasks (sentiment's are
 정상 (none), 공격적 (offensive), 혐오 (hate). "Toxic" means 공격적 or 혐오.
 
 K-MHaS labels each comment with a set of 0-8, 8 meaning "not hate speech" and 0-7 hate categories (3 is
-profanity). That is not BEEP!'s scheme, so only its binary signal (toxic or not) is read here. Its file is the
-dataset's public test split; `kmhas_split` holds a fixed fifth of it out, chosen by a hash of the text, so no
-run ever trains on the comments toxicity is checked on.
+profanity). That is not BEEP!'s scheme: scores read only its binary signal (toxic or not), and training may read
+it in BEEP!'s three classes (`kmhas_as_beep`: a comment aimed at a group identity is 혐오, any other toxic one
+공격적). Its file is the dataset's public test split; `load_kmhas` holds a fixed fifth of it out, chosen by a hash
+of the text, so no run ever trains on the comments toxicity is checked on.
 """
 
 from __future__ import annotations
@@ -28,6 +29,9 @@ BEEP_DIR = Path("korean_hate_speech") / "labeled"
 KMHAS_FILE = Path("kmhas") / "kmhas_test.txt"
 KMHAS_NOT_HATE = "8"
 KMHAS_HELD_OUT_SHARE = 5  # one comment in five, by hash
+# K-MHaS's categories aimed at a group identity (origin, age, gender, race, religion): BEEP!'s 혐오 is hate
+# against such a group; its 공격적 covers the rest (insults, profanity, appearance, politics).
+KMHAS_GROUP_TARGETS = frozenset({"0", "4", "5", "6", "7"})
 
 
 @dataclass
@@ -65,8 +69,17 @@ def _held_out(text: str) -> bool:
     return int(hashlib.sha256(text.encode("utf-8")).hexdigest(), 16) % KMHAS_HELD_OUT_SHARE == 0
 
 
-def load_kmhas(korpora_root: Path) -> tuple[ToxicityTexts, ToxicityTexts]:
-    """(usable for training, held out) K-MHaS comments with binary labels (1 = any hate category).
+def kmhas_as_beep(categories: set[str]) -> int:
+    """A K-MHaS comment's label set read as BEEP!'s class id: 정상, 혐오 (aimed at a group), else 공격적."""
+    hate = set(categories) - {KMHAS_NOT_HATE}
+    if not hate:
+        return BEEP_LABELS["none"]
+    return BEEP_LABELS["hate"] if hate & KMHAS_GROUP_TARGETS else BEEP_LABELS["offensive"]
+
+
+def load_kmhas(korpora_root: Path, *, three_class: bool = False) -> tuple[ToxicityTexts, ToxicityTexts]:
+    """(usable for training, held out) K-MHaS comments with binary labels (1 = any hate category), or with
+    BEEP!'s class ids (`kmhas_as_beep`) when `three_class`.
 
     The held-out part is every comment whose text hashes into one fifth: fixed across runs and machines, and a
     comment that appears twice is on one side only.
@@ -82,7 +95,8 @@ def load_kmhas(korpora_root: Path) -> tuple[ToxicityTexts, ToxicityTexts]:
             continue
         target = held_out if _held_out(text) else train
         target.texts.append(text)
-        target.labels.append(0 if categories == {KMHAS_NOT_HATE} else 1)
+        beep_label = kmhas_as_beep(categories)
+        target.labels.append(beep_label if three_class else toxic(beep_label))
     return train, held_out
 
 

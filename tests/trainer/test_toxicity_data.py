@@ -11,7 +11,7 @@ import pytest
 
 from bench.bench_toxicity import beep_scores, binary_f1, bootstrap, f1_scores
 from trainer.config import TrainingError
-from trainer.toxicity import TOXICITY_ID2LABEL, load_beep, load_kmhas, toxic
+from trainer.toxicity import TOXICITY_ID2LABEL, kmhas_as_beep, load_beep, load_kmhas, toxic
 
 
 def test_beep_splits_have_the_published_sizes_and_the_three_labels(korpora_root: Path):
@@ -46,6 +46,78 @@ def test_kmhas_held_out_fifth_is_fixed_disjoint_and_binary(korpora_root: Path):
     assert by_text["그만큼 길예르모가 잘했다고 보면되겠지 기대되네 셰이프 오브 워터"] == 0
     assert by_text["1. 8넘의 문재앙"] == 1
     assert by_text['일본 자민당 한국지사 "자유한국당"=좃선일보=친일파 후손=토착왜구=아베=적폐'] == 1
+
+
+def test_kmhas_read_as_beep_classes_keeps_the_split_and_the_binary_signal(korpora_root: Path):
+    # Aimed at a group identity (0 origin, 4 age, 5 gender, 6 race, 7 religion) is 혐오; profanity (3),
+    # appearance (1) or politics (2) alone is 공격적; "8" alone is 정상.
+    assert [kmhas_as_beep(set(labels)) for labels in ("8", "3", "12", "23", "25", "0", "7", "38")] == [
+        0,
+        1,
+        1,
+        1,
+        2,
+        2,
+        2,
+        1,
+    ]
+    (binary_train, binary_held_out), (train, held_out) = (
+        load_kmhas(korpora_root),
+        load_kmhas(korpora_root, three_class=True),
+    )
+    assert train.texts == binary_train.texts and held_out.texts == binary_held_out.texts
+    assert [
+        toxic(label) for label in train.labels + held_out.labels
+    ] == binary_train.labels + binary_held_out.labels
+    by_text = dict(zip(train.texts + held_out.texts, train.labels + held_out.labels, strict=True))
+    assert by_text["1. 8넘의 문재앙"] == 1  # "2": politics
+    assert set(by_text.values()) == {0, 1, 2}
+
+
+def test_toxic_kmhas_rows_join_beep_train_and_never_the_held_out_fifth(korpora_root: Path, tmp_path: Path):
+    from collections import Counter
+
+    from trainer.config import TrainConfig
+    from trainer.data import load_training_data
+
+    def data(rows: int):
+        return load_training_data(
+            TrainConfig(
+                output=tmp_path / "unused",
+                task="toxicity",
+                korpora_root=korpora_root,
+                train_size=None,
+                eval_size=500,
+                kmhas_toxic_rows=rows,
+            )
+        )
+
+    beep_only, with_kmhas = data(0), data(3000)
+    _, held_out = load_kmhas(korpora_root)
+    added = (
+        len(with_kmhas.train.texts)
+        + len(with_kmhas.eval.texts)
+        - (len(beep_only.train.texts) + len(beep_only.eval.texts))
+    )
+    assert 2950 <= added <= 3000  # a few drawn comments are shorter than --min-chars
+    seen = set(with_kmhas.train.texts) | set(with_kmhas.eval.texts)
+    assert not seen & set(held_out.texts)
+    beep_texts = set(load_beep(korpora_root, "train").texts)
+    kmhas_labels = [
+        label
+        for text, label in zip(with_kmhas.train.texts, with_kmhas.train.labels, strict=True)
+        if text not in beep_texts
+    ]
+    assert 0 not in Counter(kmhas_labels) and len(kmhas_labels) > 2000  # toxic comments only
+
+    def clean_rows(data) -> int:
+        return (data.train.labels + data.eval.labels).count(0)
+
+    # Toxic rows only: 정상 stays BEEP!'s, and its share of the training rows falls from 44 % to about 32 %.
+    assert clean_rows(with_kmhas) == clean_rows(beep_only) > 3400
+    assert with_kmhas.train.labels.count(0) / len(with_kmhas.train.labels) < 0.33
+    with pytest.raises(TrainingError, match="--kmhas-toxic-rows"):
+        TrainConfig(output=tmp_path / "unused", task="toxicity", kmhas_toxic_rows=-1)
 
 
 def test_missing_or_malformed_files_get_a_clear_message(tmp_path: Path):
