@@ -40,8 +40,9 @@ cluster: $(STAMP)
 #   (bench/results/calibration.json and a reliability diagram; ~15 min);
 # - how many held-out reviews a confidence map needs: maps fitted on 1,000, 2,000 and 5,000 of the quick-start
 #   model's int8 scores, two disjoint draws at a time, scored on 10,000 others (calibration_fit_size.json; ~4 min);
-# - toxicity: the TF-IDF + logistic-regression baseline on BEEP! dev and held-out K-MHaS, with bootstrap
-#   intervals (bench/results/toxicity.json; ~4 min);
+# - toxicity: the TF-IDF + logistic-regression baselines and the e5 recipe on BEEP! dev and held-out K-MHaS, with
+#   bootstrap intervals (bench/results/toxicity.json; ~4 min, and ~15 min more to train the e5 model when
+#   data/bench-toxicity has none);
 # - the toxicity learning loop through the real bot: lone users and a reviewer correct the first toxicity model's
 #   flags on harsh but clean reviews, the admin sends /retrain 표현 (bench/results/toxicity_loop.json; ~15 min);
 # - two tasks against one: the first sentiment and toxicity models served side by side through the bot's

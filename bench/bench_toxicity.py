@@ -144,7 +144,7 @@ def tfidf_baseline(train_texts: list[str], train_labels: list[int], *, seed: int
 
 
 E5_RECIPE = {
-    "kmhas_toxic_rows": 4000,
+    "kmhas_rows": 6000,
     "epochs": 2.0,
     "batch_size": 16,
     "learning_rate": 5e-5,
@@ -332,8 +332,8 @@ def main(argv: list[str] | None = None) -> int:
         "data": {
             "train": f"BEEP! train ({len(train)} comments)"
             + (
-                f" and {config.kmhas_toxic_rows} toxic K-MHaS comments outside its held-out fifth"
-                if config.kmhas_toxic_rows
+                f" and {config.kmhas_rows} K-MHaS comments outside its held-out fifth"
+                if config.kmhas_rows
                 else ""
             ),
             "dev": f"BEEP! dev ({len(dev)} comments)",

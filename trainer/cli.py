@@ -104,12 +104,12 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
         "the base data's class mix",
     )
     data.add_argument(
-        "--kmhas-toxic-rows",
+        "--kmhas-rows",
         type=int,
-        default=defaults.kmhas_toxic_rows,
-        help="toxicity: also train on this many K-MHaS comments that have a hate category (its training part, "
-        "never the held-out fifth scores use), read as BEEP!'s classes: aimed at origin, age, gender, race or "
-        "religion is 혐오, any other hate category 공격적 (default %(default)s)",
+        default=defaults.kmhas_rows,
+        help="toxicity: also train on this many K-MHaS comments (its training part, never the held-out fifth "
+        "scores use; clean and toxic in its own mix), read as BEEP!'s classes: aimed at origin, age, gender, race "
+        "or religion is 혐오, any other hate category 공격적, none 정상 (default %(default)s)",
     )
     recipe = parser.add_argument_group("recipe")
     recipe.add_argument("--epochs", type=float, default=defaults.epochs, help="default %(default)s")
@@ -201,7 +201,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         extra_neighbours=args.extra_neighbours,
         keep_class_prior=args.keep_class_prior,
         exclude=args.exclude,
-        kmhas_toxic_rows=args.kmhas_toxic_rows,
+        kmhas_rows=args.kmhas_rows,
         epochs=args.epochs,
         batch_size=args.batch_size,
         learning_rate=args.learning_rate,

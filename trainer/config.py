@@ -50,11 +50,11 @@ class TrainConfig:
     # their texts, not a shifted prior. Off: the random rows are a plain sample.
     keep_class_prior: bool = False
     exclude: Path | None = None  # CSV/TSV with a text column: these texts are never trained or validated on
-    # Toxicity without `data`: also train on this many K-MHaS comments that have a hate category, from its
-    # training part (never its held-out fifth), read as BEEP!'s classes (trainer/toxicity.py). BEEP! train is
-    # 44 % 정상; toxic rows bring its three classes near even, which a macro-F1 over them rewards, and add insult
-    # and hate wording 7,896 comments lack. 0: BEEP! train alone.
-    kmhas_toxic_rows: int = 0
+    # Toxicity without `data`: also train on this many K-MHaS comments drawn from its training part (never its
+    # held-out fifth) in its own class mix, read as BEEP!'s classes (trainer/toxicity.py). Clean comments come
+    # too: toxic ones alone taught "a K-MHaS-style news comment is toxic" (bench/results/toxicity_steps/).
+    # 0: BEEP! train alone.
+    kmhas_rows: int = 0
 
     # Recipe
     epochs: float = 3
@@ -86,8 +86,8 @@ class TrainConfig:
             raise TrainingError(f"unknown task {self.task!r}; choose from {', '.join(DEFAULT_BASES)}")
         if not self.base:
             self.base = DEFAULT_BASES[self.task]
-        if self.kmhas_toxic_rows < 0:
-            raise TrainingError(f"--kmhas-toxic-rows must be 0 or more, got {self.kmhas_toxic_rows}")
+        if self.kmhas_rows < 0:
+            raise TrainingError(f"--kmhas-rows must be 0 or more, got {self.kmhas_rows}")
         for name in ("korpora_root", "data", "eval_data", "extra", "exclude", "checkpoint_dir"):
             value = getattr(self, name)
             if value is not None:

@@ -303,13 +303,13 @@ def load_training_data(config: TrainConfig) -> TrainingData:
         id2label = dict(TOXICITY_ID2LABEL)
         train_frame = pd.DataFrame({"text": beep.texts, "label_id": beep.labels})
         train_source = eval_source = "BEEP! train"
-        if config.kmhas_toxic_rows > 0:
+        if config.kmhas_rows > 0:
             kmhas, _ = load_kmhas(korpora_root, three_class=True)
             kmhas_frame = pd.DataFrame({"text": kmhas.texts, "label_id": kmhas.labels})
-            kmhas_frame = kmhas_frame[kmhas_frame["label_id"] != 0].drop_duplicates("text")
-            kmhas_frame = _sample(kmhas_frame, config.kmhas_toxic_rows, seed=config.seed, source="K-MHaS")
+            kmhas_frame = kmhas_frame.drop_duplicates("text")
+            kmhas_frame = _sample(kmhas_frame, config.kmhas_rows, seed=config.seed, source="K-MHaS")
             train_frame = pd.concat([train_frame, kmhas_frame], ignore_index=True)
-            train_source = eval_source = f"BEEP! train + {len(kmhas_frame)} toxic K-MHaS comments"
+            train_source = eval_source = f"BEEP! train + {len(kmhas_frame)} K-MHaS comments"
         eval_frame = None  # held out of train below; BEEP! dev stays unseen for scoring
     else:
         if config.eval_data is not None:

@@ -52,7 +52,7 @@ def test_register_adds_the_train_subcommand_with_the_same_options(tmp_path: Path
             "1.5",
             "--extra-weight",
             "3",
-            "--kmhas-toxic-rows",
+            "--kmhas-rows",
             "250",
         ]
     )
@@ -63,7 +63,7 @@ def test_register_adds_the_train_subcommand_with_the_same_options(tmp_path: Path
         and config.train_size is None
         and config.epochs == 1.5
         and config.extra_weight == 3
-        and config.kmhas_toxic_rows == 250
+        and config.kmhas_rows == 250
     )
     assert config.effective_learning_rate == 1e-3
 
