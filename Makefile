@@ -43,7 +43,7 @@ cluster: $(STAMP)
 # - toxicity: the TF-IDF + logistic-regression baseline on BEEP! dev and held-out K-MHaS, with bootstrap
 #   intervals (bench/results/toxicity.json; ~4 min);
 # - the toxicity learning loop through the real bot: lone users and a reviewer correct the first toxicity model's
-#   flags on harsh but clean reviews, the admin sends /retrain 표현 (bench/results/toxicity_loop.json; ~15 min);
+#   flags on harsh but clean reviews, the admin sends /retrain 표현 (bench/results/toxicity_loop.json; ~18 min);
 # - two tasks against one: the first sentiment and toxicity models served side by side through the bot's
 #   micro-batchers (bench/results/two_tasks.json; ~4 min, training the two first models when missing);
 # - a bot without torch: a second environment without the train extra serves both first models on their fast path,
