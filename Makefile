@@ -44,7 +44,7 @@ cluster: $(STAMP)
 #   bootstrap intervals (bench/results/toxicity.json; ~4 min, and ~15 min more to train the e5 model when
 #   data/bench-toxicity has none);
 # - the toxicity learning loop through the real bot: lone users and a reviewer correct the first toxicity model's
-#   flags on harsh but clean reviews, the admin sends /retrain 표현 (bench/results/toxicity_loop.json; ~15 min);
+#   flags on harsh but clean reviews, the admin sends /retrain 표현 (bench/results/toxicity_loop.json; ~18 min);
 # - two tasks against one: the first sentiment and toxicity models served side by side through the bot's
 #   micro-batchers (bench/results/two_tasks.json; ~4 min, training the two first models when missing);
 # - a bot without torch: a second environment without the train extra serves both first models on their fast path,
