@@ -384,9 +384,7 @@ def _train(config: TrainConfig, *, started: float, json_stream) -> dict:
                 "source": str(config.data)
                 if config.data
                 else {"sentiment": "nsmc", "toxicity": "beep"}[config.task],
-                "kmhas_rows": config.kmhas_rows
-                if config.task == "toxicity" and config.data is None
-                else 0,
+                "kmhas_rows": config.kmhas_rows if config.task == "toxicity" and config.data is None else 0,
                 "task": config.task,
             },
             "base_checkpoint": config.base,
