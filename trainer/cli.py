@@ -125,6 +125,11 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
         "from random weights (default: --learning-rate)",
     )
     recipe.add_argument(
+        "--balanced-class-weights",
+        action="store_true",
+        help="weight each class's loss by rows / (classes x its rows), so each class counts alike, as in a macro-F1",
+    )
+    recipe.add_argument(
         "--weight-decay", type=float, default=defaults.weight_decay, help="default %(default)s"
     )
     recipe.add_argument(
@@ -207,6 +212,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         learning_rate=args.learning_rate,
         head_learning_rate=args.head_learning_rate,
         weight_decay=args.weight_decay,
+        balanced_class_weights=args.balanced_class_weights,
         warmup_ratio=args.warmup_ratio,
         max_length=args.max_length,
         early_stopping_patience=args.early_stopping_patience,

@@ -64,6 +64,9 @@ class TrainConfig:
     # start from random weights: they may learn faster than the pretrained encoder. None: at learning_rate.
     head_learning_rate: float | None = None
     weight_decay: float = 0.01
+    # Weight each class's loss by rows / (classes x its rows) in the training set, so every class counts as much
+    # in the loss as it does in a macro-F1. Off: each row counts once, and the data's class mix is the prior.
+    balanced_class_weights: bool = False
     warmup_ratio: float = 0.1
     max_length: int | None = None  # None: the model's maximum (128 for scratch)
     early_stopping_patience: int = 2  # 0 disables early stopping

@@ -117,12 +117,36 @@ def _new_parameters(model) -> set[str]:
     return {name for name, _ in model.named_parameters()} if new is None else set(new)
 
 
-class _Trainer(Trainer):
-    """HF `Trainer` whose optimizer gives the newly initialised layers their own learning rate."""
+def balanced_class_weights(labels: list[int], classes: int) -> list[float]:
+    """rows / (classes x the class's rows), per class id; a class without rows gets 0 (it has no loss to weigh)."""
+    counts = np.bincount(np.asarray(labels, dtype=np.int64), minlength=classes)
+    return [float(len(labels) / (classes * count)) if count else 0.0 for count in counts]
 
-    def __init__(self, *args, head_learning_rate: float | None, **kwargs) -> None:
+
+class _Trainer(Trainer):
+    """HF `Trainer` whose optimizer gives the newly initialised layers their own learning rate, and whose loss
+    may weigh the classes (`class_weights`, one per class id)."""
+
+    def __init__(
+        self, *args, head_learning_rate: float | None, class_weights: list[float] | None = None, **kwargs
+    ) -> None:
         super().__init__(*args, **kwargs)
         self._head_learning_rate = head_learning_rate
+        self._class_weights = (
+            None if class_weights is None else torch.tensor(class_weights, dtype=torch.float32)
+        )
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        if self._class_weights is None:
+            return super().compute_loss(
+                model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch
+            )
+        labels = inputs.pop("labels")
+        outputs = model(**inputs)
+        loss = torch.nn.functional.cross_entropy(
+            outputs.logits.float(), labels, weight=self._class_weights.to(outputs.logits.device)
+        )
+        return (loss, outputs) if return_outputs else loss
 
     def create_optimizer(self, model=None):
         if self._head_learning_rate is None or self.optimizer is not None:
@@ -317,6 +341,9 @@ def _train(config: TrainConfig, *, started: float, json_stream) -> dict:
         trainer = _Trainer(
             model=model,
             head_learning_rate=config.head_learning_rate,
+            class_weights=balanced_class_weights(data.train.labels, num_labels)
+            if config.balanced_class_weights
+            else None,
             args=_training_arguments(config, checkpoint_dir, steps_per_epoch=steps_per_epoch),
             train_dataset=train_rows,
             eval_dataset=eval_rows,
@@ -392,6 +419,7 @@ def _train(config: TrainConfig, *, started: float, json_stream) -> dict:
             "epochs_trained": round(float(trainer.state.epoch or 0.0), 4),
             "learning_rate": config.effective_learning_rate,
             "head_learning_rate": config.head_learning_rate,
+            "balanced_class_weights": config.balanced_class_weights,
             "batch_size": config.batch_size,
             "train_samples_per_second": float(train_output.metrics.get("train_samples_per_second", 0.0)),
             "seed": config.seed,
