@@ -91,6 +91,10 @@ class TrainConfig:
             self.base = DEFAULT_BASES[self.task]
         if self.kmhas_rows < 0:
             raise TrainingError(f"--kmhas-rows must be 0 or more, got {self.kmhas_rows}")
+        if self.kmhas_rows and (self.task != "toxicity" or self.data is not None):
+            raise TrainingError(
+                "--kmhas-rows adds to the toxicity task's built-in data: use it with --task toxicity and no --data"
+            )
         for name in ("korpora_root", "data", "eval_data", "extra", "exclude", "checkpoint_dir"):
             value = getattr(self, name)
             if value is not None:

@@ -137,6 +137,7 @@ class _Trainer(Trainer):
         )
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        # Evaluation goes through here too: the epoch kept is the best by the same weighted loss.
         if self._class_weights is None:
             return super().compute_loss(
                 model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch
@@ -411,7 +412,7 @@ def _train(config: TrainConfig, *, started: float, json_stream) -> dict:
                 "source": str(config.data)
                 if config.data
                 else {"sentiment": "nsmc", "toxicity": "beep"}[config.task],
-                "kmhas_rows": config.kmhas_rows if config.task == "toxicity" and config.data is None else 0,
+                "kmhas_rows": config.kmhas_rows,
                 "task": config.task,
             },
             "base_checkpoint": config.base,

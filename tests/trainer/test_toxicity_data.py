@@ -114,6 +114,10 @@ def test_kmhas_rows_join_beep_train_in_their_own_class_mix_and_never_the_held_ou
     assert 0.45 < added_labels[0] / sum(added_labels.values()) < 0.63 and added_labels[1] and added_labels[2]
     with pytest.raises(TrainingError, match="--kmhas-rows"):
         TrainConfig(output=tmp_path / "unused", task="toxicity", kmhas_rows=-1)
+    with pytest.raises(TrainingError, match="--task toxicity and no --data"):
+        TrainConfig(output=tmp_path / "unused", task="sentiment", kmhas_rows=100)
+    with pytest.raises(TrainingError, match="--task toxicity and no --data"):
+        TrainConfig(output=tmp_path / "unused", task="toxicity", data=tmp_path / "own.csv", kmhas_rows=100)
 
 
 def test_missing_or_malformed_files_get_a_clear_message(tmp_path: Path):
