@@ -40,6 +40,8 @@ cluster: $(STAMP)
 #   (bench/results/calibration.json and a reliability diagram; ~15 min);
 # - how many held-out reviews a confidence map needs: maps fitted on 1,000, 2,000 and 5,000 of the quick-start
 #   model's int8 scores, two disjoint draws at a time, scored on 10,000 others (calibration_fit_size.json; ~4 min);
+# - the ECE a perfectly calibrated model shows on 471, 4,402 and 10,000 examples: sampling noise alone
+#   (bench/results/ece_floor.json; seconds);
 # - toxicity: the TF-IDF + logistic-regression baselines and the e5 recipe on BEEP! dev and held-out K-MHaS, with
 #   bootstrap intervals (bench/results/toxicity.json; ~4 min, and ~15 min more to train the e5 model when
 #   data/bench-toxicity has none);
@@ -73,6 +75,7 @@ bench: $(STAMP)
 		--output bench/results/learning_loop_pattern.json
 	$(BIN)/python -m bench.bench_calibration
 	$(BIN)/python -m bench.bench_calibration_fit_size
+	$(BIN)/python -m bench.bench_ece_floor
 	$(BIN)/python -m bench.bench_toxicity
 	$(BIN)/python -m bench.bench_toxicity_loop
 	$(BIN)/python -m bench.bench_two_tasks
