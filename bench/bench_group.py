@@ -390,13 +390,13 @@ async def adversarial(bot: BotUnderTest) -> dict[str, Any]:
 
 
 async def main_async(args) -> dict[str, Any]:
-    from bench.bench_toxicity import fine_tuned_e5
+    from bench.bench_toxicity import e5_config, fine_tuned_e5
 
     started = time.perf_counter()
     load_at_start = [round(v, 2) for v in os.getloadavg()]
     ensure_quickstart_model(args.model, args.shared_dir)
     # bench_toxicity's model (it runs before this in `make bench`; trained here when missing, ~30 min)
-    toxicity_model = fine_tuned_e5(args.shared_dir, args.toxicity_workdir, args.toxicity_seed)
+    toxicity_model = fine_tuned_e5(e5_config(args.shared_dir, args.toxicity_workdir, args.toxicity_seed))
     if args.workdir.exists():
         shutil.rmtree(args.workdir)
     args.workdir.mkdir(parents=True)

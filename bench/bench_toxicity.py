@@ -195,14 +195,22 @@ def e5_config(shared_dir: Path, workdir: Path, seed: int):
 
 
 def fine_tuned_e5(config) -> Path:
-    """The trainer's toxicity model on e5 (trained once into the config's output folder)."""
+    """The trainer's toxicity model on e5, trained into the config's output folder unless one of the same recipe
+    and seed is there (`bench-recipe.json` beside it says which); a model of another recipe is replaced."""
+    import json
+
     from trainer import train
 
     output = config.output
-    if not (output / "confidence_map.json").is_file():  # none yet, or one trained before confidence maps
+    stamp = output.parent / "bench-recipe.json"
+    recipe = {**E5_RECIPE, "seed": config.seed}
+    trained = (output / "confidence_map.json").is_file() and stamp.is_file()
+    if not trained or json.loads(stamp.read_text(encoding="utf-8")) != recipe:
         shutil.rmtree(output, ignore_errors=True)
+        stamp.unlink(missing_ok=True)
         output.parent.mkdir(parents=True, exist_ok=True)
         train(config)
+        stamp.write_text(json.dumps(recipe), encoding="utf-8")
     return output
 
 

@@ -171,3 +171,28 @@ def test_paired_difference_is_zero_for_the_same_answers_and_sees_a_better_model(
     assert paired_difference(macro, truth, noisy, noisy) == {"value": 0.0, "low": 0.0, "high": 0.0}
     gain = paired_difference(macro, truth, better, noisy)
     assert gain["low"] > 0 and gain["low"] <= gain["value"] <= gain["high"]
+
+
+def test_the_benchmark_reuses_its_model_only_for_the_same_recipe(tmp_path: Path, monkeypatch):
+    import trainer
+    from bench import bench_toxicity
+    from trainer.config import TrainConfig
+
+    trained = []
+
+    def fake_train(config):  # what the bench checks for: the version folder with its confidence map
+        config.output.mkdir(parents=True)
+        (config.output / "confidence_map.json").write_text("{}", encoding="utf-8")
+        trained.append(config.output)
+
+    monkeypatch.setattr(trainer, "train", fake_train)
+    config = TrainConfig(output=tmp_path / "bench-toxicity" / "e5-toxicity", task="toxicity", seed=3)
+    bench_toxicity.fine_tuned_e5(config)
+    bench_toxicity.fine_tuned_e5(config)
+    assert len(trained) == 1  # the same recipe: trained once
+    monkeypatch.setitem(bench_toxicity.E5_RECIPE, "balanced_class_weights", True)
+    bench_toxicity.fine_tuned_e5(config)
+    assert len(trained) == 2  # another recipe: the old model is replaced
+    (tmp_path / "bench-toxicity" / "bench-recipe.json").unlink()
+    bench_toxicity.fine_tuned_e5(config)
+    assert len(trained) == 3  # a model without its recipe stamp is not trusted
