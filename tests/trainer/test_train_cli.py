@@ -52,6 +52,8 @@ def test_register_adds_the_train_subcommand_with_the_same_options(tmp_path: Path
             "1.5",
             "--extra-weight",
             "3",
+            "--task",
+            "toxicity",
             "--kmhas-rows",
             "250",
         ]
@@ -64,6 +66,7 @@ def test_register_adds_the_train_subcommand_with_the_same_options(tmp_path: Path
         and config.epochs == 1.5
         and config.extra_weight == 3
         and config.kmhas_rows == 250
+        and config.task == "toxicity"
     )
     assert config.effective_learning_rate == 1e-3
 
