@@ -13,7 +13,9 @@ Reported, each with a 95% percentile-bootstrap interval (BEEP! dev has only 471 
   fine-tuned model its paired difference from the baseline and its ECE before the calibration, after the
   temperature and after the confidence map (what the bot serves);
 - K-MHaS held out (trainer/toxicity.py: a fixed fifth chosen by hash, never trained on): binary F1 (its labels
-  are not BEEP!'s, so only "any hate category" vs "not hate speech" is compared).
+  are not BEEP!'s, so only "any hate category" vs "not hate speech" is compared), and for the fine-tuned model the
+  three-class scores and ECE with K-MHaS read as BEEP!'s classes (`kmhas_as_beep`);
+- with `kmhas_rows` in the recipe, the baseline trained on the fine-tuned model's own rows as well.
 
 Writes bench/results/toxicity.json.
 
@@ -221,7 +223,9 @@ def rounded_ece(confidence: np.ndarray, correct: np.ndarray) -> dict[str, float]
 
 def score_fine_tuned(version: Path, dev, kmhas_held_out, baseline_dev: np.ndarray | None) -> dict[str, Any]:
     """`kmhas_held_out` carries BEEP!'s class ids (`load_kmhas(three_class=True)`): binary F1 as for the
-    baseline, and the calibration on 4,402 comments, which BEEP! dev is too small to show."""
+    baseline, and three-class scores and ECE on its 4,402 comments. Those read K-MHaS as BEEP!'s classes, so they
+    measure a model trained with K-MHaS rows; for one trained on BEEP! alone they show how far the two lines lie
+    apart."""
     import json
 
     from classifier import Classifier
