@@ -113,8 +113,12 @@ def beep_scores(truth: Sequence[int], predicted: Sequence[int], names: dict[int,
     return scores
 
 
-def kmhas_scores(truth: Sequence[int], predicted_toxic: Sequence[int]) -> dict[str, Any]:
-    truth_array, predicted_array = np.asarray(truth), np.asarray(predicted_toxic)
+def kmhas_scores(truth: Sequence[int], predicted: Sequence[int]) -> dict[str, Any]:
+    """Binary F1 on K-MHaS (toxic = 공격적 or 혐오) from BEEP!'s class ids, truth and predicted alike."""
+    truth_array, predicted_array = (
+        (np.asarray(truth) != 0).astype(int),
+        (np.asarray(predicted) != 0).astype(int),
+    )
     result = bootstrap(binary_f1, truth_array, predicted_array)
     return {
         "n": len(truth_array),
@@ -231,7 +235,7 @@ def score_fine_tuned(version: Path, dev, kmhas_held_out, baseline_dev: np.ndarra
     from classifier import Classifier
     from classifier.confidence_map import ConfidenceMap
     from trainer.temperature import undo_temperature
-    from trainer.toxicity import TOXICITY_ID2LABEL, toxic
+    from trainer.toxicity import TOXICITY_ID2LABEL
 
     # Without the map, to score each calibration step; the map is then applied as the classifier applies it.
     classifier = Classifier.load(version, backend="torch", apply_confidence_map=False)
@@ -272,9 +276,7 @@ def score_fine_tuned(version: Path, dev, kmhas_held_out, baseline_dev: np.ndarra
         "epochs_trained": metrics.get("epochs_trained"),
         "beep_dev": beep_scores(dev.labels, dev_predicted.tolist(), TOXICITY_ID2LABEL),
         "beep_dev_ece": eces(dev_probabilities, dev.labels),
-        "kmhas_held_out": kmhas_scores(
-            [toxic(label) for label in kmhas_held_out.labels], [toxic(label) for label in kmhas_predicted]
-        ),
+        "kmhas_held_out": kmhas_scores(kmhas_held_out.labels, kmhas_predicted.tolist()),
         "kmhas_held_out_three_class": {
             **beep_scores(kmhas_held_out.labels, kmhas_predicted.tolist(), TOXICITY_ID2LABEL),
             "ece": eces(kmhas_probabilities, kmhas_held_out.labels),
@@ -298,20 +300,18 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     from trainer.data import load_training_data
-    from trainer.toxicity import TOXICITY_ID2LABEL, load_beep, load_kmhas, toxic
+    from trainer.toxicity import TOXICITY_ID2LABEL, load_beep, load_kmhas
 
     korpora = args.shared_dir / "korpora"
     train, dev = load_beep(korpora, "train"), load_beep(korpora, "dev")
     _, kmhas_held_out = load_kmhas(korpora, three_class=True)
-    kmhas_toxic = [toxic(label) for label in kmhas_held_out.labels]
     config = e5_config(args.shared_dir, args.workdir, args.seed)
-    # The fine-tuned model's training rows exactly (BEEP! train and K-MHaS rows, its evaluation rows held out).
-    same_data = load_training_data(config).train
     models: dict[str, Any] = {}
     baseline_dev = None
     if "tfidf" in args.models:
         baselines = {"tfidf_logreg": ("BEEP! train", train.texts, train.labels)}
         if config.kmhas_rows:  # the baseline on the fine-tuned model's own rows, to tell data from model
+            same_data = load_training_data(config).train  # exactly those: its evaluation rows held out
             baselines["tfidf_logreg_same_data"] = (
                 f"the fine-tuned model's {len(same_data.texts)} training rows",
                 same_data.texts,
@@ -326,14 +326,14 @@ def main(argv: list[str] | None = None) -> int:
                 baseline_dev = (
                     predicted_dev  # the published anchor's setting, which the paired difference uses
                 )
-            kmhas_predicted = (baseline.predict(kmhas_held_out.texts) != 0).astype(int)
+            kmhas_predicted = baseline.predict(kmhas_held_out.texts)
             chosen_c = float(np.atleast_1d(baseline[-1].C_)[0])
             models[name] = {
                 "what": "character 1-4-gram TF-IDF (char_wb, sublinear, min_df 2) + logistic regression, "
                 f"C={chosen_c:g} chosen by 5-fold CV (macro-F1) on {data}",
                 "fit_seconds": round(seconds, 1),
                 "beep_dev": beep_scores(dev.labels, predicted_dev.tolist(), TOXICITY_ID2LABEL),
-                "kmhas_held_out": kmhas_scores(kmhas_toxic, kmhas_predicted.tolist()),
+                "kmhas_held_out": kmhas_scores(kmhas_held_out.labels, kmhas_predicted.tolist()),
             }
     if "e5" in args.models:
         started = time.perf_counter()
