@@ -116,7 +116,7 @@ def fit_size_trials(
 
 def main() -> None:
     from bench.bench_calibration import unseen_test_reviews
-    from bench.bench_learning_loop import ensure_quickstart_model
+    from bench.bot_under_test import ensure_quickstart_model
     from bench.learning_loop_data import DEFAULT_MODEL_DIR
     from classifier.calibration import expected_calibration_error
 

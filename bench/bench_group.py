@@ -37,7 +37,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench.bench_learning_loop import REPO_ROOT, SHARED_DIR, BotUnderTest, ensure_quickstart_model
+from bench.bot_under_test import REPO_ROOT, SHARED_DIR, BotUnderTest, ensure_quickstart_model
 from bench.common import machine_record, nsmc_file
 from bench.learning_loop_data import DEFAULT_MODEL_DIR, wilson_ci
 

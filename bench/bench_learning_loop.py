@@ -55,7 +55,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import csv
 import functools
 import itertools
 import json
@@ -63,34 +62,43 @@ import logging
 import os
 import platform
 import random
-import re
 import shutil
 import sys
 import time
-import unicodedata
-from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO_ROOT / "tests" / "bot"))  # the Bot API stand-in lives with the tests
-
+from bench.bot_under_test import (
+    ADMIN,
+    REPO_ROOT,
+    REVIEWER,
+    SETTINGS_OVERRIDES,
+    SETTINGS_REPORTED,
+    SHARED_DIR,
+    SMOKE,
+    BotUnderTest,
+    Review,
+    bench_settings,
+    ensure_quickstart_model,
+    plain,
+    rate_limited,
+    review_item_verdict_id,
+)
 from bench.common import RESULTS_DIR
+from bench.learning_loop_accounting import Ledger, account_run, labeller_records
 from bench.learning_loop_data import (
     DEFAULT_MODEL_DIR,
     DEFAULT_SEED,
     LABEL_NAMES,
     PATTERN,
-    error_report,
     load_rated_reviews,
     pattern_reviews,
 )
+from bench.learning_loop_scoring import Evaluation, base_evaluation, learning_goal, score
+from bot.reviews import is_review
 
-TOKEN = "123456789:bench-learning-loop-0123456789abcdef"
-ADMIN = 4242  # ADMIN_IDS
-REVIEWER = 4343  # REVIEWER_IDS (not an admin)
 PAIR = (7001, 7002)  # (a): the honest fixed pair
 LONE_USERS = tuple(range(7100, 7112))  # (b): twelve users, each in their own private chat
 COLLUDERS = (6661, 6662)  # (c)
@@ -98,7 +106,6 @@ ATTACKER_ACCOUNTS = tuple(range(6800, 6810))  # (d)
 PATTERN_SENDERS, ORDINARY_SENDERS = 10_000, 20_000  # first user ids of the people who send reviews in groups
 SCENARIOS = ("a", "b", "c", "d")
 
-GROUP_SIZE = 15  # reviews per review group (a group gets Telegram's 20 messages a minute)
 CONFIRM_SHARE = 0.3  # honest users confirm this share of the right verdicts they see
 ORDINARY_REVIEWS = 200
 REVIEW_BOUND = {"a": 20, "b": 40, "c": 10, "d": 40}  # reviewer answers (c: per run)
@@ -107,77 +114,12 @@ POISON_RUNS = 3
 ATTACK_LABELS_PER_ACCOUNT = 24  # (d): under the hourly limit
 ATTACK_FLIP_EVERY = 4  # (d): every 4th label of an account is a flip
 BASE_EVAL_SIZE = 10_000
-SHARED_DIR = Path(os.environ.get("MODERATOR_SHARED_DIR", REPO_ROOT.parent / "shared"))
-# Settings that differ from the defaults: only with --smoke (tiny runs that check the plumbing in minutes; their
-# figures mean nothing and are never reported).
-SETTINGS_OVERRIDES: dict[str, Any] = {}
-SMOKE = {"retrain_train_size": 200, "retrain_epochs": 1.0, "retrain_eval_size": 100, "gate_eval_size": 300}
 SMOKE_BASE_EVAL_SIZE = 500
-REPLY_TIMEOUT_S = 120
-NEXT_ITEM_TIMEOUT_S = 20
-ATTACKER_ROLES = ("colluder", "attacker")
-SETTINGS_REPORTED = (
-    "feedback_rate_limit_per_hour",
-    "spot_checks_required",
-    "labeller_min_accuracy",
-    "spot_check_rate",
-    "trust_feedback",
-    "correction_weight",
-    "correction_balance",
-    "correction_holdout_fraction",
-    "correction_neighbours",
-    "retrain_from",
-    "retrain_epochs",
-    "retrain_best_metric",
-    "retrain_train_size",
-    "retrain_eval_size",
-    "retrain_batch_size",
-    "retrain_learning_rate",
-    "retrain_max_length",
-    "retrain_seed",
-    "gate_eval_size",
-    "gate_confidence",
-    "promotion_tolerance",
-    "review_window_days",
-    "fast_inference",
-    "retrain_cron",
-)
 
 logger = logging.getLogger("bench.learning_loop")
 
 
-def ensure_quickstart_model(path: Path, shared_dir: Path, task: str = "sentiment") -> Path:
-    """The task's model `make run` trains first (same recipe), trained here when missing."""
-    if (path / "config.json").is_file():
-        return path
-    from bot.quickstart import FIRST_MODEL_RECIPE, FIRST_TOXICITY_RECIPE
-    from trainer import TrainConfig, train
-
-    logger.info("training the quick-start %s model into %s", task, path)
-    train(
-        TrainConfig(
-            output=path,
-            task=task,
-            base=str(shared_dir / "models" / "multilingual-e5-small-ko"),
-            korpora_root=shared_dir / "korpora",
-            **(FIRST_MODEL_RECIPE if task == "sentiment" else FIRST_TOXICITY_RECIPE),
-        )
-    )
-    return path
-
-
 # --- traffic -----------------------------------------------------------------------------------------------
-
-
-def _is_review(text: str) -> bool:
-    """What the bot classifies and stores (>= 6 visible characters, one of them a letter or a digit): the bot's
-    own rule when it has one, else the same rule written here."""
-    try:
-        from bot.reviews import is_review
-    except ImportError:
-        visible = sum(1 for c in text if not c.isspace() and unicodedata.category(c)[0] not in "CZ")
-        return visible >= 6 and any(c.isalnum() for c in text)
-    return is_review(text)
 
 
 @dataclass
@@ -197,711 +139,15 @@ def build_traffic(shared_dir: Path, seed: int) -> tuple[Traffic, Any]:
     pattern = list(zip(bot_set["text"], map(int, bot_set["label"]), strict=True))
     ordinary = list(zip(others["text"], map(int, others["label"]), strict=True))
     traffic = Traffic(
-        pattern=[(text, label) for text, label in pattern if _is_review(text)],
-        ordinary=[(text, label) for text, label in ordinary if _is_review(text)],
+        pattern=[(text, label) for text, label in pattern if is_review(text)],
+        ordinary=[(text, label) for text, label in ordinary if is_review(text)],
         not_reviews={
-            "pattern": sum(1 for text, _ in pattern if not _is_review(text)),
-            "ordinary": sum(1 for text, _ in ordinary if not _is_review(text)),
+            "pattern": sum(1 for text, _ in pattern if not is_review(text)),
+            "ordinary": sum(1 for text, _ in ordinary if not is_review(text)),
         },
     )
     traffic.truth = {text: label for text, label in traffic.pattern + traffic.ordinary}
     return traffic, heldout
-
-
-@dataclass
-class Review:
-    """One review as sent to the bot, with the bot's verdict on it."""
-
-    text: str
-    label: int  # the true label
-    pattern: bool
-    sender: int
-    message: dict
-    reply: dict | None = None  # the bot's verdict message (with its 맞아요 / 틀렸어요 buttons)
-    verdict_id: int | None = None
-    predicted: int | None = None  # the bot's verdict, as a LABEL_NAMES index
-
-    @property
-    def wrong(self) -> bool:
-        return self.predicted != self.label
-
-
-# --- scoring ----------------------------------------------------------------------------------------------
-
-
-def base_evaluation(settings, seed: int, size: int) -> tuple[list[str], list[int]]:
-    """10,000 NSMC test reviews outside the gate's fixed set (never trained on, never used to decide)."""
-    import pandas as pd
-
-    from bot.retraining.dataset import gate_eval_set
-    from trainer.data import load_nsmc, normalized_text
-
-    gate = {normalized_text(text) for text in gate_eval_set(settings).texts}
-    corpus = load_nsmc(settings.korpora_root)
-    frame = pd.DataFrame({"text": list(corpus.test.texts), "label": list(corpus.test.labels)})
-    frame = frame.loc[~frame["text"].map(normalized_text).isin(gate)]
-    frame = frame.loc[frame["text"].str.strip().str.len() >= 6].sample(size, random_state=seed)
-    return frame["text"].tolist(), [int(label) for label in frame["label"]]
-
-
-def score(model_path: Path, settings, heldout, base_texts, base_labels, targets=()) -> dict[str, Any]:
-    """Pattern error (overall, per class), base accuracy and, given the attackers' `targets` (text, true label),
-    how many of those the model now gets wrong, as they asked; all as the bot serves the model."""
-    from scipy.stats import binomtest
-
-    from bot.serving import load_serving_classifier
-
-    classifier = load_serving_classifier(model_path, settings)
-    positive = classifier.label2id["긍정"]
-    pattern = [int(v.label == positive) for v in classifier.predict(heldout["text"].tolist())]
-    base = [int(v.label == positive) for v in classifier.predict(base_texts)]
-    correct = sum(int(p == y) for p, y in zip(base, base_labels, strict=True))
-    interval = binomtest(correct, len(base_labels)).proportion_ci(method="wilson")
-    poisoned = (
-        [int(v.label == positive) for v in classifier.predict([text for text, _ in targets])]
-        if targets
-        else []
-    )
-    return {
-        "poison_targets_wrong": sum(int(p != label) for p, (_, label) in zip(poisoned, targets, strict=True)),
-        "poison_targets": len(targets),
-        "pattern": error_report(heldout["label"].tolist(), pattern),
-        "base_accuracy": correct / len(base_labels),
-        "base_ci95": [round(interval.low, 4), round(interval.high, 4)],
-        "base_n": len(base_labels),
-        "base_predictions": base,
-    }
-
-
-def _summarise(after: dict[str, Any], before: dict[str, Any]) -> dict[str, Any]:
-    from scipy.stats import binomtest
-
-    pairs = list(zip(after["base_predictions"], before["base_predictions"], before["labels"], strict=True))
-    gained = sum(1 for a, b, y in pairs if a == y != b)
-    lost = sum(1 for a, b, y in pairs if b == y != a)
-    p_value = binomtest(gained, gained + lost).pvalue if gained + lost else 1.0
-    pattern_before = before["pattern"]["overall"]["error"]
-    return {
-        "pattern": after["pattern"],
-        "pattern_error_change": after["pattern"]["overall"]["error"] - pattern_before,
-        "pattern_error_reduction": 1 - after["pattern"]["overall"]["error"] / pattern_before,
-        "per_class_error_change_points": {
-            name: round(100 * (after["pattern"][name]["error"] - before["pattern"][name]["error"]), 2)
-            for name in LABEL_NAMES
-        },
-        "base_accuracy": after["base_accuracy"],
-        "base_ci95": after["base_ci95"],
-        "base_change_points": round(100 * (after["base_accuracy"] - before["base_accuracy"]), 2),
-        "base_paired": {"gained": gained, "lost": lost, "mcnemar_p": round(p_value, 4)},
-        "poison_targets_wrong": after["poison_targets_wrong"],
-        "poison_targets": after["poison_targets"],
-    }
-
-
-@dataclass
-class Evaluation:
-    """What every scenario's models are scored on, and the starting model's scores."""
-
-    settings: Any
-    heldout: Any
-    base_texts: list[str]
-    base_labels: list[int]
-    before: dict[str, Any]
-
-    async def after(self, model_path: str | None, targets=()) -> dict[str, Any] | None:
-        if not model_path:
-            return None
-        scores = await asyncio.to_thread(
-            score, Path(model_path), self.settings, self.heldout, self.base_texts, self.base_labels, targets
-        )
-        return _summarise(scores, self.before)
-
-
-# --- the bot's answers --------------------------------------------------------------------------------------
-
-
-def _texts_module():
-    try:
-        from bot.moderation import texts
-    except ImportError:
-        from bot.telegram import texts
-    return texts
-
-
-class AnswerKinds:
-    """Names the bot's answers by the `texts` templates they were made of, e.g. "FEEDBACK_RECORDED +
-    LABEL_WAITS_FOR_REVIEWER" (a label's receipt, then what becomes of it) or "FEEDBACK_RATE_LIMITED"."""
-
-    def __init__(self) -> None:
-        templates = []
-        for name, value in vars(_texts_module()).items():
-            if name.isupper() and isinstance(value, str) and value.strip():
-                literal = re.split(r"\{[^{}]*\}", value)
-                if sum(map(len, literal)) >= 4:  # a bare placeholder says nothing
-                    pattern = re.compile(".*?".join(re.escape(part) for part in literal), re.DOTALL)
-                    templates.append((sum(map(len, literal)), name, pattern))
-        templates.sort(key=lambda item: -item[0])  # the most specific template first
-        self.templates = templates
-
-    def __call__(self, text: str) -> str:
-        names, position = [], 0
-        while position < len(text):
-            found = None
-            for _, name, pattern in self.templates:
-                match = pattern.match(text, position)
-                if match and match.end() > position:
-                    found = (name, match.end())
-                    break
-            if found is None:
-                names.append("other" if not names else "…")
-                break
-            names.append(found[0])
-            position = found[1]
-            while position < len(text) and text[position].isspace():
-                position += 1
-        return " + ".join(names) or "other"
-
-
-# --- the bot under test -------------------------------------------------------------------------------------
-
-
-class BotUnderTest:
-    """The real bot (Application + runner + retraining service) against the stand-in, in one work folder."""
-
-    def __init__(
-        self, workdir: Path, shared_dir: Path, model_dir: Path, toxicity_model_dir: Path | None = None
-    ) -> None:
-        self.workdir = workdir
-        self.shared_dir = shared_dir
-        self.model_dir = model_dir
-        self.toxicity_model_dir = toxicity_model_dir  # also served (and retrainable) when given
-        self.api = None
-        self.runner = None
-        self.moderation = None
-        self.settings = None
-        self.engine = None
-        self.kinds = AnswerKinds()
-        self.hours_passed = 0  # simulated hours (labels aged) so far
-
-    async def start(self) -> None:
-        from fake_telegram import FakeBotApi
-
-        from bot import storage, versions
-        from bot.moderation import Moderation
-        from bot.retraining import attach_retraining
-        from bot.serving import MicroBatcher, ServingModel, TaskServing
-        from bot.storage import Task
-        from bot.telegram.app import build_application
-        from bot.telegram.runner import BotRunner
-
-        self.api = FakeBotApi(token=TOKEN)
-        await self.api.start()
-        self.settings = bench_settings(
-            telegram_base_url=self.api.base_url,
-            database_url=f"sqlite+aiosqlite:///{self.workdir / 'moderator.db'}",
-            model_dir=self.workdir / "models",
-            runs_dir=self.workdir / "runs",
-            korpora_root=self.shared_dir / "korpora",
-        )
-        await asyncio.to_thread(storage.upgrade_database, self.settings.database_url)
-        self.engine = storage.create_engine(self.settings.database_url)
-        session_factory = storage.make_session_factory(self.engine)
-        copy = self.settings.model_dir / "quickstart"
-        if not copy.exists():
-            shutil.copytree(self.model_dir, copy)
-            await versions.register(session_factory, self.settings, path=copy, activate_it=True)
-        active = await versions.load_active_or_fall_back(session_factory, self.settings)
-        serving = ServingModel(active.classifier, active.version.id)
-        toxicity = None
-        if self.toxicity_model_dir is not None:
-            toxicity_copy = self.settings.model_dir / "quickstart-toxicity"
-            if not toxicity_copy.exists():
-                shutil.copytree(self.toxicity_model_dir, toxicity_copy)
-                await versions.register(session_factory, self.settings, path=toxicity_copy, activate_it=True)
-            active_toxicity = await versions.load_active_or_fall_back(
-                session_factory, self.settings, task=Task.TOXICITY
-            )
-            toxicity_serving = ServingModel(active_toxicity.classifier, active_toxicity.version.id)
-            toxicity = TaskServing(
-                toxicity_serving,
-                MicroBatcher(toxicity_serving, window_ms=self.settings.batch_window_ms, max_batch=64),
-            )
-        self.moderation = Moderation(
-            session_factory=session_factory,
-            serving=serving,
-            batcher=MicroBatcher(serving, window_ms=self.settings.batch_window_ms, max_batch=64),
-            settings=self.settings,
-            toxicity=toxicity,
-        )
-        application = build_application(self.settings, moderation=self.moderation, engine=self.engine)
-        attach_retraining(application, settings=self.settings, moderation=self.moderation)
-        self.runner = BotRunner(
-            application, settings=self.settings, session_factory=session_factory, poll_timeout=1
-        )
-        await self.runner.start()
-
-    async def stop(self) -> None:
-        if self.runner is not None:
-            await self.runner.stop()
-        if self.api is not None:
-            await self.api.stop()
-
-    @property
-    def sessions(self):
-        return self.moderation.session_factory
-
-    # -- sending reviews ---------------------------------------------------------------------------------
-
-    async def send_in_groups(self, reviews: list[tuple[str, int]], first_user: int) -> list[Review]:
-        """Each review from its own user, in review groups of `GROUP_SIZE`, mentioning the bot."""
-        sent = []
-        for index, (text, label) in enumerate(reviews):
-            group = -(first_user * 10 + index // GROUP_SIZE)
-            user = first_user + index
-            message = self.api.push_message(
-                f"@review_mod_bot {text}", chat_id=group, chat_type="supergroup", user_id=user
-            )
-            sent.append(Review(text, label, bool(re.search(PATTERN.regex, text)), user, message))
-        return await self._verdicts(sent)
-
-    async def send_privately(self, reviews_of: dict[int, list[tuple[str, int]]]) -> list[Review]:
-        """Each user sends their own reviews in their private chat with the bot."""
-        sent = []
-        for user, reviews in reviews_of.items():
-            for text, label in reviews:
-                message = self.api.push_message(text, chat_id=user, chat_type="private", user_id=user)
-                sent.append(Review(text, label, bool(re.search(PATTERN.regex, text)), user, message))
-        return await self._verdicts(sent)
-
-    async def _verdicts(self, sent: list[Review]) -> list[Review]:
-        from bot.storage import Verdict
-
-        for review in sent:
-            try:
-                review.reply = await self.api.wait_for_reply(review.message, timeout=REPLY_TIMEOUT_S)
-            except TimeoutError:
-                logger.warning("no reply to %r", review.text)
-            review.verdict_id = _verdict_id(review.reply) if review.reply else None
-        async with self.sessions() as session:
-            for review in sent:
-                if review.verdict_id is not None:
-                    verdict = await session.get(Verdict, review.verdict_id)
-                    review.predicted = LABEL_NAMES.index(verdict.label_name)
-        return [review for review in sent if review.verdict_id is not None]
-
-    # -- labels --------------------------------------------------------------------------------------------
-
-    async def press(self, message: dict, data: str, user: int) -> str:
-        before = len(self.api.calls("answerCallbackQuery"))
-        self.api.push_callback(data=data, message=message, user_id=user)
-        await self.api.wait_until(lambda: len(self.api.calls("answerCallbackQuery")) > before, timeout=60)
-        return self.api.calls("answerCallbackQuery")[before].params.get("text", "")
-
-    async def label(self, review: Review, action: str, user: int, *, wait_out_limit: bool) -> tuple[str, str]:
-        """`user` presses 맞아요 ("ok") or 틀렸어요 ("wrong") under the verdict; (answer kind, answer text).
-
-        With `wait_out_limit`, a user the hourly limit stops waits an hour (all labels are aged an hour) and
-        presses again."""
-        data = f"{action}:{review.verdict_id}"
-        answer = await self.press(review.reply, data, user)
-        while wait_out_limit and _rate_limited(self.kinds(answer), answer):
-            await self.pass_an_hour()
-            answer = await self.press(review.reply, data, user)
-        return self.kinds(answer), answer
-
-    async def pass_an_hour(self) -> None:
-        """An hour passes: every label is aged an hour (the hourly limit counts labels of the last hour)."""
-        from sqlalchemy import select
-
-        from bot.storage import Feedback
-
-        async with self.sessions() as session, session.begin():
-            for row in await session.scalars(select(Feedback)):
-                row.created_at -= timedelta(hours=1)
-                row.updated_at -= timedelta(hours=1)
-        self.hours_passed += 1
-
-    # -- commands and the review queue ------------------------------------------------------------------
-
-    async def command(
-        self,
-        text: str,
-        user: int,
-        *,
-        chat_id: int | None = None,
-        chat_type="private",
-        timeout=REPLY_TIMEOUT_S,
-    ) -> dict:
-        message = self.api.push_message(
-            text, chat_id=user if chat_id is None else chat_id, chat_type=chat_type, user_id=user
-        )
-        return await self.api.wait_for_reply(message, timeout=timeout)
-
-    async def work_review_queue(
-        self, reviewer: int, bound: int, truth_of: dict[int, Review], roles: dict[int, str]
-    ) -> dict[str, Any]:
-        """`reviewer` works `/review` in a private chat, answering each disputed item with its true label, until
-        `bound` answers are spent or the queue leads with an item nobody labelled (no disputed one is left)."""
-        from sqlalchemy import select
-
-        from bot.storage import Feedback
-
-        start = len(self.api.requests)
-        item = await self.command("/review", reviewer)
-        answers: list[dict[str, Any]] = []
-        stop = "bound reached"
-        first_item_text = item.get("text", "")
-        while len(answers) < bound:
-            verdict_id = _review_verdict_id(item)
-            if verdict_id is None:
-                stop = f"no item ({self.kinds(item.get('text', ''))})"
-                break
-            async with self.sessions() as session:
-                labels = list(
-                    await session.scalars(
-                        select(Feedback).where(
-                            Feedback.verdict_id == verdict_id,
-                            Feedback.voided_at.is_(None),
-                            Feedback.trusted.is_(False),
-                        )
-                    )
-                )
-            flagged = self.kinds(item.get("text", "")).startswith("REVIEW_DISPUTED_NOTE")
-            if not labels:
-                stop = "no disputed item left" + (" (but the bot marked it disputed)" if flagged else "")
-                break
-            review = truth_of.get(verdict_id)
-            if review is None:
-                stop = f"verdict {verdict_id} is not one the bench sent"
-                break
-            truth = LABEL_NAMES[review.label]
-            button = next((b for b in _buttons(item) if b["text"] == truth), None)
-            if button is None:
-                stop = f"no button named {truth} in {[b['text'] for b in _buttons(item)]}"
-                break
-            index = len(self.api.requests)
-            answer = await self.press(item, button["callback_data"], reviewer)
-            answers.append(
-                {
-                    "verdict_id": verdict_id,
-                    "pattern": review.pattern,
-                    "true_label": truth,
-                    "bot_verdict": LABEL_NAMES[review.predicted],
-                    "answer": self.kinds(answer),
-                    "marked_disputed_by_bot": flagged,
-                    "checked": [
-                        {
-                            "user": row.user_id,
-                            "role": roles.get(row.user_id, "other"),
-                            "agreed": LABEL_NAMES[row.label] == truth
-                            if row.label < len(LABEL_NAMES)
-                            else False,
-                        }
-                        for row in labels
-                    ],
-                }
-            )
-            item = await self._next_item(reviewer, index, verdict_id)
-            if item is None:
-                stop = "no next item"
-                break
-        return {
-            "reviewer": reviewer,
-            "bound": bound,
-            "answers": len(answers),
-            "stop": stop,
-            "first_item_text": first_item_text,
-            "requests": len(self.api.requests) - start,
-            "items": answers,
-        }
-
-    async def _next_item(self, chat: int, since: int, current: int) -> dict | None:
-        """The next queue item the bot showed in `chat` after request `since` (a new message or an edit)."""
-
-        def find() -> dict | None:
-            for request in reversed(self.api.requests[since:]):
-                result = request.result
-                if (
-                    request.method in ("sendMessage", "editMessageText")
-                    and isinstance(result, dict)
-                    and result["chat"]["id"] == chat
-                    and _review_verdict_id(result) not in (None, current)
-                ):
-                    return result
-            return None
-
-        try:
-            await self.api.wait_until(lambda: find() is not None, timeout=NEXT_ITEM_TIMEOUT_S)
-        except TimeoutError:
-            return None
-        return find()
-
-    async def retrain(self, task_word: str = "") -> dict[str, Any]:
-        """The admin sends `/retrain` (or `/retrain <task_word>`) and the run is waited for."""
-        from bot import storage
-
-        started = time.perf_counter()
-        reply = await self.command(f"/retrain {task_word}".strip(), ADMIN)
-        run_id = int(re.search(r"#(\d+)", reply["text"])[1])
-        outcome = await self.moderation.retrainer.wait_for_run(run_id)
-        wall = time.perf_counter() - started
-        async with self.sessions() as session:
-            run = await storage.get_training_run(session, run_id=run_id)
-            version = (
-                await storage.get_model_version(session, version_id=run.model_version_id)
-                if run.model_version_id
-                else None
-            )
-        return {
-            "run_id": run_id,
-            "status": str(outcome.status),
-            "promoted": outcome.status.value == "succeeded",
-            "wall_seconds": round(wall, 1),
-            "reason": outcome.decision.reason if outcome.decision else outcome.error,
-            "gate": outcome.gate,
-            "correction_count": getattr(run, "correction_count", None),
-            "example_count": getattr(run, "example_count", None),
-            "model_path": version.path if version else None,
-            "summary": outcome.summary,
-        }
-
-
-def _rate_limited(kind: str, answer: str) -> bool:
-    return kind.startswith("FEEDBACK_RATE_LIMITED") or "한 시간에" in answer
-
-
-def bench_settings(**where: Any):
-    """The defaults, but for where things live, who the admin and the reviewer are, and no scheduled runs."""
-    from bot.settings import Settings
-
-    return Settings(
-        _env_file=None,
-        **SETTINGS_OVERRIDES,
-        telegram_bot_token=TOKEN,
-        admin_ids=frozenset({ADMIN}),
-        reviewer_ids=frozenset({REVIEWER}),
-        retrain_cron=None,
-        **where,
-    )
-
-
-def _buttons(message: dict) -> list[dict]:
-    return [b for row in (message.get("reply_markup") or {}).get("inline_keyboard", []) for b in row]
-
-
-def _verdict_id(reply: dict) -> int | None:
-    for button in _buttons(reply):
-        action, _, rest = button["callback_data"].partition(":")
-        if action in ("ok", "wrong"):
-            return int(rest.split(":")[0])
-    return None
-
-
-def _review_verdict_id(message: dict) -> int | None:
-    for button in _buttons(message):
-        parts = button["callback_data"].split(":")
-        if parts[0] == "rv" and len(parts) == 3:
-            return int(parts[1])
-    return None
-
-
-# --- what each run counted ---------------------------------------------------------------------------------
-
-
-class Ledger:
-    """Every label the bench's people gave, by role, with how the bot answered."""
-
-    def __init__(self) -> None:
-        self.roles: dict[int, str] = {}
-        self.events: list[dict[str, Any]] = []
-
-    def add_role(self, role: str, users) -> None:
-        for user in users:
-            self.roles[user] = role
-
-    def record(self, user: int, review: Review, action: str, kind: str, answer: str) -> None:
-        given = review.predicted if action == "ok" else 1 - review.predicted
-        self.events.append(
-            {
-                "user": user,
-                "role": self.roles.get(user, "other"),
-                "verdict_id": review.verdict_id,
-                "pattern": review.pattern,
-                "kind": "confirmation" if action == "ok" else "correction",
-                "honest": given == review.label,
-                "answer": kind,
-                "answer_text": answer,
-                "refused": _rate_limited(kind, answer),
-            }
-        )
-
-    def summary(self, events: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-        """Per role: labels given (presses the hourly limit refused are left out, and counted apart)."""
-        events = self.events if events is None else events
-        by_role: dict[str, dict[str, Any]] = {}
-        for role in sorted({event["role"] for event in events}):
-            mine = [event for event in events if event["role"] == role]
-            answers = Counter(event["answer"] for event in mine)
-            samples = {}
-            for event in mine:
-                samples.setdefault(event["answer"], event["answer_text"])
-            given = [event for event in mine if not event["refused"]]
-            by_role[role] = {
-                "users": len({event["user"] for event in mine}),
-                "presses": len(mine),
-                "refused_by_hourly_limit": len(mine) - len(given),
-                "labels": len(given),
-                "corrections": sum(1 for e in given if e["kind"] == "correction" and e["honest"]),
-                "confirmations": sum(1 for e in given if e["kind"] == "confirmation" and e["honest"]),
-                "flips": sum(1 for e in given if not e["honest"]),
-                "on_pattern_reviews": sum(1 for e in given if e["pattern"]),
-                "bot_answers": dict(answers),
-                "bot_answer_samples": samples,
-            }
-        return by_role
-
-
-def _read_labels_csv(path: Path) -> dict[str, str]:
-    """text -> label name of a human-labels CSV written for (or held out from) the trainer."""
-    if not path.is_file():
-        return {}
-    with open(path, newline="", encoding="utf-8") as handle:
-        return {row["text"]: row["label"] for row in csv.DictReader(handle)}
-
-
-async def account_run(
-    bot: BotUnderTest, run_id: int, truth_of: dict[int, Review], roles: dict[int, str]
-) -> dict[str, Any]:
-    """What run `run_id` counted, from its files (`human_labels_train.csv`, `human_labels_holdout.csv`) and the
-    labels' `used_by_run_id`: per role and overall, and the poisoned labels it trained on."""
-    from sqlalchemy import select
-
-    from bot.storage import Feedback, Verdict
-
-    run_dir = bot.settings.runs_dir.resolve() / f"run-{run_id}"
-    train = _read_labels_csv(run_dir / "human_labels_train.csv")
-    holdout = _read_labels_csv(run_dir / "human_labels_holdout.csv")
-    async with bot.sessions() as session:
-        rows = (await session.execute(select(Feedback, Verdict.text).join(Verdict))).all()
-    by_role: dict[str, Counter] = defaultdict(Counter)
-    poisoned: Counter = Counter()
-    poisoned_trained: list[int] = []
-    for feedback, text in rows:
-        role = roles.get(feedback.user_id, "other")
-        counts = by_role[role]
-        if feedback.voided_at is not None:
-            counts["voided"] += 1
-            continue
-        review = truth_of.get(feedback.verdict_id)
-        own = LABEL_NAMES[feedback.label]
-        used = feedback.used_by_run_id is not None and feedback.used_by_run_id <= run_id
-        in_train, in_holdout = train.get(text) == own, holdout.get(text) == own
-        counts["given"] += 1
-        counts["used_by_this_run"] += int(feedback.used_by_run_id == run_id)
-        counts["used_by_a_run_so_far"] += int(used)
-        counts["trained_on_with_their_label"] += int(in_train and used)
-        counts["held_out_with_their_label"] += int(in_holdout and used)
-        counts["in_train_file_with_their_label"] += int(in_train)
-        if role in ATTACKER_ROLES and review is not None and feedback.label != review.label:
-            poisoned["given"] += 1
-            poisoned["in_train_file"] += int(in_train)
-            poisoned["held_out"] += int(in_holdout and used)
-            if in_train and used:
-                poisoned["trained_on"] += 1
-                poisoned_trained.append(feedback.verdict_id)
-    texts = {review.text: review for review in truth_of.values()}
-    exported = {"train": train, "holdout": holdout}
-    files = {}
-    for name, labels in exported.items():
-        known = [(texts[text], label) for text, label in labels.items() if text in texts]
-        files[name] = {
-            "examples": len(labels),
-            "by_label": dict(Counter(labels.values())),
-            "pattern_reviews": sum(1 for review, _ in known if review.pattern),
-            "label_differs_from_truth": sum(
-                1 for review, label in known if LABEL_NAMES[review.label] != label
-            ),
-            "not_sent_by_bench": len(labels) - len(known),
-        }
-    return {
-        "files": files,
-        "by_role": {role: dict(counts) for role, counts in sorted(by_role.items())},
-        "poisoned": {
-            "given": poisoned["given"],
-            "trained_on": poisoned["trained_on"],
-            "in_train_file": poisoned["in_train_file"],
-            "held_out": poisoned["held_out"],
-            "trained_on_verdicts": sorted(poisoned_trained),
-        },
-    }
-
-
-async def labeller_records(bot: BotUnderTest, roles: dict[int, str]) -> dict[str, Any]:
-    """Each untrusted labeller's record, computed here from the labels (a spot check = an untrusted label on a
-    verdict that also has a trusted label, the most recent of which is the answer), and the bot's own standing
-    when it exposes one (`bot.storage.label_trust`)."""
-    from sqlalchemy import select
-
-    from bot.storage import Feedback
-
-    required = getattr(bot.settings, "spot_checks_required", 3)
-    min_accuracy = getattr(bot.settings, "labeller_min_accuracy", 0.8)
-    async with bot.sessions() as session:
-        rows = list(await session.scalars(select(Feedback).where(Feedback.voided_at.is_(None))))
-        bot_view: dict[int, str] | None = {}
-        try:
-            from bot.storage import label_trust
-
-            rule = label_trust.LabelRule.from_settings(bot.settings)
-            for user, record in (await label_trust.labeller_records(session)).items():
-                bot_view[user] = str(record.standing(rule))
-        except (ImportError, AttributeError) as error:
-            bot_view = None
-            logger.info("the bot exposes no labeller records (%s)", error)
-    gold: dict[int, Any] = {}
-    for row in rows:
-        if row.trusted and (
-            row.verdict_id not in gold
-            or (row.updated_at, row.id) > (gold[row.verdict_id].updated_at, gold[row.verdict_id].id)
-        ):
-            gold[row.verdict_id] = row
-    checks: Counter = Counter()
-    agreed: Counter = Counter()
-    labels: Counter = Counter()
-    for row in rows:
-        if row.trusted:
-            continue
-        labels[row.user_id] += 1
-        if row.verdict_id in gold:
-            checks[row.user_id] += 1
-            agreed[row.user_id] += int(row.label == gold[row.verdict_id].label)
-    users = {}
-    for user in sorted(labels):
-        n, a = checks[user], agreed[user]
-        accuracy = (a + 1) / (n + 2)
-        standing = "unproven" if n < required else ("earned" if accuracy >= min_accuracy else "failing")
-        users[str(user)] = {
-            "role": roles.get(user, "other"),
-            "labels": labels[user],
-            "spot_checks": n,
-            "agreed": a,
-            "accuracy": round(accuracy, 3),
-            "standing": standing,
-            "bot_standing": None if bot_view is None else bot_view.get(user, "unproven"),
-        }
-    by_role: dict[str, Counter] = defaultdict(Counter)
-    for record in users.values():
-        by_role[record["role"]][record["standing"]] += 1
-    mismatches = [
-        user
-        for user, record in users.items()
-        if bot_view is not None and record["standing"] != record["bot_standing"]
-    ]
-    return {
-        "by_role": {role: dict(counts) for role, counts in sorted(by_role.items())},
-        "standing_differs_from_bot": mismatches,
-        "users": users,
-    }
 
 
 # --- the scenarios -----------------------------------------------------------------------------------------
@@ -955,7 +201,7 @@ class Scenario:
         """`user` labels `review`; True when the hourly limit refused the label."""
         kind, answer = await self.bot.label(review, action, user, wait_out_limit=wait_out_limit)
         self.ledger.record(user, review, action, kind, answer)
-        return _rate_limited(kind, answer)
+        return rate_limited(kind, answer)
 
     async def review_queue(self, reviewer: int, bound: int) -> dict[str, Any]:
         return await self.bot.work_review_queue(reviewer, bound, self.truth_of, self.ledger.roles)
@@ -1007,7 +253,7 @@ async def honest_pair_phase(scenario: Scenario) -> dict[str, Any]:
         "review_in_group": {
             "answer": bot.kinds(in_group.get("text", "")),
             "text": in_group.get("text", ""),
-            "shows_an_item": _review_verdict_id(in_group) is not None,
+            "shows_an_item": review_item_verdict_id(in_group) is not None,
         },
         "review_queue": await scenario.review_queue(ADMIN, REVIEW_BOUND["a"]),
     }
@@ -1036,7 +282,7 @@ async def scenario_a(
     report.update(phase)
     report["stats_before_run"] = stats
     report["runs"] = [run]
-    report["goal"] = _learning_goal(run)
+    report["goal"] = learning_goal(run)
     report["wall_seconds"] = round(time.perf_counter() - scenario.started, 1)
     return report, scenario
 
@@ -1069,7 +315,7 @@ async def scenario_b(ctx: Context) -> dict[str, Any]:
     report["review_queue"] = queue
     report["stats_before_run"] = stats
     report["runs"] = [run]
-    report["goal"] = _learning_goal(run)
+    report["goal"] = learning_goal(run)
     report["wall_seconds"] = round(time.perf_counter() - scenario.started, 1)
     return report
 
@@ -1198,21 +444,6 @@ async def scenario_d(ctx: Context) -> dict[str, Any]:
     return report
 
 
-def _learning_goal(run: dict[str, Any]) -> dict[str, Any]:
-    after = run.get("after")
-    rule = "pattern error falls >= 50%, neither class's error rises > 10 points"
-    if not after:
-        return {"rule": rule, "met": False, "why": "no candidate model"}
-    rises = after["per_class_error_change_points"]
-    return {
-        "rule": rule,
-        "pattern_error_reduction": round(after["pattern_error_reduction"], 4),
-        "per_class_error_change_points": rises,
-        "met": after["pattern_error_reduction"] >= 0.5 and max(rises.values()) <= 10,
-        "promoted": run["promoted"],
-    }
-
-
 # --- main -------------------------------------------------------------------------------------------------
 
 
@@ -1257,7 +488,7 @@ async def main_async(args) -> dict[str, Any]:
             "python": platform.python_version(),
             "load_average_at_start": load_at_start,
         },
-        "settings": {key: _plain(getattr(settings, key, None)) for key in SETTINGS_REPORTED},
+        "settings": {key: plain(getattr(settings, key, None)) for key in SETTINGS_REPORTED},
         "settings_overrides": dict(SETTINGS_OVERRIDES),
         "bench": {
             "admin": ADMIN,
@@ -1300,14 +531,6 @@ async def main_async(args) -> dict[str, Any]:
     results["machine"]["load_average_at_end"] = [round(value, 2) for value in os.getloadavg()]
     results["wall_seconds"] = round(time.perf_counter() - started, 1)
     return results
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, frozenset | set):
-        return sorted(value)
-    if isinstance(value, Path):
-        return str(value)
-    return value
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -47,17 +47,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench.bench_learning_loop import (
+from bench.bot_under_test import (
     ADMIN,
     REVIEWER,
     SETTINGS_REPORTED,
     SHARED_DIR,
     SMOKE,
     BotUnderTest,
-    _buttons,
-    _plain,
-    _review_verdict_id,
+    buttons_of,
     ensure_quickstart_model,
+    plain,
+    review_item_verdict_id,
 )
 from bench.learning_loop_data import DEFAULT_MODEL_DIR, load_rated_reviews, wilson_ci
 
@@ -242,7 +242,7 @@ async def work_queue(bot: BotUnderTest, truth_of: dict[int, str], bound: int) ->
     answers: list[dict[str, Any]] = []
     stop = "bound reached"
     while len(answers) < bound:
-        verdict_id = _review_verdict_id(item)
+        verdict_id = review_item_verdict_id(item)
         if verdict_id is None:
             stop = f"no item ({bot.kinds(item.get('text', ''))})"
             break
@@ -263,14 +263,14 @@ async def work_queue(bot: BotUnderTest, truth_of: dict[int, str], bound: int) ->
         if truth is None:
             stop = f"verdict {verdict_id} is not a toxicity verdict the bench sent"
             break
-        button = next((b for b in _buttons(item) if b["text"] == truth), None)
+        button = next((b for b in buttons_of(item) if b["text"] == truth), None)
         if button is None:
             stop = f"no button named {truth}"
             break
         index = len(bot.api.requests)
         answer = await bot.press(item, button["callback_data"], REVIEWER)
         answers.append({"verdict_id": verdict_id, "truth": truth, "answer": bot.kinds(answer)})
-        item = await bot._next_item(REVIEWER, index, verdict_id)
+        item = await bot.next_queue_item(REVIEWER, index, verdict_id)
         if item is None:
             stop = "no next item"
             break
@@ -357,7 +357,7 @@ async def main_async(args) -> dict[str, Any]:
             "load_average_at_start": load_at_start,
             "load_average_at_end": [round(value, 2) for value in os.getloadavg()],
         },
-        "settings": {key: _plain(getattr(settings, key, None)) for key in SETTINGS_REPORTED},
+        "settings": {key: plain(getattr(settings, key, None)) for key in SETTINGS_REPORTED},
         "traffic": {
             "users": len(USERS),
             "pattern_reviews_sent": len(sent_pattern),
@@ -385,7 +385,7 @@ async def main_async(args) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    import bench.bench_learning_loop as learning_loop
+    from bench import bot_under_test
     from bot.quickstart import FIRST_TOXICITY_MODEL_DIR
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -406,7 +406,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     if args.smoke:
-        learning_loop.SETTINGS_OVERRIDES.update(SMOKE)
+        bot_under_test.SETTINGS_OVERRIDES.update(SMOKE)
     if args.workdir.exists():
         shutil.rmtree(args.workdir)
     args.workdir.mkdir(parents=True)
