@@ -43,6 +43,10 @@ never sent to the bot, base accuracy on 10,000 NSMC test reviews outside the gat
 starting model), and wall times. Models are scored as the bot serves them.
 
     .venv/bin/python -m bench.bench_learning_loop [--scenario a|b|c|d|all] [--workdir DIR] [--smoke]
+        [--pattern-reviews 150]
+
+`--pattern-reviews N` sends N pattern reviews instead of 150 (more mistakes for the people to correct); the
+held-out pattern reviews are then the rest of the pattern's pool, fewer than 1,500 past N = 161.
 
 `--scenario all` (the default) writes bench/results/learning_loop.json (a key per scenario); `--scenario x`
 writes bench/results/learning_loop_x.json. Expect about 1.5 h on 2 quiet CPU cores for all (six e5 retraining
@@ -89,6 +93,7 @@ from bench.bot_under_test import (
 from bench.common import RESULTS_DIR
 from bench.learning_loop_accounting import Ledger, account_run, labeller_records
 from bench.learning_loop_data import (
+    BOT_SIZE,
     DEFAULT_MODEL_DIR,
     DEFAULT_SEED,
     LABEL_NAMES,
@@ -132,9 +137,11 @@ class Traffic:
     truth: dict[str, int] = field(default_factory=dict)
 
 
-def build_traffic(shared_dir: Path, seed: int) -> tuple[Traffic, Any]:
+def build_traffic(shared_dir: Path, seed: int, pattern_sent: int = BOT_SIZE) -> tuple[Traffic, Any]:
+    """The reviews users send (`pattern_sent` pattern reviews and the ordinary ones) and the held-out pattern
+    reviews, the rest of the pattern's pool (at most 1,500), which are never sent."""
     frame = load_rated_reviews(shared_dir)
-    bot_set, heldout = pattern_reviews(frame, seed=seed)
+    bot_set, heldout = pattern_reviews(frame, seed=seed, bot_size=pattern_sent)
     others = frame.loc[~PATTERN.mask(frame["text"])].sample(ORDINARY_REVIEWS, random_state=seed)
     pattern = list(zip(bot_set["text"], map(int, bot_set["label"]), strict=True))
     ordinary = list(zip(others["text"], map(int, others["label"]), strict=True))
@@ -454,7 +461,7 @@ async def main_async(args) -> dict[str, Any]:
     started = time.perf_counter()
     load_at_start = [round(value, 2) for value in os.getloadavg()]
     ensure_quickstart_model(args.model, args.shared_dir)
-    traffic, heldout = build_traffic(args.shared_dir, args.seed)
+    traffic, heldout = build_traffic(args.shared_dir, args.seed, args.pattern_reviews)
     settings = bench_settings(korpora_root=args.shared_dir / "korpora", runs_dir=args.workdir / "runs")
     # The starting model as the bot serves it: prepared (fast-path artefact built) in a copy, like an import.
     starting_model = args.workdir / "quickstart"
@@ -504,6 +511,7 @@ async def main_async(args) -> dict[str, Any]:
             "poison_per_run": POISON_PER_RUN,
             "poison_runs": POISON_RUNS,
             "seed": args.seed,
+            "pattern_reviews_sent": args.pattern_reviews,
         },
         "model": results_model,
         "serving": serving_tag(settings),
@@ -542,6 +550,12 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--workdir", type=Path, default=REPO_ROOT / "data" / "bench-learning-loop")
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    parser.add_argument(
+        "--pattern-reviews",
+        type=int,
+        default=BOT_SIZE,
+        help="pattern reviews sent to the bot; the held-out ones are the rest of the pattern's pool",
+    )
     parser.add_argument(
         "--output", type=Path, default=None, help="default: bench/results/learning_loop[_x].json"
     )
