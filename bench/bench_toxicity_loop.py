@@ -54,7 +54,6 @@ from bench.bot_under_test import (
     SHARED_DIR,
     SMOKE,
     BotUnderTest,
-    buttons_of,
     ensure_quickstart_model,
     plain,
     review_item_verdict_id,
@@ -234,10 +233,6 @@ async def label_flagged(bot: BotUnderTest, reviews, verdicts, truth: dict[str, s
 async def work_queue(bot: BotUnderTest, truth_of: dict[int, str], bound: int) -> dict[str, Any]:
     """The reviewer answers disputed toxicity items with their true class, until `bound` answers or an item
     nobody labelled."""
-    from sqlalchemy import select
-
-    from bot.storage import Feedback
-
     item = await bot.command("/review", REVIEWER)
     answers: list[dict[str, Any]] = []
     stop = "bound reached"
@@ -246,29 +241,18 @@ async def work_queue(bot: BotUnderTest, truth_of: dict[int, str], bound: int) ->
         if verdict_id is None:
             stop = f"no item ({bot.kinds(item.get('text', ''))})"
             break
-        async with bot.sessions() as session:
-            untrusted = (
-                await session.scalars(
-                    select(Feedback.id).where(
-                        Feedback.verdict_id == verdict_id,
-                        Feedback.voided_at.is_(None),
-                        Feedback.trusted.is_(False),
-                    )
-                )
-            ).all()
-        if not untrusted:
+        if not await bot.untrusted_labels(verdict_id):
             stop = "no disputed item left"
             break
         truth = truth_of.get(verdict_id)
         if truth is None:
             stop = f"verdict {verdict_id} is not a toxicity verdict the bench sent"
             break
-        button = next((b for b in buttons_of(item) if b["text"] == truth), None)
-        if button is None:
+        index = len(bot.api.requests)
+        answer = await bot.press_button_named(item, truth, REVIEWER)
+        if answer is None:
             stop = f"no button named {truth}"
             break
-        index = len(bot.api.requests)
-        answer = await bot.press(item, button["callback_data"], REVIEWER)
         answers.append({"verdict_id": verdict_id, "truth": truth, "answer": bot.kinds(answer)})
         item = await bot.next_queue_item(REVIEWER, index, verdict_id)
         if item is None:

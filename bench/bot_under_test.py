@@ -277,6 +277,11 @@ class BotUnderTest:
         await self.api.wait_until(lambda: len(self.api.calls("answerCallbackQuery")) > before, timeout=60)
         return self.api.calls("answerCallbackQuery")[before].params.get("text", "")
 
+    async def press_button_named(self, message: dict, name: str, user: int) -> str | None:
+        """`user` presses the button labelled `name` under `message`: the bot's answer, or None when there is none."""
+        button = next((b for b in buttons_of(message) if b["text"] == name), None)
+        return None if button is None else await self.press(message, button["callback_data"], user)
+
     async def label(self, review: Review, action: str, user: int, *, wait_out_limit: bool) -> tuple[str, str]:
         """`user` presses 맞아요 ("ok") or 틀렸어요 ("wrong") under the verdict; (answer kind, answer text).
 
@@ -317,15 +322,28 @@ class BotUnderTest:
         )
         return await self.api.wait_for_reply(message, timeout=timeout)
 
+    async def untrusted_labels(self, verdict_id: int) -> list:
+        """The verdict's live labels from users who are not trusted: what a reviewer's answer checks."""
+        from sqlalchemy import select
+
+        from bot.storage import Feedback
+
+        async with self.sessions() as session:
+            return list(
+                await session.scalars(
+                    select(Feedback).where(
+                        Feedback.verdict_id == verdict_id,
+                        Feedback.voided_at.is_(None),
+                        Feedback.trusted.is_(False),
+                    )
+                )
+            )
+
     async def work_review_queue(
         self, reviewer: int, bound: int, truth_of: dict[int, Review], roles: dict[int, str]
     ) -> dict[str, Any]:
         """`reviewer` works `/review` in a private chat, answering each disputed item with its true label, until
         `bound` answers are spent or the queue leads with an item nobody labelled (no disputed one is left)."""
-        from sqlalchemy import select
-
-        from bot.storage import Feedback
-
         start = len(self.api.requests)
         item = await self.command("/review", reviewer)
         answers: list[dict[str, Any]] = []
@@ -336,16 +354,7 @@ class BotUnderTest:
             if verdict_id is None:
                 stop = f"no item ({self.kinds(item.get('text', ''))})"
                 break
-            async with self.sessions() as session:
-                labels = list(
-                    await session.scalars(
-                        select(Feedback).where(
-                            Feedback.verdict_id == verdict_id,
-                            Feedback.voided_at.is_(None),
-                            Feedback.trusted.is_(False),
-                        )
-                    )
-                )
+            labels = await self.untrusted_labels(verdict_id)
             flagged = self.kinds(item.get("text", "")).startswith("REVIEW_DISPUTED_NOTE")
             if not labels:
                 stop = "no disputed item left" + (" (but the bot marked it disputed)" if flagged else "")
@@ -355,12 +364,11 @@ class BotUnderTest:
                 stop = f"verdict {verdict_id} is not one the bench sent"
                 break
             truth = LABEL_NAMES[review.label]
-            button = next((b for b in buttons_of(item) if b["text"] == truth), None)
-            if button is None:
+            index = len(self.api.requests)
+            answer = await self.press_button_named(item, truth, reviewer)
+            if answer is None:
                 stop = f"no button named {truth} in {[b['text'] for b in buttons_of(item)]}"
                 break
-            index = len(self.api.requests)
-            answer = await self.press(item, button["callback_data"], reviewer)
             answers.append(
                 {
                     "verdict_id": verdict_id,
