@@ -69,7 +69,7 @@ import random
 import shutil
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -129,12 +129,12 @@ logger = logging.getLogger("bench.learning_loop")
 
 @dataclass
 class Traffic:
-    """What users send: pattern reviews (the bot set), ordinary reviews, and their true labels (0 부정, 1 긍정)."""
+    """What users send: pattern reviews (the bot set) and ordinary reviews, with their true labels (0 부정,
+    1 긍정), and how many of each the bench left out because the bot would not classify them."""
 
     pattern: list[tuple[str, int]]
     ordinary: list[tuple[str, int]]
-    not_reviews: dict[str, int] = field(default_factory=dict)  # dropped: the bot would not classify them
-    truth: dict[str, int] = field(default_factory=dict)
+    not_reviews: dict[str, int]
 
 
 def build_traffic(shared_dir: Path, seed: int, pattern_sent: int = BOT_SIZE) -> tuple[Traffic, Any]:
@@ -143,18 +143,17 @@ def build_traffic(shared_dir: Path, seed: int, pattern_sent: int = BOT_SIZE) -> 
     frame = load_rated_reviews(shared_dir)
     bot_set, heldout = pattern_reviews(frame, seed=seed, bot_size=pattern_sent)
     others = frame.loc[~PATTERN.mask(frame["text"])].sample(ORDINARY_REVIEWS, random_state=seed)
-    pattern = list(zip(bot_set["text"], map(int, bot_set["label"]), strict=True))
-    ordinary = list(zip(others["text"], map(int, others["label"]), strict=True))
-    traffic = Traffic(
-        pattern=[(text, label) for text, label in pattern if is_review(text)],
-        ordinary=[(text, label) for text, label in ordinary if is_review(text)],
-        not_reviews={
-            "pattern": sum(1 for text, _ in pattern if not is_review(text)),
-            "ordinary": sum(1 for text, _ in ordinary if not is_review(text)),
-        },
-    )
-    traffic.truth = {text: label for text, label in traffic.pattern + traffic.ordinary}
-    return traffic, heldout
+    drawn = {"pattern": bot_set, "ordinary": others}
+    sent = {
+        kind: [
+            (text, int(label))
+            for text, label in zip(rows["text"], rows["label"], strict=True)
+            if is_review(text)
+        ]
+        for kind, rows in drawn.items()
+    }
+    not_reviews = {kind: len(drawn[kind]) - len(sent[kind]) for kind in drawn}
+    return Traffic(pattern=sent["pattern"], ordinary=sent["ordinary"], not_reviews=not_reviews), heldout
 
 
 # --- the scenarios -----------------------------------------------------------------------------------------
