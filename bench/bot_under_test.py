@@ -48,6 +48,7 @@ SETTINGS_REPORTED = (
     "retrain_from",
     "retrain_epochs",
     "retrain_best_metric",
+    "retrain_fine_tuned_share",
     "retrain_train_size",
     "retrain_eval_size",
     "retrain_batch_size",

@@ -153,6 +153,13 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
         default=defaults.best_metric,
         help="keep the checkpoint with the best validation loss or accuracy (default %(default)s)",
     )
+    recipe.add_argument(
+        "--fine-tuned-share",
+        type=float,
+        default=defaults.fine_tuned_share,
+        help="save this share of the fine-tuned weights and the rest of the base's, when the base is a classifier"
+        " over the same labels (WiSE-FT; default %(default)s: the fine-tuned weights)",
+    )
     recipe.add_argument("--seed", type=int, default=defaults.seed, help="default %(default)s")
     scratch = parser.add_argument_group("scratch model (--base scratch)")
     scratch.add_argument(
@@ -217,6 +224,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         max_length=args.max_length,
         early_stopping_patience=args.early_stopping_patience,
         best_metric=args.best_metric,
+        fine_tuned_share=args.fine_tuned_share,
         seed=args.seed,
         progress_json=args.progress_json,
         checkpoint_dir=args.checkpoint_dir,

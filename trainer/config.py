@@ -71,6 +71,9 @@ class TrainConfig:
     max_length: int | None = None  # None: the model's maximum (128 for scratch)
     early_stopping_patience: int = 2  # 0 disables early stopping
     best_metric: BestMetric = "loss"
+    # Save this share of the fine-tuned weights and the rest of the base checkpoint's (trainer/weight_mix.py),
+    # when the base is a classifier over the same labels; 1: the fine-tuned weights as they are.
+    fine_tuned_share: float = 1.0
     seed: int = 42
     progress_json: bool = False
     checkpoint_dir: Path | None = (
@@ -94,6 +97,10 @@ class TrainConfig:
         if self.kmhas_rows and (self.task != "toxicity" or self.data is not None):
             raise TrainingError(
                 "--kmhas-rows adds to the toxicity task's built-in data: use it with --task toxicity and no --data"
+            )
+        if not 0.0 < self.fine_tuned_share <= 1.0:
+            raise TrainingError(
+                f"--fine-tuned-share must be above 0 and at most 1, got {self.fine_tuned_share}"
             )
         for name in ("korpora_root", "data", "eval_data", "extra", "exclude", "checkpoint_dir"):
             value = getattr(self, name)

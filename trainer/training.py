@@ -42,6 +42,7 @@ from trainer.temperature import (
     fit_confidence_map,
     fit_temperature,
 )
+from trainer.weight_mix import mix_weights, starting_weights
 
 logger = logging.getLogger(__name__)
 
@@ -274,6 +275,31 @@ def _best_evaluation(state, evaluations: dict[int, EvalPrediction]) -> Predictio
     )
 
 
+def _mix_with_base(config: TrainConfig, id2label: dict[int, str], model) -> dict:
+    """Mix the trained `model` with the base checkpoint per `config.fine_tuned_share` (trainer/weight_mix.py);
+    the record of what was done: the share asked for, the share applied and, when it could not be, why."""
+    record: dict = {"requested": config.fine_tuned_share, "applied": 1.0}
+    if config.fine_tuned_share == 1.0:
+        return record
+    if config.is_scratch:
+        record["not_applied"] = "a scratch model has no starting weights"
+    else:
+        local = _local_base(config.base)
+        start = starting_weights(str(local) if local is not None else config.base, id2label, model)
+        if isinstance(start, str):
+            record["not_applied"] = f"the base checkpoint cannot be mixed: {start}"
+        else:
+            mix_weights(model, start, fine_tuned_share=config.fine_tuned_share)
+            record["applied"] = config.fine_tuned_share
+    if "not_applied" in record:
+        logger.warning("Saving the fine-tuned weights as they are: %s", record["not_applied"])
+    else:
+        logger.info(
+            "Saved weights: %.2f of the fine-tuned ones, the rest the base checkpoint's", record["applied"]
+        )
+    return record
+
+
 @contextlib.contextmanager
 def _checkpoint_folder(requested: Path | None):
     """The folder for epoch checkpoints, removed on the way out: the caller's (a retraining run's own folder, so it
@@ -354,9 +380,11 @@ def _train(config: TrainConfig, *, started: float, json_stream) -> dict:
             callbacks=callbacks,
         )
         train_output = trainer.train()
-        prediction = _best_evaluation(trainer.state, evaluations) or trainer.predict(
-            eval_rows, metric_key_prefix="eval"
-        )
+        weight_mix = _mix_with_base(config, data.id2label, trainer.model)
+        prediction = _best_evaluation(trainer.state, evaluations) if weight_mix["applied"] == 1.0 else None
+        # Mixed weights (or no record of the epoch): the held-out logits of the weights that are saved.
+        if prediction is None:
+            prediction = trainer.predict(eval_rows, metric_key_prefix="eval")
         if not math.isfinite(prediction.metrics["eval_loss"]):
             raise TrainingError(f"Evaluation loss is {prediction.metrics['eval_loss']}; the model diverged")
 
@@ -402,6 +430,7 @@ def _train(config: TrainConfig, *, started: float, json_stream) -> dict:
             "history": history,
             "best_epoch": best_row["epoch"] if best_row else None,
             "best_metric": config.best_metric,
+            "weight_mix": weight_mix,
             "data": {
                 **data.sizes,
                 "extra_size": data.extra_size,

@@ -356,6 +356,7 @@ def base_train_config(
         exclude=exclude,
         epochs=settings.retrain_epochs,
         best_metric=settings.retrain_best_metric,
+        fine_tuned_share=settings.retrain_fine_tuned_share,
         batch_size=settings.retrain_batch_size,
         learning_rate=settings.retrain_learning_rate,
         max_length=settings.retrain_max_length,

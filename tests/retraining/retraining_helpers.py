@@ -43,6 +43,10 @@ def make_settings(tmp_path: Path, **overrides) -> Settings:
         "retrain_learning_rate": 5e-4,
         "retrain_max_length": None,  # the model's own maximum, as it serves
         "correction_weight": 4,
+        # The tiny scratch models of these tests are saved as fine-tuned. Mixing them back with their start
+        # (RETRAIN_FINE_TUNED_SHARE) is tested in tests/trainer/test_weight_mix.py and measured on e5 by the
+        # learning-loop benchmark; a 64-wide model trained from scratch has no pretrained features to keep.
+        "retrain_fine_tuned_share": 1.0,
         "correction_holdout_fraction": 0.25,
         "promotion_tolerance": 0.5,
         "gate_eval_size": 5000,

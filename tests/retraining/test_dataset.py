@@ -255,10 +255,15 @@ def test_trainer_flags_reproduce_the_config(tmp_path):
     )
     assert config.extra_neighbours == settings.correction_neighbours == 20
     assert config.best_metric == settings.retrain_best_metric == "loss"
+    assert config.fine_tuned_share == settings.retrain_fine_tuned_share
 
     everything = base_train_config(
         make_settings(
-            tmp_path, base_data=tmp_path / "reviews.csv", retrain_learning_rate=None, retrain_max_length=None
+            tmp_path,
+            base_data=tmp_path / "reviews.csv",
+            retrain_learning_rate=None,
+            retrain_max_length=None,
+            retrain_fine_tuned_share=0.7,
         ),
         output=tmp_path / "out",
         base="/models/active",
@@ -268,6 +273,7 @@ def test_trainer_flags_reproduce_the_config(tmp_path):
         checkpoint_dir=None,
     )
     assert config_from_args(parser.parse_args(arguments_for(everything))) == everything
+    assert everything.fine_tuned_share == 0.7  # the share reaches the trainer's flags
     assert everything.korpora_root is None and everything.data == tmp_path / "reviews.csv"
 
 
