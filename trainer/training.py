@@ -78,10 +78,15 @@ def _local_base(base: str) -> Path | None:
     return path if base.startswith((".", "/", "~")) or path.exists() else None
 
 
+def _base_name(base: str) -> str:
+    """What `from_pretrained` is given for `base`: its local folder, else the hub name as it is."""
+    local = _local_base(base)
+    return str(local) if local is not None else base
+
+
 def _load_pretrained(config: TrainConfig, id2label: dict[int, str]):
     """(tokenizer, model) for a hub name or local checkpoint; an unreachable hub becomes a clear TrainingError."""
-    local = _local_base(config.base)
-    base = str(local) if local is not None else config.base
+    base = _base_name(config.base)
     try:
         tokenizer = AutoTokenizer.from_pretrained(base)
         model, loading = AutoModelForSequenceClassification.from_pretrained(
@@ -284,8 +289,7 @@ def _mix_with_base(config: TrainConfig, id2label: dict[int, str], model) -> dict
     if config.is_scratch:
         record["not_applied"] = "a scratch model has no starting weights"
     else:
-        local = _local_base(config.base)
-        start = starting_weights(str(local) if local is not None else config.base, id2label, model)
+        start = starting_weights(_base_name(config.base), id2label, model)
         if isinstance(start, str):
             record["not_applied"] = f"the base checkpoint cannot be mixed: {start}"
         else:
